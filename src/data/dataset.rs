@@ -1,0 +1,157 @@
+//! Turning raw images into the train / validation / test matrices the network consumes:
+//! downsampling, scaling to [0, 1], optional per-pixel centring, the held-out validation slice.
+
+use ndarray::{Array2, ArrayView2, Axis};
+
+use super::source::{RawData, RawSplit};
+use crate::real::Real;
+
+/// How to turn raw bytes into inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocess {
+    /// Average-pool the images by this factor in each direction (1 keeps them as they are).
+    pub downsample: usize,
+    /// Keep only the first N training examples (before the validation slice is taken).
+    pub train_limit: Option<usize>,
+    /// Size of the validation slice, taken from the end of the training examples.
+    pub validation_size: usize,
+    /// Keep only the first N test examples.
+    pub test_limit: Option<usize>,
+    /// Subtract the per-pixel mean of the training slice from every split ("zero-mean MNIST").
+    pub zero_mean: bool,
+}
+
+/// One split: an input row per example and its label.
+#[derive(Debug, Clone)]
+pub struct Split<T> {
+    pub inputs: Array2<T>,
+    pub labels: Vec<u8>,
+}
+
+impl<T: Real> Split<T> {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Rows `start..end` of the inputs.
+    pub fn rows(&self, start: usize, end: usize) -> ArrayView2<'_, T> {
+        self.inputs.slice(ndarray::s![start..end, ..])
+    }
+}
+
+/// The three splits plus what the network needs to know about them.
+#[derive(Debug, Clone)]
+pub struct Dataset<T> {
+    pub train: Split<T>,
+    pub validation: Split<T>,
+    pub test: Split<T>,
+    /// Number of classes (largest label + 1).
+    pub classes: usize,
+    /// Side lengths of one (downsampled) image.
+    pub image_shape: (usize, usize),
+}
+
+impl<T: Real> Dataset<T> {
+    /// Number of inputs per example.
+    pub fn input_dim(&self) -> usize {
+        self.train.inputs.ncols()
+    }
+}
+
+/// Why preprocessing could not produce usable splits.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PrepareError {
+    #[error(
+        "data.validation_size = {validation} leaves no training examples out of {available}; \
+         choose a value below {available}"
+    )]
+    ValidationTooLarge { validation: usize, available: usize },
+    #[error(
+        "data.downsample = {factor} does not divide the {rows}x{cols} images; \
+         use a factor that divides both sides (1, 2, 4, 7, …)"
+    )]
+    BadDownsample {
+        factor: usize,
+        rows: usize,
+        cols: usize,
+    },
+}
+
+/// Average-pools one split's images and scales pixels to [0, 1].
+fn to_matrix<T: Real>(split: &RawSplit, factor: usize, limit: Option<usize>) -> Split<T> {
+    let images = &split.images;
+    let count = limit.map_or(images.count, |n| n.min(images.count));
+    let (rows, cols) = (images.rows / factor, images.cols / factor);
+    let scale = 1.0 / (255.0 * (factor * factor) as f64);
+    let mut inputs = Array2::<T>::zeros((count, rows * cols));
+    for (n, mut out) in inputs.outer_iter_mut().enumerate() {
+        let image = &images.pixels[n * images.pixels_per_image()..][..images.pixels_per_image()];
+        for r in 0..rows {
+            for c in 0..cols {
+                let mut sum = 0u32;
+                for dr in 0..factor {
+                    let row = &image[(r * factor + dr) * images.cols..];
+                    for dc in 0..factor {
+                        sum += u32::from(row[c * factor + dc]);
+                    }
+                }
+                out[r * cols + c] = T::of(f64::from(sum) * scale);
+            }
+        }
+    }
+    Split {
+        inputs,
+        labels: split.labels[..count].to_vec(),
+    }
+}
+
+/// Builds the train / validation / test splits.
+pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, PrepareError> {
+    let (rows, cols) = (raw.train.images.rows, raw.train.images.cols);
+    let factor = prep.downsample.max(1);
+    if rows % factor != 0 || cols % factor != 0 {
+        return Err(PrepareError::BadDownsample { factor, rows, cols });
+    }
+    let all = to_matrix::<T>(&raw.train, factor, prep.train_limit);
+    if prep.validation_size >= all.len() {
+        return Err(PrepareError::ValidationTooLarge {
+            validation: prep.validation_size,
+            available: all.len(),
+        });
+    }
+    let cut = all.len() - prep.validation_size;
+    let mut train = Split {
+        inputs: all.inputs.slice(ndarray::s![..cut, ..]).to_owned(),
+        labels: all.labels[..cut].to_vec(),
+    };
+    let mut validation = Split {
+        inputs: all.inputs.slice(ndarray::s![cut.., ..]).to_owned(),
+        labels: all.labels[cut..].to_vec(),
+    };
+    let mut test = to_matrix::<T>(&raw.test, factor, prep.test_limit);
+    if prep.zero_mean {
+        if let Some(mean) = train.inputs.mean_axis(Axis(0)) {
+            for split in [&mut train, &mut validation, &mut test] {
+                split.inputs -= &mean;
+            }
+        }
+    }
+    let classes = raw
+        .train
+        .labels
+        .iter()
+        .chain(&raw.test.labels)
+        .max()
+        .map_or(1, |&m| usize::from(m) + 1);
+    Ok(Dataset {
+        train,
+        validation,
+        test,
+        classes,
+        image_shape: (rows / factor, cols / factor),
+    })
+}

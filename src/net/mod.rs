@@ -1,0 +1,12 @@
+//! The network: topology, parameters, transformed units, forward/backward passes and the
+//! function-preserving re-estimation of α, β, γ.
+
+pub mod network;
+pub mod params;
+pub mod topology;
+pub mod transform;
+
+pub use network::{BatchLoss, Network, Target, Transform, Workspace};
+pub use params::Params;
+pub use topology::{Shortcuts, Topology, TopologyError, UnitKind};
+pub use transform::{Flags, GammaForm, Moments, Param, Settings, TransformError};

@@ -1,0 +1,401 @@
+//! The network itself: parameters, per-unit transformation state, seeded initialisation, and
+//! the forward and backward passes through the all-to-all graph.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand::Rng;
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+
+use super::params::Params;
+use super::topology::{Topology, UnitKind};
+use crate::real::Real;
+
+/// Half-width of the uniform bias initialisation (the authors' `bias_init_scale`).
+const BIAS_INIT_SCALE: f64 = 0.5;
+/// Probabilities are clamped here before the log so that a confident mistake costs a finite loss.
+const MIN_PROBABILITY: f64 = 1e-30;
+
+/// α, β and γ of every unit of one transformed layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transform<T> {
+    pub alpha: Array1<T>,
+    pub beta: Array1<T>,
+    pub gamma: Array1<T>,
+}
+
+impl<T: Real> Transform<T> {
+    /// Plain tanh: α = β = 0, γ = 1.
+    pub fn neutral(units: usize) -> Self {
+        Transform {
+            alpha: Array1::zeros(units),
+            beta: Array1::zeros(units),
+            gamma: Array1::ones(units),
+        }
+    }
+}
+
+/// A multi-layer perceptron with shortcut connections and transformed tanh units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network<T> {
+    pub topology: Topology,
+    pub params: Params<T>,
+    /// `transforms[l]` is present for transformed tanh layers.
+    pub transforms: Vec<Option<Transform<T>>>,
+}
+
+/// Per-layer buffers for one batch: pre-activations, tanh values, outputs and backpropagated
+/// errors. Sized once for the largest batch so that training allocates nothing per minibatch.
+#[derive(Debug, Clone)]
+pub struct Workspace<T> {
+    pub x: Vec<Array2<T>>,
+    pub t: Vec<Array2<T>>,
+    pub y: Vec<Array2<T>>,
+    pub delta: Vec<Array2<T>>,
+    rows: usize,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(topology: &Topology, capacity: usize) -> Self {
+        let alloc = |l: usize, needed: bool| {
+            Array2::zeros((if needed { capacity } else { 0 }, topology.size(l)))
+        };
+        let depth = topology.depth();
+        let tanh = |l: usize| l > 0 && l < depth && topology.kind(l) == UnitKind::Tanh;
+        Workspace {
+            x: (0..=depth).map(|l| alloc(l, l > 0)).collect(),
+            t: (0..=depth).map(|l| alloc(l, tanh(l))).collect(),
+            y: (0..=depth).map(|l| alloc(l, true)).collect(),
+            delta: (0..=depth).map(|l| alloc(l, l > 0)).collect(),
+            rows: 0,
+        }
+    }
+
+    /// Largest batch the buffers hold.
+    pub fn capacity(&self) -> usize {
+        self.y[0].nrows()
+    }
+
+    /// Rows filled by the last forward pass.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> ArrayView2<'_, T> {
+        let last = self.y.len() - 1;
+        self.y[last].slice(s![..self.rows, ..])
+    }
+
+    /// Layer l's pre-activations from the last forward pass.
+    pub fn pre_activation(&self, l: usize) -> ArrayView2<'_, T> {
+        self.x[l].slice(s![..self.rows, ..])
+    }
+
+    /// Layer l's outputs from the last forward pass.
+    pub fn activation(&self, l: usize) -> ArrayView2<'_, T> {
+        self.y[l].slice(s![..self.rows, ..])
+    }
+
+    /// Layer l's tanh values from the last forward pass (tanh layers only).
+    pub fn tanh(&self, l: usize) -> ArrayView2<'_, T> {
+        self.t[l].slice(s![..self.rows, ..])
+    }
+}
+
+/// What a batch is trained towards.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a, T> {
+    /// Class labels, for a softmax output.
+    Labels(&'a [u8]),
+    /// Target values, for a linear output (the clean input, for an autoencoder).
+    Values(ArrayView2<'a, T>),
+}
+
+/// Sums over a batch of the quantities reported for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchLoss {
+    /// Sum over examples of the training objective (cross-entropy, or ½·squared error).
+    pub objective: f64,
+    /// Sum over examples of the reported loss (cross-entropy, or squared error as in the paper).
+    pub reported: f64,
+    /// Number of misclassified examples (0 for regression).
+    pub errors: usize,
+    pub examples: usize,
+}
+
+impl BatchLoss {
+    pub fn add(&mut self, other: BatchLoss) {
+        self.objective += other.objective;
+        self.reported += other.reported;
+        self.errors += other.errors;
+        self.examples += other.examples;
+    }
+
+    /// Mean reported loss per example.
+    pub fn mean(&self) -> f64 {
+        self.reported / self.examples.max(1) as f64
+    }
+
+    /// Error rate in percent.
+    pub fn error_percent(&self) -> f64 {
+        100.0 * self.errors as f64 / self.examples.max(1) as f64
+    }
+}
+
+impl<T: Real> Network<T> {
+    /// A seeded network: Glorot-uniform weights between adjacent layers, zero shortcuts,
+    /// biases uniform in ±0.5, plain tanh (α = β = 0, γ = 1).
+    pub fn init(topology: Topology, seed: u64) -> Self {
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let mut params = Params::zeros(&topology);
+        for (l, k, w) in params.blocks_mut() {
+            if k + 1 == l {
+                let (n_out, n_in) = w.dim();
+                let limit = (6.0 / (n_out + n_in) as f64).sqrt();
+                w.mapv_inplace(|_| T::of(rng.random_range(-limit..limit)));
+            }
+        }
+        for b in params.biases.iter_mut().skip(1) {
+            b.mapv_inplace(|_| T::of(rng.random_range(-BIAS_INIT_SCALE..BIAS_INIT_SCALE)));
+        }
+        let transforms = (0..=topology.depth())
+            .map(|l| {
+                (l > 0 && l < topology.depth() && topology.kind(l) == UnitKind::Tanh)
+                    .then(|| Transform::neutral(topology.size(l)))
+            })
+            .collect();
+        Network {
+            topology,
+            params,
+            transforms,
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.topology.depth()
+    }
+
+    /// Runs the batch `input` (one example per row) through the network into `ws`.
+    pub fn forward(&self, input: ArrayView2<T>, ws: &mut Workspace<T>) {
+        let rows = input.nrows();
+        if rows > ws.capacity() {
+            *ws = Workspace::new(&self.topology, rows);
+        }
+        ws.rows = rows;
+        ws.y[0].slice_mut(s![..rows, ..]).assign(&input);
+        for l in 1..=self.depth() {
+            let mut x = ws.x[l].slice_mut(s![..rows, ..]);
+            x.assign(&self.params.biases[l]);
+            for k in self.topology.sources(l) {
+                if let Some(w) = self.params.weight(l, k) {
+                    general_mat_mul(T::one(), &ws.y[k].slice(s![..rows, ..]), &w.t(), T::one(), &mut x);
+                }
+            }
+            let y = ws.y[l].slice_mut(s![..rows, ..]);
+            match self.topology.kind(l) {
+                UnitKind::Tanh => {
+                    let t = ws.t[l].slice_mut(s![..rows, ..]);
+                    self.activate_tanh(l, x.view(), t, y);
+                }
+                UnitKind::Softmax => softmax_rows(x.view(), y),
+                UnitKind::Linear | UnitKind::Input => {
+                    let mut y = y;
+                    y.assign(&x);
+                }
+            }
+        }
+    }
+
+    /// y = γ·(tanh x + α·x + β), also caching tanh x for the backward pass and the statistics.
+    fn activate_tanh(&self, l: usize, x: ArrayView2<T>, t: ArrayViewMut2<T>, y: ArrayViewMut2<T>) {
+        match &self.transforms[l] {
+            Some(tr) => Zip::from(y)
+                .and(t)
+                .and(x)
+                .and_broadcast(&tr.alpha)
+                .and_broadcast(&tr.beta)
+                .and_broadcast(&tr.gamma)
+                .for_each(|y, t, &x, &a, &b, &g| {
+                    *t = x.tanh();
+                    *y = g * (*t + a * x + b);
+                }),
+            None => Zip::from(y).and(t).and(x).for_each(|y, t, &x| {
+                *t = x.tanh();
+                *y = *t;
+            }),
+        }
+    }
+
+    /// Re-derives every tanh layer's outputs from its cached pre-activations and tanh values,
+    /// after α, β, γ changed (the pre-activations themselves do not change: compensation
+    /// preserves them).
+    pub fn refresh_activations(&self, ws: &mut Workspace<T>) {
+        let rows = ws.rows;
+        for l in self.topology.transformed_layers() {
+            if let Some(tr) = &self.transforms[l] {
+                Zip::from(ws.y[l].slice_mut(s![..rows, ..]))
+                    .and(ws.t[l].slice(s![..rows, ..]))
+                    .and(ws.x[l].slice(s![..rows, ..]))
+                    .and_broadcast(&tr.alpha)
+                    .and_broadcast(&tr.beta)
+                    .and_broadcast(&tr.gamma)
+                    .for_each(|y, &t, &x, &a, &b, &g| *y = g * (t + a * x + b));
+            }
+        }
+    }
+
+    /// Sets the output error δ_L = y − target into `ws` and returns the batch's loss sums.
+    pub fn output_delta(&self, target: Target<T>, ws: &mut Workspace<T>) -> BatchLoss {
+        let rows = ws.rows;
+        let last = self.depth();
+        let y = ws.y[last].slice(s![..rows, ..]);
+        let mut delta = ws.delta[last].slice_mut(s![..rows, ..]);
+        delta.assign(&y);
+        let mut loss = BatchLoss {
+            examples: rows,
+            ..BatchLoss::default()
+        };
+        match target {
+            Target::Labels(labels) => {
+                for (i, (row, mut d)) in y.outer_iter().zip(delta.outer_iter_mut()).enumerate() {
+                    let label = usize::from(labels[i]);
+                    let p = row[label].f64().max(MIN_PROBABILITY);
+                    loss.objective -= p.ln();
+                    d[label] = d[label] - T::one();
+                    let predicted = argmax(row.iter().map(|v| v.f64()));
+                    if predicted != label {
+                        loss.errors += 1;
+                    }
+                }
+                loss.reported = loss.objective;
+            }
+            Target::Values(values) => {
+                delta -= &values;
+                let sse: f64 = delta.iter().map(|d| d.f64() * d.f64()).sum();
+                loss.objective = 0.5 * sse;
+                loss.reported = sse;
+            }
+        }
+        loss
+    }
+
+    /// Backpropagates δ_L (set by [`Network::output_delta`]) and writes the gradient of the mean
+    /// objective into `grads`. α, β, γ are constants here.
+    pub fn backward(&self, ws: &mut Workspace<T>, grads: &mut Params<T>) {
+        let rows = ws.rows;
+        let depth = self.depth();
+        for l in (1..depth).rev() {
+            let (lower, upper) = ws.delta.split_at_mut(l + 1);
+            let mut delta = lower[l].slice_mut(s![..rows, ..]);
+            delta.fill(T::zero());
+            for m in self.topology.targets(l) {
+                if let Some(w) = self.params.weight(m, l) {
+                    let dm = upper[m - l - 1].slice(s![..rows, ..]);
+                    general_mat_mul(T::one(), &dm, w, T::one(), &mut delta);
+                }
+            }
+            if let (UnitKind::Tanh, Some(tr)) = (self.topology.kind(l), &self.transforms[l]) {
+                Zip::from(&mut delta)
+                    .and(ws.t[l].slice(s![..rows, ..]))
+                    .and_broadcast(&tr.alpha)
+                    .and_broadcast(&tr.gamma)
+                    .for_each(|d, &t, &a, &g| *d = *d * g * (T::one() - t * t + a));
+            }
+        }
+        let scale = T::one() / T::of(rows as f64);
+        for (l, k, g) in grads.blocks_mut() {
+            let delta = ws.delta[l].slice(s![..rows, ..]);
+            let y = ws.y[k].slice(s![..rows, ..]);
+            general_mat_mul(scale, &delta.t(), &y, T::zero(), g);
+        }
+        for l in 1..=depth {
+            let delta = ws.delta[l].slice(s![..rows, ..]);
+            let gb = &mut grads.biases[l];
+            gb.fill(T::zero());
+            for row in delta.outer_iter() {
+                *gb += &row;
+            }
+            *gb *= scale;
+        }
+    }
+
+    /// Loss sums over a whole split, evaluated in chunks of the workspace's capacity.
+    pub fn evaluate(
+        &self,
+        inputs: ArrayView2<T>,
+        labels: &[u8],
+        classify: bool,
+        ws: &mut Workspace<T>,
+    ) -> BatchLoss {
+        let mut total = BatchLoss::default();
+        let chunk = ws.capacity().max(1);
+        let n = inputs.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let batch = inputs.slice(s![start..end, ..]);
+            self.forward(batch, ws);
+            let target = if classify {
+                Target::Labels(&labels[start..end])
+            } else {
+                Target::Values(batch)
+            };
+            total.add(self.output_delta(target, ws));
+            start = end;
+        }
+        total
+    }
+
+    /// Converts to another float type (weights, biases and α, β, γ).
+    pub fn cast<U: Real>(&self) -> Network<U> {
+        let cast1 = |a: &Array1<T>| a.mapv(|v| U::of(v.f64()));
+        Network {
+            topology: self.topology.clone(),
+            params: self.params.cast(),
+            transforms: self
+                .transforms
+                .iter()
+                .map(|tr| {
+                    tr.as_ref().map(|tr| Transform {
+                        alpha: cast1(&tr.alpha),
+                        beta: cast1(&tr.beta),
+                        gamma: cast1(&tr.gamma),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Row-wise numerically stable softmax.
+fn softmax_rows<T: Real>(x: ArrayView2<T>, mut y: ArrayViewMut2<T>) {
+    for (xr, mut yr) in x.outer_iter().zip(y.outer_iter_mut()) {
+        let max = xr.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+        let mut sum = T::zero();
+        for (yv, &xv) in yr.iter_mut().zip(xr.iter()) {
+            *yv = (xv - max).exp();
+            sum += *yv;
+        }
+        yr /= sum;
+    }
+}
+
+/// Index of the largest value (first on ties; NaN never wins).
+fn argmax(values: impl Iterator<Item = f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// Column means of a batch (used by the statistics and tests).
+pub fn column_means<T: Real>(a: ArrayView2<T>) -> Array1<f64> {
+    a.mapv(|v| v.f64())
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(a.ncols()))
+}

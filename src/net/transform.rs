@@ -1,0 +1,350 @@
+//! The function-preserving re-estimation of α, β, γ (PAPER.md §3.2–§3.4): data moments of every
+//! transformed unit, the closed-form targets, and the compensation of the other weights so that
+//! the network computes exactly the same function before and after.
+
+use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
+use ndarray::{Array1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::network::{Network, Workspace};
+use crate::real::Real;
+
+/// Which of α, β, γ are active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    pub alpha: bool,
+    pub beta: bool,
+    pub gamma: bool,
+}
+
+impl Flags {
+    pub const NONE: Flags = Flags {
+        alpha: false,
+        beta: false,
+        gamma: false,
+    };
+
+    pub fn any(&self) -> bool {
+        self.alpha || self.beta || self.gamma
+    }
+
+    pub fn get(&self, which: Param) -> bool {
+        match which {
+            Param::Alpha => self.alpha,
+            Param::Beta => self.beta,
+            Param::Gamma => self.gamma,
+        }
+    }
+
+    pub fn set(&mut self, which: Param, on: bool) {
+        match which {
+            Param::Alpha => self.alpha = on,
+            Param::Beta => self.beta = on,
+            Param::Gamma => self.gamma = on,
+        }
+    }
+
+    /// `αβγ`-style label with a dash for each inactive parameter.
+    pub fn label(&self) -> String {
+        [(self.alpha, 'α'), (self.beta, 'β'), (self.gamma, 'γ')]
+            .iter()
+            .map(|&(on, c)| if on { c } else { '-' })
+            .collect()
+    }
+}
+
+/// One of the three transformation parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Param {
+    Alpha,
+    Beta,
+    Gamma,
+}
+
+impl Param {
+    pub const ALL: [Param; 3] = [Param::Alpha, Param::Beta, Param::Gamma];
+
+    pub fn symbol(self) -> char {
+        match self {
+            Param::Alpha => 'α',
+            Param::Beta => 'β',
+            Param::Gamma => 'γ',
+        }
+    }
+}
+
+/// The two normalisations of γ in the authors' code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GammaForm {
+    /// γ = (E[g²]·E[g'²] + ε)^(−1/4): geometric mean of output and slope spread set to 1.
+    Product,
+    /// γ = (E[g²] + ε)^(−1/2): unit RMS output.
+    Rms,
+}
+
+/// How α, β, γ are estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub flags: Flags,
+    pub gamma_form: GammaForm,
+    pub gamma_epsilon: f64,
+}
+
+/// Why a transformation cannot be applied.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TransformError {
+    #[error(
+        "α on layer {layer} needs a shortcut from layer {from} to layer {to} to keep the network \
+         function unchanged; use model.shortcuts = \"all\" or switch α off"
+    )]
+    MissingShortcut { layer: usize, from: usize, to: usize },
+}
+
+/// Data sums of one transformed layer: for every unit, Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²
+/// with t = tanh x and d = 1 − t². These suffice for every closed form, for any α and β, so one
+/// forward pass gives them all (compensation never changes a pre-activation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerMoments {
+    pub count: f64,
+    pub t: Vec<f64>,
+    pub x: Vec<f64>,
+    pub d: Vec<f64>,
+    pub tt: Vec<f64>,
+    pub xx: Vec<f64>,
+    pub tx: Vec<f64>,
+    pub dd: Vec<f64>,
+}
+
+impl LayerMoments {
+    pub fn new(units: usize) -> Self {
+        let zeros = || vec![0.0; units];
+        LayerMoments {
+            count: 0.0,
+            t: zeros(),
+            x: zeros(),
+            d: zeros(),
+            tt: zeros(),
+            xx: zeros(),
+            tx: zeros(),
+            dd: zeros(),
+        }
+    }
+
+    /// Adds a batch of pre-activations and their tanh values (one example per row).
+    pub fn accumulate<T: Real>(&mut self, x: ArrayView2<T>, t: ArrayView2<T>) {
+        for (xr, tr) in x.outer_iter().zip(t.outer_iter()) {
+            for (j, (&xv, &tv)) in xr.iter().zip(tr.iter()).enumerate() {
+                let (xv, tv) = (xv.f64(), tv.f64());
+                let dv = 1.0 - tv * tv;
+                self.t[j] += tv;
+                self.x[j] += xv;
+                self.d[j] += dv;
+                self.tt[j] += tv * tv;
+                self.xx[j] += xv * xv;
+                self.tx[j] += tv * xv;
+                self.dd[j] += dv * dv;
+            }
+        }
+        self.count += x.nrows() as f64;
+    }
+
+    /// The closed-form α, β (PAPER.md §3.2) of unit j for the active flags.
+    fn alpha_beta(&self, j: usize, flags: Flags) -> (f64, f64) {
+        let n = self.count.max(1.0);
+        let alpha = if flags.alpha { -self.d[j] / n } else { 0.0 };
+        let beta = if flags.beta {
+            -(self.t[j] + alpha * self.x[j]) / n
+        } else {
+            0.0
+        };
+        (alpha, beta)
+    }
+
+    /// E[g²] and E[g'²] of unit j for g = tanh x + α·x + β, before γ.
+    pub fn output_and_slope_power(&self, j: usize, alpha: f64, beta: f64) -> (f64, f64) {
+        let n = self.count.max(1.0);
+        let (et, ex, ed) = (self.t[j] / n, self.x[j] / n, self.d[j] / n);
+        let m2 = self.tt[j] / n + alpha * alpha * self.xx[j] / n + beta * beta
+            + 2.0 * alpha * self.tx[j] / n
+            + 2.0 * beta * et
+            + 2.0 * alpha * beta * ex;
+        let d2 = self.dd[j] / n + 2.0 * alpha * ed + alpha * alpha;
+        (m2.max(0.0), d2.max(0.0))
+    }
+}
+
+/// Moments of every transformed layer (`None` elsewhere).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments {
+    pub layers: Vec<Option<LayerMoments>>,
+}
+
+impl Moments {
+    pub fn new<T: Real>(net: &Network<T>) -> Self {
+        Moments {
+            layers: (0..=net.depth())
+                .map(|l| {
+                    net.transforms[l]
+                        .as_ref()
+                        .map(|_| LayerMoments::new(net.topology.size(l)))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds the batch of the last forward pass in `ws`.
+    pub fn accumulate<T: Real>(&mut self, ws: &Workspace<T>) {
+        for (l, moments) in self.layers.iter_mut().enumerate() {
+            if let Some(m) = moments {
+                m.accumulate(ws.pre_activation(l), ws.tanh(l));
+            }
+        }
+    }
+
+    /// Moments of one batch, computed with a forward pass.
+    pub fn of_batch<T: Real>(net: &Network<T>, input: ArrayView2<T>, ws: &mut Workspace<T>) -> Self {
+        let mut moments = Moments::new(net);
+        let chunk = ws.capacity().max(1);
+        let mut start = 0;
+        while start < input.nrows() {
+            let end = (start + chunk).min(input.nrows());
+            net.forward(input.slice(ndarray::s![start..end, ..]), ws);
+            moments.accumulate(ws);
+            start = end;
+        }
+        moments
+    }
+}
+
+/// Closed-form γ for output power m2 and slope power d2.
+fn gamma_for(m2: f64, d2: f64, settings: &Settings) -> f64 {
+    match settings.gamma_form {
+        GammaForm::Product => (m2 * d2 + settings.gamma_epsilon).powf(-0.25),
+        GammaForm::Rms => (m2 + settings.gamma_epsilon).powf(-0.5),
+    }
+}
+
+impl<T: Real> Network<T> {
+    /// Re-estimates α, β (in layer order), then γ, from `moments`, compensating every change.
+    /// Parameters whose flag is off are set to their neutral value (0, 0, 1).
+    pub fn reestimate(&mut self, moments: &Moments, settings: &Settings) -> Result<(), TransformError> {
+        let layers: Vec<usize> = self.topology.transformed_layers().collect();
+        for &l in &layers {
+            let Some(m) = moments.layers[l].as_ref() else { continue };
+            let (alpha, beta): (Vec<T>, Vec<T>) = (0..m.t.len())
+                .map(|j| {
+                    let (a, b) = m.alpha_beta(j, settings.flags);
+                    (T::of(a), T::of(b))
+                })
+                .unzip();
+            self.set_alpha_beta(l, &Array1::from(alpha), &Array1::from(beta))?;
+        }
+        for &l in &layers {
+            let (Some(m), Some(tr)) = (moments.layers[l].as_ref(), self.transforms[l].as_ref()) else {
+                continue;
+            };
+            let gamma: Array1<T> = (0..m.t.len())
+                .map(|j| {
+                    if settings.flags.gamma {
+                        let (m2, d2) =
+                            m.output_and_slope_power(j, tr.alpha[j].f64(), tr.beta[j].f64());
+                        T::of(gamma_for(m2, d2, settings))
+                    } else {
+                        T::one()
+                    }
+                })
+                .collect();
+            self.set_gamma(l, &gamma);
+        }
+        Ok(())
+    }
+
+    /// Sets one parameter of every transformed layer to its neutral value (α = 0, β = 0 or
+    /// γ = 1), compensating the change.
+    pub fn neutralise(&mut self, which: Param) -> Result<(), TransformError> {
+        let layers: Vec<usize> = self.topology.transformed_layers().collect();
+        for l in layers {
+            let Some(tr) = self.transforms[l].as_ref() else { continue };
+            let n = tr.alpha.len();
+            match which {
+                Param::Alpha => {
+                    let beta = tr.beta.clone();
+                    self.set_alpha_beta(l, &Array1::zeros(n), &beta)?;
+                }
+                Param::Beta => {
+                    let alpha = tr.alpha.clone();
+                    self.set_alpha_beta(l, &alpha, &Array1::zeros(n))?;
+                }
+                Param::Gamma => self.set_gamma(l, &Array1::ones(n)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces α and β of layer l, pushing the linear part of the change onto the biases and
+    /// shortcut weights of later layers (PAPER.md §3.4):
+    /// b_m += W[m][l]·(γ⊙Δα⊙b_l + γ⊙Δβ) and W[m][k] += W[m][l]·diag(γ⊙Δα)·W[l][k].
+    pub fn set_alpha_beta(
+        &mut self,
+        l: usize,
+        alpha: &Array1<T>,
+        beta: &Array1<T>,
+    ) -> Result<(), TransformError> {
+        let Some(tr) = self.transforms[l].as_ref() else { return Ok(()) };
+        let d_alpha: Array1<T> = (&tr.alpha - alpha) * &tr.gamma;
+        let d_beta: Array1<T> = (&tr.beta - beta) * &tr.gamma;
+        let alpha_changed = d_alpha.iter().any(|v| *v != T::zero());
+        let beta_changed = d_beta.iter().any(|v| *v != T::zero());
+        if !alpha_changed && !beta_changed {
+            return Ok(());
+        }
+        if alpha_changed {
+            for m in self.topology.targets(l) {
+                if let Some(k) = self.topology.sources(l).find(|&k| !self.topology.connects(m, k)) {
+                    return Err(TransformError::MissingShortcut { layer: l, from: k, to: m });
+                }
+            }
+        }
+        let bias_shift: Array1<T> = &d_alpha * &self.params.biases[l] + &d_beta;
+        let targets: Vec<usize> = self.topology.targets(l).collect();
+        let sources: Vec<usize> = self.topology.sources(l).collect();
+        for &m in &targets {
+            let Some(w_ml) = self.params.weights[m][l].take() else { continue };
+            general_mat_vec_mul(T::one(), &w_ml, &bias_shift, T::one(), &mut self.params.biases[m]);
+            if alpha_changed {
+                let scaled = &w_ml * &d_alpha;
+                for &k in &sources {
+                    let Some(mut w_mk) = self.params.weights[m][k].take() else { continue };
+                    if let Some(w_lk) = self.params.weights[l][k].as_ref() {
+                        general_mat_mul(T::one(), &scaled, w_lk, T::one(), &mut w_mk);
+                    }
+                    self.params.weights[m][k] = Some(w_mk);
+                }
+            }
+            self.params.weights[m][l] = Some(w_ml);
+        }
+        if let Some(tr) = self.transforms[l].as_mut() {
+            tr.alpha.assign(alpha);
+            tr.beta.assign(beta);
+        }
+        Ok(())
+    }
+
+    /// Replaces γ of layer l, rescaling the columns of every outgoing weight block by γ_old/γ_new.
+    pub fn set_gamma(&mut self, l: usize, gamma: &Array1<T>) {
+        let Some(tr) = self.transforms[l].as_mut() else { return };
+        let ratio: Array1<T> = &tr.gamma / gamma;
+        if ratio.iter().all(|&r| r == T::one()) {
+            return;
+        }
+        tr.gamma.assign(gamma);
+        let targets: Vec<usize> = self.topology.targets(l).collect();
+        for m in targets {
+            if let Some(w) = self.params.weights[m][l].as_mut() {
+                *w *= &ratio;
+            }
+        }
+    }
+}
