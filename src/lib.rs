@@ -1,6 +1,12 @@
 //! ltmlp: a terminal lab for multi-layer perceptrons whose hidden units use the transformed
 //! nonlinearities of Raiko, Valpola & LeCun (2012) and Vatanen et al. (2013).
 
+pub mod cli;
 pub mod data;
+pub mod headless;
 pub mod net;
+pub mod preset;
 pub mod real;
+pub mod sink;
+pub mod stats;
+pub mod train;

@@ -194,6 +194,16 @@ impl Moments {
         }
     }
 
+    /// Clears the sums for reuse (no allocation).
+    pub fn reset(&mut self) {
+        for m in self.layers.iter_mut().flatten() {
+            m.count = 0.0;
+            for v in [&mut m.t, &mut m.x, &mut m.d, &mut m.tt, &mut m.xx, &mut m.tx, &mut m.dd] {
+                v.fill(0.0);
+            }
+        }
+    }
+
     /// Adds the batch of the last forward pass in `ws`.
     pub fn accumulate<T: Real>(&mut self, ws: &Workspace<T>) {
         for (l, moments) in self.layers.iter_mut().enumerate() {
@@ -250,7 +260,9 @@ impl<T: Real> Network<T> {
                     if settings.flags.gamma {
                         let (m2, d2) =
                             m.output_and_slope_power(j, tr.alpha[j].f64(), tr.beta[j].f64());
-                        T::of(gamma_for(m2, d2, settings))
+                        let gamma = gamma_for(m2, d2, settings);
+                        // With ε = 0 a dead unit would get γ = ∞; keep its current γ instead.
+                        if gamma.is_finite() && gamma > 0.0 { T::of(gamma) } else { tr.gamma[j] }
                     } else {
                         T::one()
                     }

@@ -1,0 +1,693 @@
+//! Experiment presets: the TOML schema, variants (`none`, `ab`, `abg`) with their own settings,
+//! `--set key=value` overrides, and validation whose errors name the file, the key, the line
+//! and what is accepted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataSource, Preprocess};
+use crate::net::{Flags, GammaForm, Shortcuts, Topology, UnitKind};
+
+/// Largest layer the engine accepts; larger is almost certainly a typo.
+const MAX_LAYER_UNITS: usize = 100_000;
+/// Largest weight count accepted (about 4 GiB of f32 weights, gradients and momentum).
+const MAX_WEIGHTS: usize = 300_000_000;
+/// Variant names the papers compare.
+pub const VARIANTS: [&str; 3] = ["none", "ab", "abg"];
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The variant run when none is named on the command line.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    #[serde(default)]
+    pub data: DataSection,
+    pub model: ModelSection,
+    pub train: TrainSection,
+    #[serde(default)]
+    pub transforms: TransformSection,
+    #[serde(default)]
+    pub stats: StatsSection,
+    #[serde(default)]
+    pub compare: CompareSection,
+    /// Per-variant settings, merged over the rest: `[variants.abg] train.learning_rate = 0.2`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, toml::Table>,
+}
+
+fn default_variant() -> String {
+    "ab".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// `"embedded"` or a directory with the four MNIST-format IDX files.
+    pub source: String,
+    /// Examples held out from the end of the training files (default: 1,000 for the embedded
+    /// subset, 10,000 otherwise).
+    pub validation_size: Option<usize>,
+    /// Subtract the per-pixel training mean.
+    pub zero_mean: bool,
+    /// Reshuffle the training order every pass (seeded) instead of the papers' fixed order.
+    pub shuffle: bool,
+    /// Average-pool images by this factor (2: 28×28 → 14×14).
+    pub downsample: usize,
+    pub train_limit: Option<usize>,
+    pub test_limit: Option<usize>,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            source: "embedded".to_string(),
+            validation_size: None,
+            zero_mean: true,
+            shuffle: false,
+            downsample: 1,
+            train_limit: None,
+            test_limit: None,
+        }
+    }
+}
+
+impl DataSection {
+    pub fn source(&self) -> DataSource {
+        DataSource::parse(&self.source)
+    }
+
+    pub fn preprocess(&self) -> Preprocess {
+        Preprocess {
+            downsample: self.downsample,
+            train_limit: self.train_limit,
+            validation_size: self.validation_size.unwrap_or(match self.source() {
+                DataSource::Embedded => 1_000,
+                DataSource::Directory(_) => 10_000,
+            }),
+            test_limit: self.test_limit,
+            zero_mean: self.zero_mean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Softmax output, cross-entropy, error %.
+    Classify,
+    /// Linear output reconstructing the input, squared error.
+    Autoencode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub task: Task,
+    /// Hidden layer sizes, input side first.
+    pub hidden: Vec<usize>,
+    #[serde(default = "default_shortcuts")]
+    pub shortcuts: Shortcuts,
+    /// Hidden layers (1-based) whose units are linear instead of transformed tanh.
+    #[serde(default)]
+    pub linear: Vec<usize>,
+    /// Hidden layer (1-based) that no connection may skip (autoencoders).
+    pub bottleneck: Option<usize>,
+}
+
+fn default_shortcuts() -> Shortcuts {
+    Shortcuts::All
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Learning rate and momentum stay as set.
+    Constant,
+    /// The paper demo's: momentum ramps over the burn-in, then the rate decays every epoch.
+    Paper,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default = "default_schedule")]
+    pub schedule: ScheduleKind,
+    #[serde(default = "default_momentum_initial")]
+    pub momentum_initial: f64,
+    #[serde(default = "default_burn_in")]
+    pub burn_in_epochs: usize,
+    #[serde(default = "default_rate_decay")]
+    pub rate_decay: f64,
+    /// Reproduce the authors' code, which drops momentum back to `momentum_initial` after burn-in.
+    #[serde(default)]
+    pub momentum_reset_after_burn_in: bool,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Standard deviation of the Gaussian noise added to each minibatch's inputs.
+    #[serde(default)]
+    pub input_noise: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+    /// Threads for the matrix products.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Clean training examples evaluated each epoch for the reported training loss.
+    #[serde(default = "default_train_eval")]
+    pub train_eval_size: usize,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_schedule() -> ScheduleKind {
+    ScheduleKind::Constant
+}
+fn default_momentum_initial() -> f64 {
+    0.5
+}
+fn default_burn_in() -> usize {
+    50
+}
+fn default_rate_decay() -> f64 {
+    0.9
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_precision() -> Precision {
+    Precision::F32
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_train_eval() -> usize {
+    10_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    /// Every `every` minibatches, on the current minibatch.
+    Every,
+    /// Every `every` minibatches, on a fixed sample of `sample_size` training examples.
+    Sample,
+    /// The paper demo's rule (PAPER.md §3.5).
+    Paper,
+    /// Never (the transforms stay as initialised or toggled).
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformSection {
+    pub gamma_form: GammaForm,
+    /// ε in γ's formula (default 1e-4 for the product form, 1e-2 for the RMS form).
+    pub gamma_epsilon: Option<f64>,
+    pub policy: PolicyKind,
+    pub every: usize,
+    pub sample_size: usize,
+    /// Paper rule: validation error (%) above which the update runs every minibatch.
+    pub paper_threshold: f64,
+    /// Examples of the probe batch on which each re-estimation's output change is measured.
+    pub check_samples: usize,
+}
+
+impl Default for TransformSection {
+    fn default() -> Self {
+        TransformSection {
+            gamma_form: GammaForm::Product,
+            gamma_epsilon: None,
+            policy: PolicyKind::Every,
+            every: 1,
+            sample_size: 10_000,
+            paper_threshold: 1.0,
+            check_samples: 100,
+        }
+    }
+}
+
+impl TransformSection {
+    pub fn gamma_epsilon(&self) -> f64 {
+        self.gamma_epsilon.unwrap_or(match self.gamma_form {
+            GammaForm::Product => 1e-4,
+            GammaForm::Rms => 1e-2,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsSection {
+    /// Minibatches between two statistics snapshots.
+    pub every: usize,
+    /// Validation examples in the probe batch.
+    pub probe_size: usize,
+    /// A unit is saturated when its mean tanh′ is below this.
+    pub saturated_slope: f64,
+    /// A unit is collapsed when both its pre-activation std and its output std are below this.
+    pub collapsed_std: f64,
+}
+
+impl Default for StatsSection {
+    fn default() -> Self {
+        StatsSection {
+            every: 50,
+            probe_size: 500,
+            saturated_slope: 0.1,
+            collapsed_std: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareSection {
+    /// Validation error (%) whose first crossing is reported ("epochs to target").
+    pub target_error: Option<f64>,
+    /// Early stopping: epochs without a better validation error before a run stops.
+    pub patience: Option<usize>,
+    /// Epochs at which the training loss is tabulated.
+    pub loss_at_epochs: Vec<usize>,
+}
+
+impl Default for CompareSection {
+    fn default() -> Self {
+        CompareSection {
+            target_error: None,
+            patience: None,
+            loss_at_epochs: Vec::new(),
+        }
+    }
+}
+
+/// A preset error: where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for PresetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for PresetError {}
+
+/// A preset as read, with its text (to locate keys) and path.
+#[derive(Debug, Clone)]
+pub struct PresetFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub preset: Preset,
+}
+
+/// A fully resolved, validated experiment: one variant, every override applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub preset: Preset,
+    pub variant: String,
+    pub flags: Flags,
+    /// Where the preset came from (for messages and reports).
+    pub origin: PathBuf,
+}
+
+/// The name of the built-in default preset, compiled into the binary.
+pub const DEFAULT_PRESET_NAME: &str = "presets/default.toml";
+/// `presets/default.toml`, so that `ltmlp` runs with no files at all.
+pub const DEFAULT_PRESET: &str = include_str!("../presets/default.toml");
+
+impl PresetFile {
+    /// Reads and parses a preset file.
+    pub fn read(path: &Path) -> Result<Self, PresetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PresetError {
+            file: path.to_owned(),
+            line: None,
+            message: format!("cannot read the preset: {e}"),
+        })?;
+        Self::parse(path, text)
+    }
+
+    /// The built-in default preset.
+    pub fn builtin_default() -> Result<Self, PresetError> {
+        Self::parse(Path::new(DEFAULT_PRESET_NAME), DEFAULT_PRESET.to_string())
+    }
+
+    /// Parses preset text; `path` is used in messages.
+    pub fn parse(path: &Path, text: String) -> Result<Self, PresetError> {
+        let preset: Preset = toml::from_str(&text).map_err(|e| PresetError {
+            file: path.to_owned(),
+            line: e.span().map(|s| line_of(&text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        for name in preset.variants.keys() {
+            if !VARIANTS.contains(&name.as_str()) {
+                return Err(PresetError {
+                    file: path.to_owned(),
+                    line: find_line(&text, &format!("[variants.{name}]")),
+                    message: format!(
+                        "unknown variant `{name}` in [variants.{name}]; variants are none, ab, abg"
+                    ),
+                });
+            }
+        }
+        Ok(PresetFile {
+            path: path.to_owned(),
+            text,
+            preset,
+        })
+    }
+
+    fn error(&self, key: &str, message: String) -> PresetError {
+        PresetError {
+            file: self.path.clone(),
+            line: locate_key(&self.text, key),
+            message,
+        }
+    }
+
+    /// Applies a variant (default: the preset's own) and `key=value` overrides, then validates.
+    pub fn resolve(&self, variant: Option<&str>, overrides: &[String]) -> Result<Resolved, PresetError> {
+        let variant = variant.unwrap_or(&self.preset.variant).to_string();
+        let flags = flags_of(&variant).ok_or_else(|| {
+            self.error(
+                "variant",
+                format!("unknown variant `{variant}`; choose none, ab or abg"),
+            )
+        })?;
+        let mut table = toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
+        table.remove("variants");
+        if let Some(extra) = self.preset.variants.get(&variant) {
+            merge(&mut table, extra);
+            let _: Preset = deserialize(&table).map_err(|message| PresetError {
+                file: self.path.clone(),
+                line: find_line(&self.text, &format!("[variants.{variant}]")),
+                message: format!("in [variants.{variant}]: {message}"),
+            })?;
+        }
+        for item in overrides {
+            apply_override(&mut table, item).map_err(|message| PresetError {
+                file: self.path.clone(),
+                line: None,
+                message: format!("--set {item}: {message}"),
+            })?;
+            let _: Preset = deserialize(&table).map_err(|message| PresetError {
+                file: self.path.clone(),
+                line: None,
+                message: format!("--set {item}: {message}"),
+            })?;
+        }
+        table.insert("variant".into(), toml::Value::String(variant.clone()));
+        let preset: Preset = deserialize(&table).map_err(|message| self.error("", message))?;
+        validate(&preset, flags).map_err(|(key, message)| self.error(&key, format!("{key}: {message}")))?;
+        Ok(Resolved {
+            preset,
+            variant,
+            flags,
+            origin: self.path.clone(),
+        })
+    }
+}
+
+/// α/β/γ switches of a variant name.
+pub fn flags_of(variant: &str) -> Option<Flags> {
+    match variant {
+        "none" => Some(Flags::NONE),
+        "ab" => Some(Flags {
+            alpha: true,
+            beta: true,
+            gamma: false,
+        }),
+        "abg" => Some(Flags {
+            alpha: true,
+            beta: true,
+            gamma: true,
+        }),
+        _ => None,
+    }
+}
+
+fn deserialize(table: &toml::Table) -> Result<Preset, String> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
+}
+
+/// Recursively merges `extra` into `base`; tables merge, other values replace.
+fn merge(base: &mut toml::Table, extra: &toml::Table) {
+    for (key, value) in extra {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Applies `a.b.c=value`; the value is read as TOML, or as a string if it is not valid TOML.
+pub fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), String> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. train.learning_rate=0.1".to_string())?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("`{key}` is not a key; write section.key, e.g. train.epochs"));
+    }
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{part}` is a value, not a section")),
+        };
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// Semantic checks that do not need the data. Returns (key, message).
+fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
+    let err = |key: &str, msg: String| Err((key.to_string(), msg));
+    let t = &p.train;
+    if t.epochs == 0 {
+        return err("train.epochs", "must be at least 1".into());
+    }
+    if t.batch_size == 0 {
+        return err("train.batch_size", "must be at least 1, e.g. 100".into());
+    }
+    if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+        return err(
+            "train.learning_rate",
+            format!("{} is not a positive number; use e.g. 0.1", t.learning_rate),
+        );
+    }
+    for (key, value) in [
+        ("train.momentum", t.momentum),
+        ("train.momentum_initial", t.momentum_initial),
+    ] {
+        if !(value.is_finite() && (0.0..1.0).contains(&value)) {
+            return err(key, format!("{value} must be in [0, 1), e.g. 0.9"));
+        }
+    }
+    if !(t.rate_decay.is_finite() && t.rate_decay > 0.0 && t.rate_decay <= 1.0) {
+        return err("train.rate_decay", format!("{} must be in (0, 1], e.g. 0.9", t.rate_decay));
+    }
+    for (key, value) in [
+        ("train.weight_decay", t.weight_decay),
+        ("train.input_noise", t.input_noise),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return err(key, format!("{value} must be zero or positive"));
+        }
+    }
+    if t.threads == 0 || t.threads > 256 {
+        return err("train.threads", format!("{} must be between 1 and 256", t.threads));
+    }
+    let m = &p.model;
+    if let Some(i) = m.hidden.iter().position(|&n| n == 0 || n > MAX_LAYER_UNITS) {
+        return err(
+            "model.hidden",
+            format!(
+                "hidden layer {} has {} units; each must have 1 to {MAX_LAYER_UNITS}",
+                i + 1,
+                m.hidden[i]
+            ),
+        );
+    }
+    if let Some(&l) = m.linear.iter().find(|&&l| l == 0 || l > m.hidden.len()) {
+        return err(
+            "model.linear",
+            format!("{l} is not a hidden layer; hidden layers are numbered 1 to {}", m.hidden.len()),
+        );
+    }
+    if let Some(b) = m.bottleneck {
+        if b == 0 || b > m.hidden.len() {
+            return err(
+                "model.bottleneck",
+                format!("{b} is not a hidden layer; hidden layers are numbered 1 to {}", m.hidden.len()),
+            );
+        }
+    }
+    if flags.alpha && m.shortcuts == Shortcuts::Adjacent && !m.hidden.is_empty() {
+        return err(
+            "model.shortcuts",
+            "\"adjacent\" cannot carry α: its compensation needs shortcut connections; \
+             use shortcuts = \"all\" or variant none"
+                .into(),
+        );
+    }
+    let x = &p.transforms;
+    if x.every == 0 {
+        return err("transforms.every", "must be at least 1".into());
+    }
+    if x.sample_size == 0 {
+        return err("transforms.sample_size", "must be at least 1".into());
+    }
+    if !(x.gamma_epsilon().is_finite() && x.gamma_epsilon() >= 0.0) {
+        return err("transforms.gamma_epsilon", "must be zero or positive".into());
+    }
+    if !(x.paper_threshold.is_finite() && x.paper_threshold >= 0.0) {
+        return err("transforms.paper_threshold", "must be a percentage ≥ 0".into());
+    }
+    let s = &p.stats;
+    if s.every == 0 || s.probe_size == 0 {
+        return err("stats.every", "stats.every and stats.probe_size must be at least 1".into());
+    }
+    if p.data.downsample == 0 {
+        return err("data.downsample", "must be at least 1 (1 keeps the images as they are)".into());
+    }
+    if let Some(target) = p.compare.target_error {
+        if !(target.is_finite() && target > 0.0) {
+            return err("compare.target_error", format!("{target} must be a positive percentage"));
+        }
+    }
+    Ok(())
+}
+
+impl Resolved {
+    /// The network shape for data with `input_dim` inputs and `classes` classes, checked
+    /// against the data's sizes.
+    pub fn topology(&self, input_dim: usize, classes: usize, train: usize) -> Result<Topology, PresetError> {
+        let p = &self.preset;
+        let error = |key: &str, message: String| PresetError {
+            file: self.origin.clone(),
+            line: None,
+            message: format!("{key}: {message}"),
+        };
+        if p.train.batch_size > train {
+            return Err(error(
+                "train.batch_size",
+                format!(
+                    "{} is larger than the {train} training examples; use at most {train}",
+                    p.train.batch_size
+                ),
+            ));
+        }
+        let (output, output_kind) = match p.model.task {
+            Task::Classify => (classes, UnitKind::Softmax),
+            Task::Autoencode => (input_dim, UnitKind::Linear),
+        };
+        let mut sizes = vec![input_dim];
+        sizes.extend(&p.model.hidden);
+        sizes.push(output);
+        let weights: usize = (1..sizes.len())
+            .map(|l| (0..l).map(|k| sizes[l].saturating_mul(sizes[k])).sum::<usize>())
+            .sum();
+        if weights > MAX_WEIGHTS {
+            return Err(error(
+                "model.hidden",
+                format!(
+                    "{:?} with {input_dim} inputs gives {weights} weights, more than the \
+                     {MAX_WEIGHTS} ltmlp accepts; use smaller layers",
+                    p.model.hidden
+                ),
+            ));
+        }
+        let mut kinds = vec![UnitKind::Input];
+        kinds.extend((1..=p.model.hidden.len()).map(|l| {
+            if p.model.linear.contains(&l) {
+                UnitKind::Linear
+            } else {
+                UnitKind::Tanh
+            }
+        }));
+        kinds.push(output_kind);
+        Topology::new(sizes, kinds, p.model.shortcuts, p.model.bottleneck)
+            .map_err(|e| error("model", e.to_string()))
+    }
+
+    /// The resolved preset as TOML (written as `config.toml`; it runs the same experiment).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.preset).unwrap_or_default()
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn find_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(needle))
+        .map(|i| i + 1)
+}
+
+/// The line of `section.key = …` in preset text, if it is written there.
+fn locate_key(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    if key.is_empty() {
+        return None;
+    }
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.trim().to_string();
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,13 @@
+//! Training: the optimizer, schedules, the transformation-update policy, the step-by-step
+//! trainer, and the training thread with its Command / Event protocol.
+
+pub mod optimizer;
+pub mod policy;
+pub mod protocol;
+pub mod schedule;
+pub mod session;
+pub mod trainer;
+
+pub use protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent};
+pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
+pub use trainer::{Divergence, Trainer};

@@ -1,0 +1,170 @@
+//! The protocol between a front end (TUI or headless printer) and the training thread:
+//! `Command`s flow to the trainer and take effect between minibatches; `Event`s flow back.
+//! The trainer never waits on the front end.
+
+use serde::{Deserialize, Serialize};
+
+use crate::net::{Flags, Param};
+use crate::stats::LayerStats;
+
+/// What a front end can ask of the trainer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Run exactly one minibatch, then stay paused.
+    Step,
+    /// Switch α, β or γ on or off (function-preserving).
+    Toggle(Param),
+    /// Re-estimate the active transformations now.
+    Reestimate,
+    /// Multiply the learning rate by this factor.
+    ScaleLearningRate(f64),
+    SetLearningRate(f64),
+    SetMomentum(f64),
+    /// Stop after the current minibatch and write the final files.
+    Stop,
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Paused,
+    Finished,
+    Stopped,
+    Diverged,
+}
+
+impl RunState {
+    pub fn is_over(self) -> bool {
+        matches!(self, RunState::Finished | RunState::Stopped | RunState::Diverged)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Finished => "finished",
+            RunState::Stopped => "stopped",
+            RunState::Diverged => "diverged",
+        }
+    }
+}
+
+/// Fixed facts about a run, sent once at the start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub preset: String,
+    pub variant: String,
+    pub data: String,
+    pub topology: String,
+    pub weights: usize,
+    pub epochs: usize,
+    pub iterations_per_epoch: usize,
+    pub batch_size: usize,
+    pub classify: bool,
+    pub precision: String,
+    pub out_dir: Option<String>,
+}
+
+/// A live update, sent at most every few hundred milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub epoch: usize,
+    pub iteration: u64,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub examples_per_second: f64,
+    pub elapsed_seconds: f64,
+    /// Mean training loss of the minibatches since the last progress report.
+    pub batch_loss: f64,
+}
+
+/// What caused a change of α, β, γ.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TransformCause {
+    /// Scheduled re-estimation by the update policy.
+    Scheduled,
+    /// Re-estimation asked for by the user.
+    Manual,
+    /// A parameter switched on or off.
+    Switch { param: Param, on: bool },
+}
+
+/// One change of the transformations and how much it moved the network output.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TransformEvent {
+    pub iteration: u64,
+    #[serde(flatten)]
+    pub cause: TransformCause,
+    pub flags: Flags,
+    /// Largest absolute change of any network output on the probe batch (NaN if not measured).
+    pub max_output_change: f64,
+}
+
+/// One evaluation (at the end of an epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub iteration: u64,
+    pub elapsed_seconds: f64,
+    pub train_loss: f64,
+    pub train_error: Option<f64>,
+    pub validation_loss: f64,
+    pub validation_error: Option<f64>,
+    pub test_loss: f64,
+    pub test_error: Option<f64>,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub examples_per_second: f64,
+    pub flags: Flags,
+    pub layers: Vec<LayerStats>,
+    /// Transformation changes since the previous evaluation.
+    pub transform_events: Vec<TransformEvent>,
+}
+
+/// Final and best figures of a run (written as `summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub preset: String,
+    pub variant: String,
+    pub state: RunState,
+    pub reason: Option<String>,
+    pub epochs_completed: usize,
+    pub iterations: u64,
+    pub wall_seconds: f64,
+    pub train_seconds: f64,
+    pub examples_per_second: f64,
+    pub final_train_loss: Option<f64>,
+    pub final_validation_loss: Option<f64>,
+    pub final_validation_error: Option<f64>,
+    pub final_test_loss: Option<f64>,
+    pub final_test_error: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub best_validation_loss: Option<f64>,
+    pub best_validation_error: Option<f64>,
+    /// Test figures at the epoch with the best validation result.
+    pub test_loss_at_best: Option<f64>,
+    pub test_error_at_best: Option<f64>,
+    pub out_dir: Option<String>,
+}
+
+/// What the trainer tells the front end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started(RunInfo),
+    Progress(Progress),
+    Epoch(Box<EpochMetrics>),
+    /// A fresh statistics snapshot (a newer one supersedes it).
+    Layers { iteration: u64, layers: Vec<LayerStats> },
+    Transform(TransformEvent),
+    State(RunState),
+    Log(String),
+    /// The run ended (finished, stopped or diverged); files are written.
+    Finished(Box<Summary>),
+    /// The run could not go on (e.g. the output folder became unwritable).
+    Failed(String),
+}

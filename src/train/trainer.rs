@@ -1,0 +1,441 @@
+//! The training loop, one minibatch at a time: batching with input noise, forward pass,
+//! scheduled re-estimation of α, β, γ, backward pass, SGD step, epoch evaluation and
+//! statistics. It knows nothing about threads or terminals; `session` drives it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ndarray::{s, Array2, ArrayView2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use rand_pcg::Pcg64Mcg;
+
+use super::optimizer::Sgd;
+use super::policy::{Policy, UpdateSource};
+use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
+use super::schedule::Schedule;
+use crate::data::{BatchOrder, Dataset};
+use crate::net::{BatchLoss, Flags, Moments, Network, Param, Params, Settings, Target, TransformError, Workspace};
+use crate::preset::{Resolved, Task};
+use crate::real::Real;
+use crate::stats::{layer_stats, LayerStats, Thresholds};
+
+/// Rows per chunk when evaluating whole splits.
+const EVAL_CHUNK: usize = 500;
+
+/// Why training cannot go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("diverged at iteration {iteration} (epoch {epoch}): {reason}; the last good parameters are kept")]
+pub struct Divergence {
+    pub iteration: u64,
+    pub epoch: usize,
+    pub reason: String,
+}
+
+/// One training run's complete state.
+pub struct Trainer<T: Real> {
+    pub net: Network<T>,
+    data: Arc<Dataset<T>>,
+    classify: bool,
+    settings: Settings,
+    policy: Policy,
+    schedule: Schedule,
+    thresholds: Thresholds,
+    sgd: Sgd<T>,
+    grads: Params<T>,
+    ws: Workspace<T>,
+    eval_ws: Workspace<T>,
+    moments: Moments,
+    order: BatchOrder,
+    noise_rng: Pcg64Mcg,
+    batch_indices: Vec<usize>,
+    batch_clean: Array2<T>,
+    batch_input: Array2<T>,
+    batch_labels: Vec<u8>,
+    sample: Array2<T>,
+    check_rows: usize,
+    check_before: Array2<T>,
+    probe_rows: usize,
+    input_noise: f64,
+    weight_decay: f64,
+    train_eval_size: usize,
+    /// User multiplier on the scheduled learning rate.
+    rate_scale: f64,
+    momentum_override: Option<f64>,
+    pub iteration: u64,
+    /// Completed epochs.
+    pub epoch: usize,
+    pub iterations_per_epoch: u64,
+    last_validation_error: Option<f64>,
+    pending_events: Vec<TransformEvent>,
+    pub train_seconds: f64,
+    pub examples_seen: u64,
+}
+
+impl<T: Real> Trainer<T> {
+    pub fn new(resolved: &Resolved, data: Arc<Dataset<T>>, net: Network<T>) -> Self {
+        let p = &resolved.preset;
+        let batch = p.train.batch_size;
+        let input_dim = data.input_dim();
+        let output_dim = net.topology.size(net.depth());
+        let seed = p.train.seed;
+        let mut sample_rng = Pcg64Mcg::seed_from_u64(seed ^ 0x5a3b_1e00);
+        let mut sample_idx: Vec<usize> = (0..data.train.len()).collect();
+        sample_idx.shuffle(&mut sample_rng);
+        sample_idx.truncate(p.transforms.sample_size.min(data.train.len()));
+        let sample = if p.transforms.policy == crate::preset::PolicyKind::Sample {
+            data.train.inputs.select(ndarray::Axis(0), &sample_idx)
+        } else {
+            Array2::zeros((0, input_dim))
+        };
+        let check_rows = p.transforms.check_samples.min(data.validation.len());
+        let probe_rows = p.stats.probe_size.min(data.validation.len());
+        let n_train = data.train.len() as u64;
+        Trainer {
+            classify: p.model.task == Task::Classify,
+            settings: Settings {
+                flags: resolved.flags,
+                gamma_form: p.transforms.gamma_form,
+                gamma_epsilon: p.transforms.gamma_epsilon(),
+            },
+            policy: Policy::new(&p.transforms),
+            schedule: Schedule::new(&p.train),
+            thresholds: Thresholds {
+                saturated_slope: p.stats.saturated_slope,
+                collapsed_std: p.stats.collapsed_std,
+            },
+            sgd: Sgd::new(&net.topology),
+            grads: Params::zeros(&net.topology),
+            ws: Workspace::new(&net.topology, batch),
+            eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
+            moments: Moments::new(&net),
+            order: BatchOrder::new(data.train.len(), p.data.shuffle, seed),
+            noise_rng: Pcg64Mcg::seed_from_u64(seed ^ 0x0000_0015_e000),
+            batch_indices: vec![0; batch],
+            batch_clean: Array2::zeros((batch, input_dim)),
+            batch_input: Array2::zeros((batch, input_dim)),
+            batch_labels: vec![0; batch],
+            sample,
+            check_rows,
+            check_before: Array2::zeros((check_rows, output_dim)),
+            probe_rows,
+            input_noise: p.train.input_noise,
+            weight_decay: p.train.weight_decay,
+            train_eval_size: p.train.train_eval_size,
+            rate_scale: 1.0,
+            momentum_override: None,
+            iteration: 0,
+            epoch: 0,
+            iterations_per_epoch: n_train.div_ceil(batch as u64).max(1),
+            last_validation_error: None,
+            pending_events: Vec::new(),
+            train_seconds: 0.0,
+            examples_seen: 0,
+            net,
+            data,
+        }
+    }
+
+    pub fn flags(&self) -> Flags {
+        self.settings.flags
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.schedule.learning_rate(self.epoch) * self.rate_scale
+    }
+
+    pub fn momentum(&self) -> f64 {
+        self.momentum_override
+            .unwrap_or_else(|| self.schedule.momentum(self.epoch))
+    }
+
+    pub fn scale_learning_rate(&mut self, factor: f64) {
+        if factor.is_finite() && factor > 0.0 {
+            self.rate_scale *= factor;
+        }
+    }
+
+    pub fn set_learning_rate(&mut self, rate: f64) {
+        let scheduled = self.schedule.learning_rate(self.epoch);
+        if rate.is_finite() && rate > 0.0 && scheduled > 0.0 {
+            self.rate_scale = rate / scheduled;
+        }
+    }
+
+    pub fn set_momentum(&mut self, momentum: f64) {
+        if (0.0..1.0).contains(&momentum) {
+            self.momentum_override = Some(momentum);
+        }
+    }
+
+    /// Transformation changes since the last call.
+    pub fn take_transform_events(&mut self) -> Vec<TransformEvent> {
+        std::mem::take(&mut self.pending_events)
+    }
+
+    /// Whether the epoch just completed by the last step.
+    pub fn at_epoch_boundary(&self) -> bool {
+        self.iteration > 0 && self.iteration % self.iterations_per_epoch == 0
+    }
+
+    fn probe(&self, rows: usize) -> ArrayView2<'_, T> {
+        self.data.validation.rows(0, rows)
+    }
+
+    /// Fills the minibatch buffers with the next examples and adds input noise.
+    fn load_batch(&mut self) {
+        self.order.next_batch(&mut self.batch_indices);
+        for (row, &i) in self.batch_indices.iter().enumerate() {
+            self.batch_clean.row_mut(row).assign(&self.data.train.inputs.row(i));
+            self.batch_labels[row] = self.data.train.labels[i];
+        }
+        self.batch_input.assign(&self.batch_clean);
+        if self.input_noise > 0.0 {
+            let sigma = self.input_noise;
+            let rng = &mut self.noise_rng;
+            self.batch_input.mapv_inplace(|v| {
+                let z: f64 = StandardNormal.sample(rng);
+                v + T::of(sigma * z)
+            });
+        }
+    }
+
+    /// One minibatch: forward, scheduled re-estimation, backward, update.
+    pub fn step(&mut self) -> Result<BatchLoss, Divergence> {
+        let started = Instant::now();
+        self.load_batch();
+        let due = if self.settings.flags.any() {
+            self.policy
+                .within_step(self.iteration, self.epoch, self.last_validation_error)
+        } else {
+            None
+        };
+        if due == Some(UpdateSource::Sample) {
+            self.reestimate_from(UpdateSource::Sample, TransformCause::Scheduled)
+                .map(|_| ())
+                .map_err(|e| self.divergence(e.to_string()))?;
+        }
+        self.net.forward(self.batch_input.view(), &mut self.ws);
+        if due == Some(UpdateSource::CurrentBatch) {
+            self.moments.reset();
+            self.moments.accumulate(&self.ws);
+            let moments = std::mem::replace(&mut self.moments, Moments { layers: Vec::new() });
+            let result = self.apply_checked(&moments, self.settings, TransformCause::Scheduled);
+            self.moments = moments;
+            result.map(|_| ()).map_err(|e| self.divergence(e.to_string()))?;
+            self.net.refresh_activations(&mut self.ws);
+        }
+        let target = if self.classify {
+            Target::Labels(&self.batch_labels)
+        } else {
+            Target::Values(self.batch_clean.view())
+        };
+        let loss = self.net.output_delta(target, &mut self.ws);
+        if !loss.objective.is_finite() {
+            return Err(self.divergence(format!("training loss is {}", loss.objective)));
+        }
+        self.net.backward(&mut self.ws, &mut self.grads);
+        if !self.grads.all_finite() {
+            return Err(self.divergence("the gradient holds NaN or Inf".to_string()));
+        }
+        let (rate, momentum) = (self.learning_rate(), self.momentum());
+        self.sgd
+            .step(&mut self.net.params, &self.grads, rate, momentum, self.weight_decay);
+        self.iteration += 1;
+        self.examples_seen += self.batch_indices.len() as u64;
+        self.train_seconds += started.elapsed().as_secs_f64();
+        Ok(loss)
+    }
+
+    fn divergence(&self, reason: String) -> Divergence {
+        Divergence {
+            iteration: self.iteration,
+            epoch: self.epoch,
+            reason,
+        }
+    }
+
+    /// Applies a re-estimation from `moments`, measuring the output change on the check batch.
+    fn apply_checked(
+        &mut self,
+        moments: &Moments,
+        settings: Settings,
+        cause: TransformCause,
+    ) -> Result<TransformEvent, TransformError> {
+        let change = self.measure_change(|net| net.reestimate(moments, &settings))?;
+        Ok(self.record(cause, change))
+    }
+
+    /// Runs `change` on the network and returns the largest output change on the check batch
+    /// (NaN when no check batch is configured).
+    fn measure_change(
+        &mut self,
+        change: impl FnOnce(&mut Network<T>) -> Result<(), TransformError>,
+    ) -> Result<f64, TransformError> {
+        let rows = self.check_rows;
+        if rows == 0 {
+            change(&mut self.net)?;
+            return Ok(f64::NAN);
+        }
+        let probe = self.data.validation.rows(0, rows);
+        self.net.forward(probe, &mut self.eval_ws);
+        self.check_before.assign(&self.eval_ws.output());
+        change(&mut self.net)?;
+        self.net.forward(probe, &mut self.eval_ws);
+        let after = self.eval_ws.output();
+        Ok(self
+            .check_before
+            .iter()
+            .zip(after.iter())
+            .fold(0.0f64, |m, (a, b)| m.max((a.f64() - b.f64()).abs())))
+    }
+
+    fn record(&mut self, cause: TransformCause, change: f64) -> TransformEvent {
+        let event = TransformEvent {
+            iteration: self.iteration,
+            cause,
+            flags: self.settings.flags,
+            max_output_change: change,
+        };
+        self.pending_events.push(event);
+        event
+    }
+
+    /// Moments from the given source, using the evaluation workspace.
+    fn moments_from(&mut self, source: UpdateSource) -> Moments {
+        match source {
+            UpdateSource::Sample => Moments::of_batch(&self.net, self.sample.view(), &mut self.eval_ws),
+            UpdateSource::CurrentBatch => {
+                // Outside a step: the last minibatch's inputs, with the current weights.
+                Moments::of_batch(&self.net, self.batch_input.view(), &mut self.eval_ws)
+            }
+            UpdateSource::TrainingSetWithNoise => {
+                let mut moments = Moments::new(&self.net);
+                let n = self.data.train.len();
+                let chunk = self.batch_input.nrows();
+                let mut start = 0;
+                while start < n {
+                    let end = (start + chunk).min(n);
+                    let rows = end - start;
+                    let mut buf = self.batch_input.slice_mut(s![..rows, ..]);
+                    buf.assign(&self.data.train.rows(start, end));
+                    let sigma = self.input_noise;
+                    let rng = &mut self.noise_rng;
+                    buf.mapv_inplace(|v| {
+                        let z: f64 = StandardNormal.sample(rng);
+                        v + T::of(sigma * z)
+                    });
+                    self.net.forward(buf.view(), &mut self.eval_ws);
+                    moments.accumulate(&self.eval_ws);
+                    start = end;
+                }
+                moments
+            }
+        }
+    }
+
+    fn reestimate_from(
+        &mut self,
+        source: UpdateSource,
+        cause: TransformCause,
+    ) -> Result<TransformEvent, TransformError> {
+        let moments = self.moments_from(source);
+        self.apply_checked(&moments, self.settings, cause)
+    }
+
+    /// Re-estimates the active transformations now (the user's request).
+    pub fn reestimate_now(&mut self) -> Result<TransformEvent, TransformError> {
+        let source = self.policy.on_demand_source();
+        self.reestimate_from(source, TransformCause::Manual)
+    }
+
+    /// Switches one of α, β, γ; the network function is preserved. On failure nothing changes.
+    pub fn toggle(&mut self, which: Param) -> Result<TransformEvent, TransformError> {
+        let on = !self.settings.flags.get(which);
+        let mut settings = self.settings;
+        settings.flags.set(which, on);
+        let cause = TransformCause::Switch { param: which, on };
+        if on {
+            let moments = self.moments_from(self.policy.on_demand_source());
+            let change = self.measure_change(|net| net.reestimate(&moments, &settings))?;
+            self.settings = settings;
+            Ok(self.record(cause, change))
+        } else {
+            let change = self.measure_change(|net| net.neutralise(which))?;
+            self.settings = settings;
+            Ok(self.record(cause, change))
+        }
+    }
+
+    /// Statistics of every hidden layer on the probe batch.
+    pub fn layer_stats(&mut self) -> Vec<LayerStats> {
+        let probe = self.data.validation.rows(0, self.probe_rows);
+        layer_stats(&self.net, probe, &mut self.eval_ws, self.thresholds)
+    }
+
+    fn evaluate(&mut self, inputs: ArrayView2<T>, labels: &[u8]) -> BatchLoss {
+        self.net.evaluate(inputs, labels, self.classify, &mut self.eval_ws)
+    }
+
+    /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
+    /// the paper rule. Call when [`Trainer::at_epoch_boundary`] holds.
+    pub fn finish_epoch(&mut self, elapsed_seconds: f64) -> Result<EpochMetrics, Divergence> {
+        let data = Arc::clone(&self.data);
+        let n_train = self.train_eval_size.min(data.train.len());
+        let train = self.evaluate(data.train.rows(0, n_train), &data.train.labels[..n_train]);
+        let validation = self.evaluate(data.validation.inputs.view(), &data.validation.labels);
+        let test = self.evaluate(data.test.inputs.view(), &data.test.labels);
+        if !validation.mean().is_finite() {
+            return Err(self.divergence(format!("validation loss is {}", validation.mean())));
+        }
+        let classify = self.classify;
+        let error = |loss: &BatchLoss| classify.then(|| loss.error_percent());
+        let layers = self.layer_stats();
+        let learning_rate = self.learning_rate();
+        let momentum = self.momentum();
+        self.last_validation_error = error(&validation);
+        if self.settings.flags.any() {
+            if let Some(source) = self.policy.at_epoch_end(self.epoch, self.last_validation_error) {
+                self.reestimate_from(source, TransformCause::Scheduled)
+                    .map(|_| ())
+                    .map_err(|e| self.divergence(e.to_string()))?;
+            }
+        }
+        let metrics = EpochMetrics {
+            epoch: self.epoch + 1,
+            iteration: self.iteration,
+            elapsed_seconds,
+            train_loss: train.mean(),
+            train_error: error(&train),
+            validation_loss: validation.mean(),
+            validation_error: error(&validation),
+            test_loss: test.mean(),
+            test_error: error(&test),
+            learning_rate,
+            momentum,
+            examples_per_second: self.examples_per_second(),
+            flags: self.settings.flags,
+            layers,
+            transform_events: self.take_transform_events(),
+        };
+        self.epoch += 1;
+        Ok(metrics)
+    }
+
+    pub fn examples_per_second(&self) -> f64 {
+        if self.train_seconds > 0.0 {
+            self.examples_seen as f64 / self.train_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Output of the network on the first `rows` validation examples (for tests and checks).
+    pub fn probe_output(&mut self, rows: usize) -> Array2<T> {
+        let rows = rows.min(self.data.validation.len());
+        let probe = self.probe(rows).to_owned();
+        self.net.forward(probe.view(), &mut self.eval_ws);
+        self.eval_ws.output().to_owned()
+    }
+}
