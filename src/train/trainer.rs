@@ -137,6 +137,16 @@ impl<T: Real> Trainer<T> {
         }
     }
 
+    /// The data this trainer trains on.
+    pub fn data(&self) -> &Arc<Dataset<T>> {
+        &self.data
+    }
+
+    /// Whether the output is a softmax classifier (otherwise a linear reconstruction).
+    pub fn classify(&self) -> bool {
+        self.classify
+    }
+
     pub fn flags(&self) -> Flags {
         self.settings.flags
     }
