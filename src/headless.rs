@@ -19,8 +19,8 @@ pub fn default_out_dir(preset: &str, variant: &str) -> PathBuf {
 /// One human line per evaluation.
 pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
     let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" ({e:.2}%)"));
-    let collapsed = m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>()
-        / m.layers.len().max(1) as f64;
+    let collapsed =
+        m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>() / m.layers.len().max(1) as f64;
     format!(
         "epoch {:>3}/{}  train {:.4}{}  valid {:.4}{}  test {:.4}{}  lr {:.4}  {} {:>7.0} ex/s  collapsed {:.1}%  {:.1}s",
         m.epoch,
@@ -54,7 +54,8 @@ pub fn summary_text(s: &Summary) -> String {
         s.wall_seconds,
         s.examples_per_second,
         pct(s.final_validation_error),
-        s.final_validation_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        s.final_validation_loss
+            .map_or("-".into(), |l| format!("{l:.4}")),
         pct(s.final_test_error),
         s.best_epoch.map_or("-".into(), |e| e.to_string()),
         pct(s.best_validation_error),

@@ -11,7 +11,11 @@ use ltmlp::headless;
 use ltmlp::train::RunState;
 
 #[derive(Debug, Parser)]
-#[command(name = "ltmlp", version, about = "A terminal lab for MLPs with transformed nonlinearities (α, β, γ)")]
+#[command(
+    name = "ltmlp",
+    version,
+    about = "A terminal lab for MLPs with transformed nonlinearities (α, β, γ)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,7 +35,11 @@ enum Command {
     },
 }
 
-fn run_headless(preset: Option<&PathBuf>, out: Option<PathBuf>, args: &RunArgs) -> anyhow::Result<ExitCode> {
+fn run_headless(
+    preset: Option<&PathBuf>,
+    out: Option<PathBuf>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
     let exp = args.experiment(preset)?;
     let out = out.unwrap_or_else(|| {
         headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
@@ -41,7 +49,10 @@ fn run_headless(preset: Option<&PathBuf>, out: Option<PathBuf>, args: &RunArgs) 
     Ok(match summary.state {
         RunState::Finished => ExitCode::SUCCESS,
         RunState::Diverged => {
-            eprintln!("error: {}", summary.reason.as_deref().unwrap_or("training diverged"));
+            eprintln!(
+                "error: {}",
+                summary.reason.as_deref().unwrap_or("training diverged")
+            );
             ExitCode::from(3)
         }
         _ => ExitCode::from(1),

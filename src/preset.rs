@@ -283,6 +283,7 @@ impl Default for StatsSection {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct CompareSection {
     /// Validation error (%) whose first crossing is reported ("epochs to target").
     pub target_error: Option<f64>,
@@ -290,16 +291,6 @@ pub struct CompareSection {
     pub patience: Option<usize>,
     /// Epochs at which the training loss is tabulated.
     pub loss_at_epochs: Vec<usize>,
-}
-
-impl Default for CompareSection {
-    fn default() -> Self {
-        CompareSection {
-            target_error: None,
-            patience: None,
-            loss_at_epochs: Vec::new(),
-        }
-    }
 }
 
 /// A preset error: where it is and what to do about it.
@@ -394,7 +385,11 @@ impl PresetFile {
     }
 
     /// Applies a variant (default: the preset's own) and `key=value` overrides, then validates.
-    pub fn resolve(&self, variant: Option<&str>, overrides: &[String]) -> Result<Resolved, PresetError> {
+    pub fn resolve(
+        &self,
+        variant: Option<&str>,
+        overrides: &[String],
+    ) -> Result<Resolved, PresetError> {
         let variant = variant.unwrap_or(&self.preset.variant).to_string();
         let flags = flags_of(&variant).ok_or_else(|| {
             self.error(
@@ -402,7 +397,8 @@ impl PresetFile {
                 format!("unknown variant `{variant}`; choose none, ab or abg"),
             )
         })?;
-        let mut table = toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
+        let mut table =
+            toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
         table.remove("variants");
         if let Some(extra) = self.preset.variants.get(&variant) {
             merge(&mut table, extra);
@@ -426,7 +422,8 @@ impl PresetFile {
         }
         table.insert("variant".into(), toml::Value::String(variant.clone()));
         let preset: Preset = deserialize(&table).map_err(|message| self.error("", message))?;
-        validate(&preset, flags).map_err(|(key, message)| self.error(&key, format!("{key}: {message}")))?;
+        validate(&preset, flags)
+            .map_err(|(key, message)| self.error(&key, format!("{key}: {message}")))?;
         Ok(Resolved {
             preset,
             variant,
@@ -485,7 +482,9 @@ pub fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), String>
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("`{key}` is not a key; write section.key, e.g. train.epochs"));
+        return Err(format!(
+            "`{key}` is not a key; write section.key, e.g. train.epochs"
+        ));
     }
     let mut node = table;
     for part in &parts[..parts.len() - 1] {
@@ -526,7 +525,10 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         }
     }
     if !(t.rate_decay.is_finite() && t.rate_decay > 0.0 && t.rate_decay <= 1.0) {
-        return err("train.rate_decay", format!("{} must be in (0, 1], e.g. 0.9", t.rate_decay));
+        return err(
+            "train.rate_decay",
+            format!("{} must be in (0, 1], e.g. 0.9", t.rate_decay),
+        );
     }
     for (key, value) in [
         ("train.weight_decay", t.weight_decay),
@@ -537,7 +539,10 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         }
     }
     if t.threads == 0 || t.threads > 256 {
-        return err("train.threads", format!("{} must be between 1 and 256", t.threads));
+        return err(
+            "train.threads",
+            format!("{} must be between 1 and 256", t.threads),
+        );
     }
     let m = &p.model;
     if let Some(i) = m.hidden.iter().position(|&n| n == 0 || n > MAX_LAYER_UNITS) {
@@ -553,14 +558,20 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
     if let Some(&l) = m.linear.iter().find(|&&l| l == 0 || l > m.hidden.len()) {
         return err(
             "model.linear",
-            format!("{l} is not a hidden layer; hidden layers are numbered 1 to {}", m.hidden.len()),
+            format!(
+                "{l} is not a hidden layer; hidden layers are numbered 1 to {}",
+                m.hidden.len()
+            ),
         );
     }
     if let Some(b) = m.bottleneck {
         if b == 0 || b > m.hidden.len() {
             return err(
                 "model.bottleneck",
-                format!("{b} is not a hidden layer; hidden layers are numbered 1 to {}", m.hidden.len()),
+                format!(
+                    "{b} is not a hidden layer; hidden layers are numbered 1 to {}",
+                    m.hidden.len()
+                ),
             );
         }
     }
@@ -580,21 +591,36 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         return err("transforms.sample_size", "must be at least 1".into());
     }
     if !(x.gamma_epsilon().is_finite() && x.gamma_epsilon() >= 0.0) {
-        return err("transforms.gamma_epsilon", "must be zero or positive".into());
+        return err(
+            "transforms.gamma_epsilon",
+            "must be zero or positive".into(),
+        );
     }
     if !(x.paper_threshold.is_finite() && x.paper_threshold >= 0.0) {
-        return err("transforms.paper_threshold", "must be a percentage ≥ 0".into());
+        return err(
+            "transforms.paper_threshold",
+            "must be a percentage ≥ 0".into(),
+        );
     }
     let s = &p.stats;
     if s.every == 0 || s.probe_size == 0 {
-        return err("stats.every", "stats.every and stats.probe_size must be at least 1".into());
+        return err(
+            "stats.every",
+            "stats.every and stats.probe_size must be at least 1".into(),
+        );
     }
     if p.data.downsample == 0 {
-        return err("data.downsample", "must be at least 1 (1 keeps the images as they are)".into());
+        return err(
+            "data.downsample",
+            "must be at least 1 (1 keeps the images as they are)".into(),
+        );
     }
     if let Some(target) = p.compare.target_error {
         if !(target.is_finite() && target > 0.0) {
-            return err("compare.target_error", format!("{target} must be a positive percentage"));
+            return err(
+                "compare.target_error",
+                format!("{target} must be a positive percentage"),
+            );
         }
     }
     Ok(())
@@ -603,7 +629,12 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
 impl Resolved {
     /// The network shape for data with `input_dim` inputs and `classes` classes, checked
     /// against the data's sizes.
-    pub fn topology(&self, input_dim: usize, classes: usize, train: usize) -> Result<Topology, PresetError> {
+    pub fn topology(
+        &self,
+        input_dim: usize,
+        classes: usize,
+        train: usize,
+    ) -> Result<Topology, PresetError> {
         let p = &self.preset;
         let error = |key: &str, message: String| PresetError {
             file: self.origin.clone(),
@@ -627,7 +658,11 @@ impl Resolved {
         sizes.extend(&p.model.hidden);
         sizes.push(output);
         let weights: usize = (1..sizes.len())
-            .map(|l| (0..l).map(|k| sizes[l].saturating_mul(sizes[k])).sum::<usize>())
+            .map(|l| {
+                (0..l)
+                    .map(|k| sizes[l].saturating_mul(sizes[k]))
+                    .sum::<usize>()
+            })
             .sum();
         if weights > MAX_WEIGHTS {
             return Err(error(

@@ -121,13 +121,17 @@ fn one_layer<T: Real>(net: &Network<T>, ws: &Workspace<T>, l: usize, th: Thresho
         u.std_out.push(std_out);
         u.std_pre.push(std_pre);
         u.tanh_slope.push(sd / n);
-        u.saturated.push(kind == UnitKind::Tanh && sd / n < th.saturated_slope);
-        u.collapsed.push(std_pre < th.collapsed_std && std_out < th.collapsed_std);
+        u.saturated
+            .push(kind == UnitKind::Tanh && sd / n < th.saturated_slope);
+        u.collapsed
+            .push(std_pre < th.collapsed_std && std_out < th.collapsed_std);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / units.max(1) as f64;
     let fraction = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64 / units.max(1) as f64;
     let range = |pick: fn(&crate::net::Transform<T>) -> &ndarray::Array1<T>| {
-        tr.map_or(Range::default(), |t| Range::of(pick(t).iter().map(|v| v.f64())))
+        tr.map_or(Range::default(), |t| {
+            Range::of(pick(t).iter().map(|v| v.f64()))
+        })
     };
     LayerStats {
         layer: l,

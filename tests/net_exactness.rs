@@ -1,5 +1,6 @@
 //! Exactness of the engine in f64: gradients against central finite differences, and the
 //! function preservation and target statistics of every re-estimation and switch.
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use approx::assert_relative_eq;
 use ltmlp::net::{
@@ -16,7 +17,13 @@ fn random_inputs(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
 }
 
 /// A small network with every weight, shortcuts included, random and non-zero.
-fn random_net(sizes: &[usize], kinds: &[UnitKind], shortcuts: Shortcuts, bottleneck: Option<usize>, seed: u64) -> Network<f64> {
+fn random_net(
+    sizes: &[usize],
+    kinds: &[UnitKind],
+    shortcuts: Shortcuts,
+    bottleneck: Option<usize>,
+    seed: u64,
+) -> Network<f64> {
     let topology = Topology::new(sizes.to_vec(), kinds.to_vec(), shortcuts, bottleneck).unwrap();
     let mut net = Network::<f64>::init(topology, seed);
     let mut rng = Pcg64Mcg::seed_from_u64(seed + 1);
@@ -32,7 +39,12 @@ fn random_net(sizes: &[usize], kinds: &[UnitKind], shortcuts: Shortcuts, bottlen
 fn classifier(shortcuts: Shortcuts, seed: u64) -> Network<f64> {
     random_net(
         &[5, 7, 6, 4],
-        &[UnitKind::Input, UnitKind::Tanh, UnitKind::Tanh, UnitKind::Softmax],
+        &[
+            UnitKind::Input,
+            UnitKind::Tanh,
+            UnitKind::Tanh,
+            UnitKind::Softmax,
+        ],
         shortcuts,
         None,
         seed,
@@ -62,7 +74,12 @@ fn labels(rows: usize, classes: usize) -> Vec<u8> {
     (0..rows).map(|i| ((i * 7 + 3) % classes) as u8).collect()
 }
 
-fn objective(net: &Network<f64>, input: ArrayView2<f64>, target: Target<f64>, ws: &mut Workspace<f64>) -> f64 {
+fn objective(
+    net: &Network<f64>,
+    input: ArrayView2<f64>,
+    target: Target<f64>,
+    ws: &mut Workspace<f64>,
+) -> f64 {
     net.forward(input, ws);
     net.output_delta(target, ws).objective / input.nrows() as f64
 }
@@ -89,7 +106,12 @@ fn gradient_error(net: &mut Network<f64>, input: ArrayView2<f64>, target: Target
         numeric[i] = (plus - minus) / (2.0 * h);
     }
     net.params.set_flat(&base, true);
-    let diff: f64 = analytic.iter().zip(&numeric).map(|(a, n)| (a - n).powi(2)).sum::<f64>().sqrt();
+    let diff: f64 = analytic
+        .iter()
+        .zip(&numeric)
+        .map(|(a, n)| (a - n).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let norm: f64 = analytic.iter().map(|a| a * a).sum::<f64>().sqrt();
     assert!(norm > 1e-6, "gradient unexpectedly tiny: {norm}");
     diff / norm
@@ -102,11 +124,23 @@ fn transformed(net: &mut Network<f64>, input: ArrayView2<f64>, flags: Flags) {
 }
 
 fn settings(flags: Flags) -> Settings {
-    Settings { flags, gamma_form: GammaForm::Product, gamma_epsilon: 1e-4 }
+    Settings {
+        flags,
+        gamma_form: GammaForm::Product,
+        gamma_epsilon: 1e-4,
+    }
 }
 
-const ALL: Flags = Flags { alpha: true, beta: true, gamma: true };
-const AB: Flags = Flags { alpha: true, beta: true, gamma: false };
+const ALL: Flags = Flags {
+    alpha: true,
+    beta: true,
+    gamma: true,
+};
+const AB: Flags = Flags {
+    alpha: true,
+    beta: true,
+    gamma: false,
+};
 
 #[test]
 fn gradient_matches_finite_differences_softmax_all_shortcuts() {
@@ -124,7 +158,15 @@ fn gradient_matches_finite_differences_softmax_adjacent() {
     let input = random_inputs(9, 5, 3);
     let labels = labels(9, 4);
     let mut net = classifier(Shortcuts::Adjacent, 4);
-    transformed(&mut net, input.view(), Flags { alpha: false, beta: true, gamma: true });
+    transformed(
+        &mut net,
+        input.view(),
+        Flags {
+            alpha: false,
+            beta: true,
+            gamma: true,
+        },
+    );
     let err = gradient_error(&mut net, input.view(), Target::Labels(&labels));
     assert!(err < 1e-6, "relative gradient error {err}");
 }
@@ -147,7 +189,11 @@ fn max_output_change(before: &Network<f64>, after: &Network<f64>, input: ArrayVi
 }
 
 /// Moments of the net on `input`, and the per-unit mean of f and f' computed directly.
-fn unit_means(net: &Network<f64>, input: ArrayView2<f64>, l: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+fn unit_means(
+    net: &Network<f64>,
+    input: ArrayView2<f64>,
+    l: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut ws = Workspace::new(&net.topology, input.nrows());
     net.forward(input, &mut ws);
     let tr = net.transforms[l].as_ref().unwrap();
@@ -175,7 +221,18 @@ fn unit_means(net: &Network<f64>, input: ArrayView2<f64>, l: usize) -> (Vec<f64>
 #[test]
 fn reestimation_preserves_the_function_and_centres_every_unit() {
     let input = random_inputs(50, 5, 7);
-    for (flags, seed) in [(AB, 8), (ALL, 9), (Flags { alpha: true, beta: false, gamma: false }, 10)] {
+    for (flags, seed) in [
+        (AB, 8),
+        (ALL, 9),
+        (
+            Flags {
+                alpha: true,
+                beta: false,
+                gamma: false,
+            },
+            10,
+        ),
+    ] {
         let mut net = classifier(Shortcuts::All, seed);
         // Start from non-neutral transforms so that compensation has real work to do.
         transformed(&mut net, random_inputs(30, 5, seed + 100).view(), ALL);
@@ -183,17 +240,32 @@ fn reestimation_preserves_the_function_and_centres_every_unit() {
         transformed(&mut net, input.view(), flags);
         let change = max_output_change(&before, &net, input.view());
         assert!(change < 1e-10, "{flags:?}: output changed by {change}");
-        assert_ne!(before.params, net.params, "compensation must have changed the weights");
+        assert_ne!(
+            before.params, net.params,
+            "compensation must have changed the weights"
+        );
         for l in [1, 2] {
             let (mean_f, mean_df, power) = unit_means(&net, input.view(), l);
             for j in 0..mean_f.len() {
-                assert!(mean_df[j].abs() < 1e-10, "layer {l} unit {j}: mean f' = {}", mean_df[j]);
+                assert!(
+                    mean_df[j].abs() < 1e-10,
+                    "layer {l} unit {j}: mean f' = {}",
+                    mean_df[j]
+                );
                 if flags.beta {
-                    assert!(mean_f[j].abs() < 1e-10, "layer {l} unit {j}: mean f = {}", mean_f[j]);
+                    assert!(
+                        mean_f[j].abs() < 1e-10,
+                        "layer {l} unit {j}: mean f = {}",
+                        mean_f[j]
+                    );
                 }
                 if flags.gamma {
                     // E[f²]E[f'²] = m2·d2/(m2·d2 + ε) < 1; the exact value is checked below.
-                    assert!(power[j] < 1.0 && power[j] > 0.0, "layer {l} unit {j}: power {}", power[j]);
+                    assert!(
+                        power[j] < 1.0 && power[j] > 0.0,
+                        "layer {l} unit {j}: power {}",
+                        power[j]
+                    );
                 }
             }
         }
@@ -226,13 +298,23 @@ fn rms_gamma_gives_unit_output_power() {
     let mut net = classifier(Shortcuts::All, 14);
     let mut ws = Workspace::new(&net.topology, 40);
     let moments = Moments::of_batch(&net, input.view(), &mut ws);
-    let rms = Settings { flags: ALL, gamma_form: GammaForm::Rms, gamma_epsilon: 0.0 };
+    let rms = Settings {
+        flags: ALL,
+        gamma_form: GammaForm::Rms,
+        gamma_epsilon: 0.0,
+    };
     let before = net.clone();
     net.reestimate(&moments, &rms).unwrap();
     assert!(max_output_change(&before, &net, input.view()) < 1e-10);
     net.forward(input.view(), &mut ws);
     for j in 0..7 {
-        let power: f64 = ws.activation(1).column(j).iter().map(|v| v * v).sum::<f64>() / 40.0;
+        let power: f64 = ws
+            .activation(1)
+            .column(j)
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            / 40.0;
         assert_relative_eq!(power, 1.0, max_relative = 1e-9);
     }
 }
@@ -245,7 +327,10 @@ fn switching_each_parameter_off_and_on_preserves_the_function() {
     for which in Param::ALL {
         let before = net.clone();
         net.neutralise(which).unwrap();
-        assert!(max_output_change(&before, &net, input.view()) < 1e-10, "{which:?} off");
+        assert!(
+            max_output_change(&before, &net, input.view()) < 1e-10,
+            "{which:?} off"
+        );
         for l in [1, 2] {
             let tr = net.transforms[l].as_ref().unwrap();
             let values = match which {
@@ -254,11 +339,17 @@ fn switching_each_parameter_off_and_on_preserves_the_function() {
                 Param::Gamma => &tr.gamma,
             };
             let neutral = if which == Param::Gamma { 1.0 } else { 0.0 };
-            assert!(values.iter().all(|&v| v == neutral), "{which:?} not neutral");
+            assert!(
+                values.iter().all(|&v| v == neutral),
+                "{which:?} not neutral"
+            );
         }
         let before = net.clone();
         transformed(&mut net, input.view(), ALL);
-        assert!(max_output_change(&before, &net, input.view()) < 1e-10, "{which:?} on");
+        assert!(
+            max_output_change(&before, &net, input.view()) < 1e-10,
+            "{which:?} on"
+        );
     }
 }
 
@@ -271,7 +362,10 @@ fn autoencoder_compensation_respects_the_bottleneck_mask() {
     assert!(max_output_change(&before, &net, input.view()) < 1e-10);
     for l in 4..=6 {
         for k in 0..3 {
-            assert!(net.params.weight(l, k).is_none(), "W[{l}][{k}] skips the bottleneck");
+            assert!(
+                net.params.weight(l, k).is_none(),
+                "W[{l}][{k}] skips the bottleneck"
+            );
         }
     }
 }

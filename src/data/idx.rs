@@ -142,7 +142,7 @@ fn parse_header<'a>(
         });
     }
     let dims: Vec<u32> = (0..ndims).map(|d| word(4 + 4 * d)).collect();
-    if dims.iter().any(|&d| d == 0) {
+    if dims.contains(&0) {
         return Err(IdxError::WrongDimensions {
             path: path.to_owned(),
             dims,

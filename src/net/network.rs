@@ -190,7 +190,13 @@ impl<T: Real> Network<T> {
             x.assign(&self.params.biases[l]);
             for k in self.topology.sources(l) {
                 if let Some(w) = self.params.weight(l, k) {
-                    general_mat_mul(T::one(), &ws.y[k].slice(s![..rows, ..]), &w.t(), T::one(), &mut x);
+                    general_mat_mul(
+                        T::one(),
+                        &ws.y[k].slice(s![..rows, ..]),
+                        &w.t(),
+                        T::one(),
+                        &mut x,
+                    );
                 }
             }
             let y = ws.y[l].slice_mut(s![..rows, ..]);
@@ -263,7 +269,7 @@ impl<T: Real> Network<T> {
                     let label = usize::from(labels[i]);
                     let p = row[label].f64().max(MIN_PROBABILITY);
                     loss.objective -= p.ln();
-                    d[label] = d[label] - T::one();
+                    d[label] -= T::one();
                     let predicted = argmax(row.iter().map(|v| v.f64()));
                     if predicted != label {
                         loss.errors += 1;

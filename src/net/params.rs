@@ -60,7 +60,8 @@ impl<T: Real> Params<T> {
 
     /// Whether every parameter is finite.
     pub fn all_finite(&self) -> bool {
-        self.blocks().all(|(_, _, w)| w.iter().all(|v| v.is_finite()))
+        self.blocks()
+            .all(|(_, _, w)| w.iter().all(|v| v.is_finite()))
             && self.biases.iter().all(|b| b.iter().all(|v| v.is_finite()))
     }
 

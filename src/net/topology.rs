@@ -152,7 +152,11 @@ impl Topology {
     /// Number of weights (excluding biases).
     pub fn weight_count(&self) -> usize {
         (1..=self.depth())
-            .map(|l| self.sources(l).map(|k| self.sizes[l] * self.sizes[k]).sum::<usize>())
+            .map(|l| {
+                self.sources(l)
+                    .map(|k| self.sizes[l] * self.sizes[k])
+                    .sum::<usize>()
+            })
             .sum()
     }
 

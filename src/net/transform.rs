@@ -99,7 +99,11 @@ pub enum TransformError {
         "α on layer {layer} needs a shortcut from layer {from} to layer {to} to keep the network \
          function unchanged; use model.shortcuts = \"all\" or switch α off"
     )]
-    MissingShortcut { layer: usize, from: usize, to: usize },
+    MissingShortcut {
+        layer: usize,
+        from: usize,
+        to: usize,
+    },
 }
 
 /// Data sums of one transformed layer: for every unit, Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²
@@ -166,7 +170,9 @@ impl LayerMoments {
     pub fn output_and_slope_power(&self, j: usize, alpha: f64, beta: f64) -> (f64, f64) {
         let n = self.count.max(1.0);
         let (et, ex, ed) = (self.t[j] / n, self.x[j] / n, self.d[j] / n);
-        let m2 = self.tt[j] / n + alpha * alpha * self.xx[j] / n + beta * beta
+        let m2 = self.tt[j] / n
+            + alpha * alpha * self.xx[j] / n
+            + beta * beta
             + 2.0 * alpha * self.tx[j] / n
             + 2.0 * beta * et
             + 2.0 * alpha * beta * ex;
@@ -198,7 +204,9 @@ impl Moments {
     pub fn reset(&mut self) {
         for m in self.layers.iter_mut().flatten() {
             m.count = 0.0;
-            for v in [&mut m.t, &mut m.x, &mut m.d, &mut m.tt, &mut m.xx, &mut m.tx, &mut m.dd] {
+            for v in [
+                &mut m.t, &mut m.x, &mut m.d, &mut m.tt, &mut m.xx, &mut m.tx, &mut m.dd,
+            ] {
                 v.fill(0.0);
             }
         }
@@ -214,7 +222,11 @@ impl Moments {
     }
 
     /// Moments of one batch, computed with a forward pass.
-    pub fn of_batch<T: Real>(net: &Network<T>, input: ArrayView2<T>, ws: &mut Workspace<T>) -> Self {
+    pub fn of_batch<T: Real>(
+        net: &Network<T>,
+        input: ArrayView2<T>,
+        ws: &mut Workspace<T>,
+    ) -> Self {
         let mut moments = Moments::new(net);
         let chunk = ws.capacity().max(1);
         let mut start = 0;
@@ -239,10 +251,16 @@ fn gamma_for(m2: f64, d2: f64, settings: &Settings) -> f64 {
 impl<T: Real> Network<T> {
     /// Re-estimates α, β (in layer order), then γ, from `moments`, compensating every change.
     /// Parameters whose flag is off are set to their neutral value (0, 0, 1).
-    pub fn reestimate(&mut self, moments: &Moments, settings: &Settings) -> Result<(), TransformError> {
+    pub fn reestimate(
+        &mut self,
+        moments: &Moments,
+        settings: &Settings,
+    ) -> Result<(), TransformError> {
         let layers: Vec<usize> = self.topology.transformed_layers().collect();
         for &l in &layers {
-            let Some(m) = moments.layers[l].as_ref() else { continue };
+            let Some(m) = moments.layers[l].as_ref() else {
+                continue;
+            };
             let (alpha, beta): (Vec<T>, Vec<T>) = (0..m.t.len())
                 .map(|j| {
                     let (a, b) = m.alpha_beta(j, settings.flags);
@@ -252,7 +270,8 @@ impl<T: Real> Network<T> {
             self.set_alpha_beta(l, &Array1::from(alpha), &Array1::from(beta))?;
         }
         for &l in &layers {
-            let (Some(m), Some(tr)) = (moments.layers[l].as_ref(), self.transforms[l].as_ref()) else {
+            let (Some(m), Some(tr)) = (moments.layers[l].as_ref(), self.transforms[l].as_ref())
+            else {
                 continue;
             };
             let gamma: Array1<T> = (0..m.t.len())
@@ -262,7 +281,11 @@ impl<T: Real> Network<T> {
                             m.output_and_slope_power(j, tr.alpha[j].f64(), tr.beta[j].f64());
                         let gamma = gamma_for(m2, d2, settings);
                         // With ε = 0 a dead unit would get γ = ∞; keep its current γ instead.
-                        if gamma.is_finite() && gamma > 0.0 { T::of(gamma) } else { tr.gamma[j] }
+                        if gamma.is_finite() && gamma > 0.0 {
+                            T::of(gamma)
+                        } else {
+                            tr.gamma[j]
+                        }
                     } else {
                         T::one()
                     }
@@ -278,7 +301,9 @@ impl<T: Real> Network<T> {
     pub fn neutralise(&mut self, which: Param) -> Result<(), TransformError> {
         let layers: Vec<usize> = self.topology.transformed_layers().collect();
         for l in layers {
-            let Some(tr) = self.transforms[l].as_ref() else { continue };
+            let Some(tr) = self.transforms[l].as_ref() else {
+                continue;
+            };
             let n = tr.alpha.len();
             match which {
                 Param::Alpha => {
@@ -304,7 +329,9 @@ impl<T: Real> Network<T> {
         alpha: &Array1<T>,
         beta: &Array1<T>,
     ) -> Result<(), TransformError> {
-        let Some(tr) = self.transforms[l].as_ref() else { return Ok(()) };
+        let Some(tr) = self.transforms[l].as_ref() else {
+            return Ok(());
+        };
         let d_alpha: Array1<T> = (&tr.alpha - alpha) * &tr.gamma;
         let d_beta: Array1<T> = (&tr.beta - beta) * &tr.gamma;
         let alpha_changed = d_alpha.iter().any(|v| *v != T::zero());
@@ -314,8 +341,16 @@ impl<T: Real> Network<T> {
         }
         if alpha_changed {
             for m in self.topology.targets(l) {
-                if let Some(k) = self.topology.sources(l).find(|&k| !self.topology.connects(m, k)) {
-                    return Err(TransformError::MissingShortcut { layer: l, from: k, to: m });
+                if let Some(k) = self
+                    .topology
+                    .sources(l)
+                    .find(|&k| !self.topology.connects(m, k))
+                {
+                    return Err(TransformError::MissingShortcut {
+                        layer: l,
+                        from: k,
+                        to: m,
+                    });
                 }
             }
         }
@@ -323,12 +358,22 @@ impl<T: Real> Network<T> {
         let targets: Vec<usize> = self.topology.targets(l).collect();
         let sources: Vec<usize> = self.topology.sources(l).collect();
         for &m in &targets {
-            let Some(w_ml) = self.params.weights[m][l].take() else { continue };
-            general_mat_vec_mul(T::one(), &w_ml, &bias_shift, T::one(), &mut self.params.biases[m]);
+            let Some(w_ml) = self.params.weights[m][l].take() else {
+                continue;
+            };
+            general_mat_vec_mul(
+                T::one(),
+                &w_ml,
+                &bias_shift,
+                T::one(),
+                &mut self.params.biases[m],
+            );
             if alpha_changed {
                 let scaled = &w_ml * &d_alpha;
                 for &k in &sources {
-                    let Some(mut w_mk) = self.params.weights[m][k].take() else { continue };
+                    let Some(mut w_mk) = self.params.weights[m][k].take() else {
+                        continue;
+                    };
                     if let Some(w_lk) = self.params.weights[l][k].as_ref() {
                         general_mat_mul(T::one(), &scaled, w_lk, T::one(), &mut w_mk);
                     }
@@ -346,7 +391,9 @@ impl<T: Real> Network<T> {
 
     /// Replaces γ of layer l, rescaling the columns of every outgoing weight block by γ_old/γ_new.
     pub fn set_gamma(&mut self, l: usize, gamma: &Array1<T>) {
-        let Some(tr) = self.transforms[l].as_mut() else { return };
+        let Some(tr) = self.transforms[l].as_mut() else {
+            return;
+        };
         let ratio: Array1<T> = &tr.gamma / gamma;
         if ratio.iter().all(|&r| r == T::one()) {
             return;

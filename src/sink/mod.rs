@@ -160,7 +160,9 @@ fn csv_row(m: &EpochMetrics) -> String {
         .iter()
         .map(|e| e.max_output_change)
         .filter(|c| c.is_finite())
-        .fold(None, |acc: Option<f64>, c| Some(acc.map_or(c, |a| a.max(c))));
+        .fold(None, |acc: Option<f64>, c| {
+            Some(acc.map_or(c, |a| a.max(c)))
+        });
     [
         m.epoch.to_string(),
         m.iteration.to_string(),

@@ -8,6 +8,8 @@ pub mod schedule;
 pub mod session;
 pub mod trainer;
 
-pub use protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent};
+pub use protocol::{
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent,
+};
 pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
 pub use trainer::{Divergence, Trainer};

@@ -25,14 +25,23 @@ impl<T: Real> Sgd<T> {
     }
 
     /// One update of `params` from `grads`.
-    pub fn step(&mut self, params: &mut Params<T>, grads: &Params<T>, rate: f64, momentum: f64, decay: f64) {
+    pub fn step(
+        &mut self,
+        params: &mut Params<T>,
+        grads: &Params<T>,
+        rate: f64,
+        momentum: f64,
+        decay: f64,
+    ) {
         let (mu, lambda) = (T::of(momentum), T::of(decay));
         for ((l, k, w), (_, _, v)) in params.blocks_mut().zip(self.velocity.blocks_mut()) {
-            let Some(g) = grads.weight(l, k) else { continue };
+            let Some(g) = grads.weight(l, k) else {
+                continue;
+            };
             let eta = T::of(rate * shortcut_scale(l, k));
             Zip::from(w).and(v).and(g).for_each(|w, v, &g| {
                 *v = g + lambda * *w + mu * *v;
-                *w = *w - eta * *v;
+                *w -= eta * *v;
             });
         }
         let eta = T::of(rate);
@@ -44,7 +53,7 @@ impl<T: Real> Sgd<T> {
         {
             Zip::from(b).and(v).and(g).for_each(|b, v, &g| {
                 *v = g + lambda * *b + mu * *v;
-                *b = *b - eta * *v;
+                *b -= eta * *v;
             });
         }
     }

@@ -35,10 +35,19 @@ impl Policy {
     }
 
     /// The update due within minibatch number `iteration` (0-based), if any.
-    pub fn within_step(&self, iteration: u64, epoch: usize, validation_error: Option<f64>) -> Option<UpdateSource> {
+    pub fn within_step(
+        &self,
+        iteration: u64,
+        epoch: usize,
+        validation_error: Option<f64>,
+    ) -> Option<UpdateSource> {
         match self.kind {
-            PolicyKind::Every if iteration % self.every == 0 => Some(UpdateSource::CurrentBatch),
-            PolicyKind::Sample if iteration % self.every == 0 => Some(UpdateSource::Sample),
+            PolicyKind::Every if iteration.is_multiple_of(self.every) => {
+                Some(UpdateSource::CurrentBatch)
+            }
+            PolicyKind::Sample if iteration.is_multiple_of(self.every) => {
+                Some(UpdateSource::Sample)
+            }
             PolicyKind::Paper if self.paper_every_batch(epoch, validation_error) => {
                 Some(UpdateSource::CurrentBatch)
             }
@@ -47,7 +56,11 @@ impl Policy {
     }
 
     /// The update due at the end of epoch `epoch`, if any.
-    pub fn at_epoch_end(&self, epoch: usize, validation_error: Option<f64>) -> Option<UpdateSource> {
+    pub fn at_epoch_end(
+        &self,
+        epoch: usize,
+        validation_error: Option<f64>,
+    ) -> Option<UpdateSource> {
         match self.kind {
             PolicyKind::Paper if !self.paper_every_batch(epoch, validation_error) => {
                 Some(UpdateSource::TrainingSetWithNoise)

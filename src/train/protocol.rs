@@ -39,7 +39,10 @@ pub enum RunState {
 
 impl RunState {
     pub fn is_over(self) -> bool {
-        matches!(self, RunState::Finished | RunState::Stopped | RunState::Diverged)
+        matches!(
+            self,
+            RunState::Finished | RunState::Stopped | RunState::Diverged
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -159,7 +162,10 @@ pub enum Event {
     Progress(Progress),
     Epoch(Box<EpochMetrics>),
     /// A fresh statistics snapshot (a newer one supersedes it).
-    Layers { iteration: u64, layers: Vec<LayerStats> },
+    Layers {
+        iteration: u64,
+        layers: Vec<LayerStats>,
+    },
     Transform(TransformEvent),
     State(RunState),
     Log(String),

@@ -50,7 +50,10 @@ pub enum PrepareError {
 
 impl Experiment {
     /// Loads the data (the preset's, or `data_dir` if given) and checks the model against it.
-    pub fn prepare(mut resolved: Resolved, data_dir: Option<PathBuf>) -> Result<Self, PrepareError> {
+    pub fn prepare(
+        mut resolved: Resolved,
+        data_dir: Option<PathBuf>,
+    ) -> Result<Self, PrepareError> {
         if let Some(dir) = data_dir {
             resolved.preset.data.source = dir.display().to_string();
         }
@@ -60,7 +63,11 @@ impl Experiment {
     }
 
     /// Builds the experiment from already loaded raw data.
-    pub fn from_raw(resolved: Resolved, raw: &RawData, description: String) -> Result<Self, PrepareError> {
+    pub fn from_raw(
+        resolved: Resolved,
+        raw: &RawData,
+        description: String,
+    ) -> Result<Self, PrepareError> {
         let prep = resolved.preset.data.preprocess();
         let origin = resolved.origin.clone();
         let wrap = |source| PrepareError::Data {
@@ -68,8 +75,12 @@ impl Experiment {
             source,
         };
         let data = match resolved.preset.train.precision {
-            Precision::F32 => AnyData::F32(Arc::new(data::prepare::<f32>(raw, &prep).map_err(wrap)?)),
-            Precision::F64 => AnyData::F64(Arc::new(data::prepare::<f64>(raw, &prep).map_err(wrap)?)),
+            Precision::F32 => {
+                AnyData::F32(Arc::new(data::prepare::<f32>(raw, &prep).map_err(wrap)?))
+            }
+            Precision::F64 => {
+                AnyData::F64(Arc::new(data::prepare::<f64>(raw, &prep).map_err(wrap)?))
+            }
         };
         let (input_dim, classes, train) = match &data {
             AnyData::F32(d) => (d.input_dim(), d.classes, d.train.len()),
@@ -231,11 +242,17 @@ fn drive<T: Real>(
                 },
                 Command::ScaleLearningRate(f) => {
                     trainer.scale_learning_rate(f);
-                    send(Event::Log(format!("learning rate → {:.4}", trainer.learning_rate())));
+                    send(Event::Log(format!(
+                        "learning rate → {:.4}",
+                        trainer.learning_rate()
+                    )));
                 }
                 Command::SetLearningRate(r) => {
                     trainer.set_learning_rate(r);
-                    send(Event::Log(format!("learning rate → {:.4}", trainer.learning_rate())));
+                    send(Event::Log(format!(
+                        "learning rate → {:.4}",
+                        trainer.learning_rate()
+                    )));
                 }
                 Command::SetMomentum(m) => {
                     trainer.set_momentum(m);
@@ -279,7 +296,7 @@ fn drive<T: Real>(
             last_progress = Instant::now();
             (loss_sum, loss_count) = (0.0, 0);
         }
-        if trainer.iteration % stats_every == 0 {
+        if trainer.iteration.is_multiple_of(stats_every) {
             send(Event::Layers {
                 iteration: trainer.iteration,
                 layers: trainer.layer_stats(),

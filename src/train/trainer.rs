@@ -16,7 +16,9 @@ use super::policy::{Policy, UpdateSource};
 use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
 use super::schedule::Schedule;
 use crate::data::{BatchOrder, Dataset};
-use crate::net::{BatchLoss, Flags, Moments, Network, Param, Params, Settings, Target, TransformError, Workspace};
+use crate::net::{
+    BatchLoss, Flags, Moments, Network, Param, Params, Settings, Target, TransformError, Workspace,
+};
 use crate::preset::{Resolved, Task};
 use crate::real::Real;
 use crate::stats::{layer_stats, LayerStats, Thresholds};
@@ -186,7 +188,7 @@ impl<T: Real> Trainer<T> {
 
     /// Whether the epoch just completed by the last step.
     pub fn at_epoch_boundary(&self) -> bool {
-        self.iteration > 0 && self.iteration % self.iterations_per_epoch == 0
+        self.iteration > 0 && self.iteration.is_multiple_of(self.iterations_per_epoch)
     }
 
     fn probe(&self, rows: usize) -> ArrayView2<'_, T> {
@@ -197,7 +199,9 @@ impl<T: Real> Trainer<T> {
     fn load_batch(&mut self) {
         self.order.next_batch(&mut self.batch_indices);
         for (row, &i) in self.batch_indices.iter().enumerate() {
-            self.batch_clean.row_mut(row).assign(&self.data.train.inputs.row(i));
+            self.batch_clean
+                .row_mut(row)
+                .assign(&self.data.train.inputs.row(i));
             self.batch_labels[row] = self.data.train.labels[i];
         }
         self.batch_input.assign(&self.batch_clean);
@@ -233,7 +237,9 @@ impl<T: Real> Trainer<T> {
             let moments = std::mem::replace(&mut self.moments, Moments { layers: Vec::new() });
             let result = self.apply_checked(&moments, self.settings, TransformCause::Scheduled);
             self.moments = moments;
-            result.map(|_| ()).map_err(|e| self.divergence(e.to_string()))?;
+            result
+                .map(|_| ())
+                .map_err(|e| self.divergence(e.to_string()))?;
             self.net.refresh_activations(&mut self.ws);
         }
         let target = if self.classify {
@@ -250,8 +256,13 @@ impl<T: Real> Trainer<T> {
             return Err(self.divergence("the gradient holds NaN or Inf".to_string()));
         }
         let (rate, momentum) = (self.learning_rate(), self.momentum());
-        self.sgd
-            .step(&mut self.net.params, &self.grads, rate, momentum, self.weight_decay);
+        self.sgd.step(
+            &mut self.net.params,
+            &self.grads,
+            rate,
+            momentum,
+            self.weight_decay,
+        );
         self.iteration += 1;
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();
@@ -315,7 +326,9 @@ impl<T: Real> Trainer<T> {
     /// Moments from the given source, using the evaluation workspace.
     fn moments_from(&mut self, source: UpdateSource) -> Moments {
         match source {
-            UpdateSource::Sample => Moments::of_batch(&self.net, self.sample.view(), &mut self.eval_ws),
+            UpdateSource::Sample => {
+                Moments::of_batch(&self.net, self.sample.view(), &mut self.eval_ws)
+            }
             UpdateSource::CurrentBatch => {
                 // Outside a step: the last minibatch's inputs, with the current weights.
                 Moments::of_batch(&self.net, self.batch_input.view(), &mut self.eval_ws)
@@ -385,7 +398,8 @@ impl<T: Real> Trainer<T> {
     }
 
     fn evaluate(&mut self, inputs: ArrayView2<T>, labels: &[u8]) -> BatchLoss {
-        self.net.evaluate(inputs, labels, self.classify, &mut self.eval_ws)
+        self.net
+            .evaluate(inputs, labels, self.classify, &mut self.eval_ws)
     }
 
     /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
@@ -406,7 +420,10 @@ impl<T: Real> Trainer<T> {
         let momentum = self.momentum();
         self.last_validation_error = error(&validation);
         if self.settings.flags.any() {
-            if let Some(source) = self.policy.at_epoch_end(self.epoch, self.last_validation_error) {
+            if let Some(source) = self
+                .policy
+                .at_epoch_end(self.epoch, self.last_validation_error)
+            {
                 self.reestimate_from(source, TransformCause::Scheduled)
                     .map(|_| ())
                     .map_err(|e| self.divergence(e.to_string()))?;
