@@ -356,7 +356,7 @@ impl PresetFile {
         let preset: Preset = toml::from_str(&text).map_err(|e| PresetError {
             file: path.to_owned(),
             line: e.span().map(|s| line_of(&text, s.start)),
-            message: e.message().to_string(),
+            message: e.message().trim().replace('\n', "; "),
         })?;
         for name in preset.variants.keys() {
             if !VARIANTS.contains(&name.as_str()) {
@@ -369,11 +369,32 @@ impl PresetFile {
                 });
             }
         }
-        Ok(PresetFile {
+        let file = PresetFile {
             path: path.to_owned(),
             text,
             preset,
-        })
+        };
+        // Check every variant's settings now, not only when that variant is run.
+        for variant in file.preset.variants.keys() {
+            file.variant_table(variant)?;
+        }
+        Ok(file)
+    }
+
+    /// The preset as a TOML table with one variant's settings merged in.
+    fn variant_table(&self, variant: &str) -> Result<toml::Table, PresetError> {
+        let mut table =
+            toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
+        table.remove("variants");
+        if let Some(extra) = self.preset.variants.get(variant) {
+            merge(&mut table, extra);
+            let _: Preset = deserialize(&table).map_err(|message| PresetError {
+                file: self.path.clone(),
+                line: find_line(&self.text, &format!("[variants.{variant}]")),
+                message: format!("in [variants.{variant}]: {message}"),
+            })?;
+        }
+        Ok(table)
     }
 
     fn error(&self, key: &str, message: String) -> PresetError {
@@ -397,17 +418,7 @@ impl PresetFile {
                 format!("unknown variant `{variant}`; choose none, ab or abg"),
             )
         })?;
-        let mut table =
-            toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
-        table.remove("variants");
-        if let Some(extra) = self.preset.variants.get(&variant) {
-            merge(&mut table, extra);
-            let _: Preset = deserialize(&table).map_err(|message| PresetError {
-                file: self.path.clone(),
-                line: find_line(&self.text, &format!("[variants.{variant}]")),
-                message: format!("in [variants.{variant}]: {message}"),
-            })?;
-        }
+        let mut table = self.variant_table(&variant)?;
         for item in overrides {
             apply_override(&mut table, item).map_err(|message| PresetError {
                 file: self.path.clone(),

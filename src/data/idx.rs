@@ -124,14 +124,15 @@ fn parse_header<'a>(
 ) -> Result<(Vec<u32>, &'a [u8]), IdxError> {
     let ndims = (expected & 0xff) as usize;
     let header_len = 4 + 4 * ndims;
-    if bytes.len() < header_len {
-        return Err(IdxError::ShortHeader {
-            path: path.to_owned(),
-            len: bytes.len(),
-            needed: header_len,
-        });
-    }
+    let short = |needed: usize| IdxError::ShortHeader {
+        path: path.to_owned(),
+        len: bytes.len(),
+        needed,
+    };
     let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    if bytes.len() < 4 {
+        return Err(short(header_len));
+    }
     let magic = word(0);
     if magic != expected {
         return Err(IdxError::BadMagic {
@@ -140,6 +141,9 @@ fn parse_header<'a>(
             expected,
             what,
         });
+    }
+    if bytes.len() < header_len {
+        return Err(short(header_len));
     }
     let dims: Vec<u32> = (0..ndims).map(|d| word(4 + 4 * d)).collect();
     if dims.contains(&0) {

@@ -1,0 +1,164 @@
+//! `ltmlp run` end to end on the embedded data: the default preset reaches its target, runs are
+//! reproducible, divergence and bad input end with a clear reason and the files are kept.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn ltmlp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// metrics.jsonl without the wall-clock fields, which no two runs share.
+fn metrics_without_timing(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            let obj = v.as_object_mut().unwrap();
+            obj.remove("elapsed_seconds");
+            obj.remove("examples_per_second");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn default_preset_trains_below_seven_percent_validation_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(dir.path());
+    let error = s["final_validation_error"].as_f64().unwrap();
+    assert!(error < 7.0, "validation error {error}%");
+    assert_eq!(s["state"], "finished");
+    assert!(s["test_error_at_best"].as_f64().is_some());
+    assert!(s["examples_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
+        20,
+        "one line per epoch"
+    );
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(config.contains("variant = \"ab\""), "{config}");
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 21, "header and one row per epoch");
+    // Every scheduled re-estimation is recorded with a tiny output change (f32).
+    let metrics = metrics_without_timing(dir.path());
+    let events: Vec<&Value> = metrics
+        .iter()
+        .flat_map(|m| m["transform_events"].as_array().unwrap())
+        .collect();
+    assert_eq!(events.len(), 20 * 50, "one re-estimation per minibatch");
+    for e in events {
+        assert!(e["max_output_change"].as_f64().unwrap() < 1e-4, "{e}");
+    }
+}
+
+#[test]
+fn same_seed_same_metrics_other_seed_other_metrics() {
+    let run = |seed: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = ltmlp(&[
+            "run",
+            "presets/default.toml",
+            "--variant",
+            "abg",
+            "--seed",
+            seed,
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "data.shuffle=true",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        metrics_without_timing(dir.path())
+    };
+    let (a, b, c) = (run("7"), run("7"), run("8"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn divergence_stops_with_the_iteration_and_keeps_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--variant",
+        "none",
+        "--set",
+        "train.learning_rate=1e37",
+        "--set",
+        "train.epochs=2",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("diverged at iteration"), "{stderr}");
+    let s = summary(dir.path());
+    assert_eq!(s["state"], "diverged");
+    assert!(s["reason"].as_str().unwrap().contains("iteration"));
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_one_line() {
+    let out = ltmlp(&["run", "tests/fixtures/invalid-presets/negative-rate.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("negative-rate.toml:9: train.learning_rate"),
+        "{stderr}"
+    );
+
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--data",
+        "/nonexistent-ltmlp-data",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent-ltmlp-data") && stderr.contains("train-images-idx3-ubyte"),
+        "{stderr}"
+    );
+
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--set",
+        "train.batch_size=100000",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than the 5000 training examples"));
+}
