@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use ltmlp::cli::RunArgs;
+use ltmlp::compare::{run_grid, write_report, GridOptions};
 use ltmlp::headless;
 use ltmlp::train::RunState;
 
@@ -33,6 +34,61 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Run every variant × seed of a preset and write a comparison report
+    Compare {
+        /// Preset file (TOML)
+        preset: PathBuf,
+        /// Variants to compare, comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "none,ab,abg", value_parser = ["none", "ab", "abg"])]
+        variants: Vec<String>,
+        /// Seeds per variant (train.seed, train.seed + 1, …)
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+        seeds: u16,
+        /// Runs at a time (each single-threaded when more than 1)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Early stopping: epochs without a better validation result
+        #[arg(long)]
+        patience: Option<usize>,
+        /// Comparison folder (default: runs/compare-<preset>-<time>)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Data directory (overrides data.source)
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Override any preset value (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Rebuild report.md, report.json and the plots of a comparison folder (runs may be in progress)
+    Report {
+        /// Comparison folder
+        dir: PathBuf,
+        /// Target validation error % (default: the presets' compare.target_error)
+        #[arg(long)]
+        target: Option<f64>,
+    },
+}
+
+fn compare(opts: GridOptions) -> anyhow::Result<ExitCode> {
+    ltmlp::cli::set_matmul_threads(1);
+    let outcomes = run_grid(&opts)?;
+    let files = write_report(&opts.out, None, &[]).map_err(anyhow::Error::msg)?;
+    println!("\n{}", files.text);
+    println!("report: {}", files.markdown.display());
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.error.is_some() || o.state != Some(RunState::Finished))
+        .count();
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} of {} runs did not finish; see {}",
+            outcomes.len(),
+            files.markdown.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_headless(
@@ -63,6 +119,41 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run { preset, out, args }) => run_headless(Some(&preset), out, &args),
+        Some(Command::Compare {
+            preset,
+            variants,
+            seeds,
+            jobs,
+            patience,
+            out,
+            data,
+            mut set,
+        }) => {
+            if let Some(p) = patience {
+                set.push(format!("compare.patience={p}"));
+            }
+            let name = preset
+                .file_stem()
+                .map_or("preset".into(), |s| s.to_string_lossy().into_owned());
+            compare(GridOptions {
+                out: out.unwrap_or_else(|| {
+                    headless::default_out_dir(&format!("compare-{name}"), "all")
+                }),
+                preset,
+                variants,
+                seeds: usize::from(seeds),
+                jobs: usize::from(jobs),
+                data,
+                overrides: set,
+            })
+        }
+        Some(Command::Report { dir, target }) => write_report(&dir, target, &[])
+            .map(|files| {
+                println!("{}", files.text);
+                println!("report: {}", files.markdown.display());
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::msg),
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");

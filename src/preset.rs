@@ -176,6 +176,9 @@ pub struct TrainSection {
     /// Clean training examples evaluated each epoch for the reported training loss.
     #[serde(default = "default_train_eval")]
     pub train_eval_size: usize,
+    /// Stop after this many seconds of training steps (evaluation not counted), with a final
+    /// evaluation; for comparisons at a fixed time budget.
+    pub time_budget_seconds: Option<f64>,
 }
 
 fn default_momentum() -> f64 {
@@ -547,6 +550,14 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
     ] {
         if !(value.is_finite() && value >= 0.0) {
             return err(key, format!("{value} must be zero or positive"));
+        }
+    }
+    if let Some(budget) = t.time_budget_seconds {
+        if !(budget.is_finite() && budget > 0.0) {
+            return err(
+                "train.time_budget_seconds",
+                format!("{budget} must be a positive number of seconds"),
+            );
         }
     }
     if t.threads == 0 || t.threads > 256 {

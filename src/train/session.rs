@@ -195,6 +195,8 @@ fn drive<T: Real>(
     let mut last_progress = Instant::now();
     let (mut loss_sum, mut loss_count) = (0.0, 0usize);
     let mut reason = None;
+    let mut early_stop = EarlyStop::new(p.compare.patience);
+    let budget = p.train.time_budget_seconds;
     'run: while trainer.iteration < total_iterations {
         // Apply every waiting command; block only while paused.
         let mut step_once = false;
@@ -302,7 +304,14 @@ fn drive<T: Real>(
                 layers: trainer.layer_stats(),
             });
         }
-        if trainer.at_epoch_boundary() {
+        let over_budget = budget.is_some_and(|b| trainer.train_seconds >= b);
+        if over_budget {
+            reason = Some(format!(
+                "time budget of {:.0} s of training reached",
+                budget.unwrap_or_default()
+            ));
+        }
+        if trainer.at_epoch_boundary() || over_budget {
             match trainer.finish_epoch(clock.seconds()) {
                 Ok(metrics) => {
                     if let Some(rec) = recorder.as_mut() {
@@ -313,7 +322,15 @@ fn drive<T: Real>(
                             break 'run;
                         }
                     }
+                    let stop = early_stop.after(&metrics);
                     send(Event::Epoch(Box::new(metrics)));
+                    if let Some(why) = stop {
+                        reason = Some(why);
+                        break 'run;
+                    }
+                    if over_budget {
+                        break 'run;
+                    }
                 }
                 Err(div) => {
                     state = RunState::Diverged;
@@ -375,6 +392,37 @@ fn summary_without_files(base: SummaryBase) -> Summary {
         test_loss_at_best: None,
         test_error_at_best: None,
         out_dir: None,
+    }
+}
+
+/// Early stopping on the validation error (or loss, for autoencoders).
+struct EarlyStop {
+    patience: Option<usize>,
+    best: f64,
+    since_best: usize,
+}
+
+impl EarlyStop {
+    fn new(patience: Option<usize>) -> Self {
+        EarlyStop {
+            patience,
+            best: f64::INFINITY,
+            since_best: 0,
+        }
+    }
+
+    /// The reason to stop after this evaluation, if any.
+    fn after(&mut self, m: &crate::train::EpochMetrics) -> Option<String> {
+        let patience = self.patience?;
+        let value = m.validation_error.unwrap_or(m.validation_loss);
+        if value < self.best {
+            self.best = value;
+            self.since_best = 0;
+            return None;
+        }
+        self.since_best += 1;
+        (self.since_best >= patience)
+            .then(|| format!("early stop: no better validation result for {patience} epochs"))
     }
 }
 

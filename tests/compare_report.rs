@@ -1,0 +1,328 @@
+//! Comparison reports: aggregates checked against numbers worked out by hand on generated run
+//! folders (finished, in progress with a torn last line, failed), the plot files, and a real
+//! `ltmlp compare` in which one variant diverges without stopping the others.
+
+use std::path::Path;
+use std::process::Command;
+
+use ltmlp::compare::runs::FAILED_FILE;
+use ltmlp::compare::write_report;
+use ltmlp::net::{Flags, UnitKind};
+use ltmlp::preset::PresetFile;
+use ltmlp::stats::{LayerStats, Range};
+use ltmlp::train::{EpochMetrics, RunState, Summary};
+use serde_json::Value;
+
+fn layer(collapsed: f64) -> LayerStats {
+    LayerStats {
+        layer: 1,
+        kind: UnitKind::Tanh,
+        units: 10,
+        mean_out: 0.0,
+        mean_slope: 0.0,
+        var_out: 0.1,
+        std_pre: 1.0,
+        saturated_fraction: 0.0,
+        collapsed_fraction: collapsed,
+        alpha: Range::default(),
+        beta: Range::default(),
+        gamma: Range::default(),
+        per_unit: Default::default(),
+    }
+}
+
+/// (validation error, test error, train loss, collapsed fraction) per epoch.
+fn metrics(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, &(valid, test, train, collapsed))| EpochMetrics {
+            epoch: i + 1,
+            iteration: 10 * (i as u64 + 1),
+            elapsed_seconds: 2.0 * (i as f64 + 1.0),
+            train_loss: train,
+            train_error: Some(0.0),
+            validation_loss: valid / 10.0,
+            validation_error: Some(valid),
+            test_loss: test / 10.0,
+            test_error: Some(test),
+            learning_rate: 0.1,
+            momentum: 0.9,
+            examples_per_second: 1000.0,
+            flags: Flags::NONE,
+            layers: vec![layer(collapsed)],
+            transform_events: vec![],
+        })
+        .collect()
+}
+
+fn write_run(
+    root: &Path,
+    variant: &str,
+    seed: u64,
+    rows: &[(f64, f64, f64, f64)],
+    end: Option<RunState>,
+    torn: bool,
+) {
+    let dir = root.join(format!("{variant}-seed{seed}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolved = PresetFile::builtin_default()
+        .unwrap()
+        .resolve(
+            Some(variant),
+            &[
+                format!("train.seed={seed}"),
+                "compare.target_error=5.0".into(),
+                "compare.loss_at_epochs=[1, 3]".into(),
+            ],
+        )
+        .unwrap();
+    std::fs::write(dir.join("config.toml"), resolved.to_toml()).unwrap();
+    let mut jsonl: String = metrics(rows)
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap() + "\n")
+        .collect();
+    if torn {
+        jsonl.push_str("{\"epoch\": 9, \"iteration\"");
+    }
+    std::fs::write(dir.join("metrics.jsonl"), jsonl).unwrap();
+    if let Some(state) = end {
+        let summary = Summary {
+            preset: "default".into(),
+            variant: variant.into(),
+            state,
+            reason: (state == RunState::Diverged).then(|| "diverged at iteration 7".into()),
+            epochs_completed: rows.len(),
+            iterations: 0,
+            wall_seconds: 0.0,
+            train_seconds: 0.0,
+            examples_per_second: 0.0,
+            final_train_loss: None,
+            final_validation_loss: None,
+            final_validation_error: None,
+            final_test_loss: None,
+            final_test_error: None,
+            best_epoch: None,
+            best_validation_loss: None,
+            best_validation_error: None,
+            test_loss_at_best: None,
+            test_error_at_best: None,
+            out_dir: None,
+        };
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_string(&summary).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+fn variant<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["variant"] == name)
+        .unwrap()
+}
+
+fn close(v: &Value, expected: f64) {
+    let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    assert!(
+        (got - expected).abs() < 1e-9,
+        "got {got}, expected {expected}"
+    );
+}
+
+#[test]
+fn aggregates_match_hand_computed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // ab: two finished seeds.
+    write_run(
+        root,
+        "ab",
+        1,
+        &[
+            (8.0, 9.0, 0.5, 0.0),
+            (5.0, 6.0, 0.3, 0.0),
+            (4.0, 5.0, 0.2, 0.1),
+        ],
+        Some(RunState::Finished),
+        false,
+    );
+    write_run(
+        root,
+        "ab",
+        2,
+        &[
+            (7.0, 8.0, 0.6, 0.0),
+            (6.0, 7.0, 0.4, 0.0),
+            (6.5, 7.5, 0.3, 0.3),
+        ],
+        Some(RunState::Finished),
+        false,
+    );
+    // none: one run still in progress, its last line torn by a kill.
+    write_run(
+        root,
+        "none",
+        1,
+        &[(9.0, 10.0, 0.7, 0.0), (8.0, 9.0, 0.6, 0.0)],
+        None,
+        true,
+    );
+    // abg: one diverged run (left out of the statistics) and one that crashed.
+    write_run(
+        root,
+        "abg",
+        1,
+        &[(6.0, 7.0, 0.4, 0.5)],
+        Some(RunState::Diverged),
+        false,
+    );
+    write_run(
+        root,
+        "abg",
+        2,
+        &[(4.5, 5.5, 0.3, 0.0), (3.0, 4.0, 0.2, 0.2)],
+        Some(RunState::Finished),
+        false,
+    );
+    write_run(root, "abg", 3, &[], None, false);
+    std::fs::write(
+        root.join("abg-seed3").join(FAILED_FILE),
+        "could not start\n",
+    )
+    .unwrap();
+
+    let files = write_report(root, None, &[]).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    assert_eq!(report["runs"], 6);
+    assert_eq!(report["in_progress"], 1);
+
+    let ab = variant(&report, "ab");
+    // final: 4.0 and 6.5 → mean 5.25, sample std |4.0 − 6.5|/√2.
+    close(&ab["final_validation"]["mean"], 5.25);
+    close(&ab["final_validation"]["std"], 2.5 / 2f64.sqrt());
+    // best: 4.0 (epoch 3) and 6.0 (epoch 2); test there: 5.0 and 7.0.
+    close(&ab["best_validation"]["mean"], 5.0);
+    close(&ab["test_at_best"]["mean"], 6.0);
+    close(&ab["test_at_best"]["std"], 2f64.sqrt());
+    // target 5.0: seed 1 at epoch 2 (4 s); seed 2 never.
+    assert_eq!(ab["reached_target"], 1);
+    close(&ab["epochs_to_target"]["mean"], 2.0);
+    close(&ab["seconds_to_target"]["mean"], 4.0);
+    // training loss at epochs 1 and 3: (0.5 + 0.6)/2 and (0.2 + 0.3)/2.
+    close(&ab["train_loss_at"][0][1]["mean"], 0.55);
+    close(&ab["train_loss_at"][1][1]["mean"], 0.25);
+    // collapsed at the end: 0.1 and 0.3.
+    close(&ab["collapsed_at_end"]["mean"], 0.2);
+    // curve: epoch 2 mean of 5.0 and 6.0, band 5.0..6.0.
+    let point = &ab["validation_curve"][1];
+    close(&point["mean"], 5.5);
+    close(&point["min"], 5.0);
+    close(&point["max"], 6.0);
+
+    let none = variant(&report, "none");
+    assert_eq!(none["in_progress"], 1);
+    close(&none["final_validation"]["mean"], 8.0);
+    assert!(
+        none["train_loss_at"][1][1].is_null(),
+        "no run reached epoch 3"
+    );
+
+    let abg = variant(&report, "abg");
+    assert_eq!(abg["runs"], 3);
+    assert_eq!(abg["failed"].as_array().unwrap().len(), 2);
+    close(&abg["final_validation"]["mean"], 3.0);
+    assert_eq!(abg["final_validation"]["n"], 1);
+
+    let md = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(md.contains("| ab | 2 | 5.250 ± 1.768 |"), "{md}");
+    assert!(md.contains("`abg-seed1`: diverged at iteration 7"), "{md}");
+    assert!(md.contains("`abg-seed3`: could not start"), "{md}");
+    for plot in &files.plots {
+        let bytes = std::fs::read(plot).unwrap();
+        if plot.extension().unwrap() == "png" {
+            assert_eq!(&bytes[..4], b"\x89PNG", "{}", plot.display());
+        } else {
+            let svg = String::from_utf8(bytes).unwrap();
+            assert!(
+                svg.contains("<svg") && svg.contains("abg"),
+                "{}",
+                plot.display()
+            );
+        }
+    }
+    assert_eq!(files.plots.len(), 4);
+}
+
+#[test]
+fn compare_runs_every_variant_and_isolates_a_diverging_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let preset = dir.path().join("small.toml");
+    std::fs::write(
+        &preset,
+        r#"name = "small"
+[data]
+train_limit = 1500
+validation_size = 500
+test_limit = 300
+[model]
+task = "classify"
+hidden = [16]
+[train]
+epochs = 2
+batch_size = 50
+learning_rate = 0.05
+[compare]
+target_error = 30.0
+[variants.abg]
+train.learning_rate = 1e37
+"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args([
+            "compare",
+            preset.to_str().unwrap(),
+            "--seeds",
+            "2",
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2 of 6 runs did not finish"), "{stderr}");
+    for name in ["none-seed1", "none-seed2", "ab-seed1", "ab-seed2"] {
+        let summary: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(name).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["state"], "finished", "{name}");
+        assert_eq!(summary["epochs_completed"], 2, "{name}");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        variant(&report, "abg")["failed"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(variant(&report, "ab")["final_validation"]["n"], 2);
+    for f in [
+        "report.md",
+        "validation.svg",
+        "validation.png",
+        "train_loss.svg",
+        "train_loss.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}
