@@ -1,12 +1,14 @@
 //! Command-line arguments shared by the subcommands that start a run, and turning them into a
 //! checked experiment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use crate::preset::{PresetFile, Resolved};
-use crate::train::Experiment;
+use crate::sink::CONFIG_FILE;
+use crate::train::checkpoint::{self, AnyState, Checkpoint};
+use crate::train::{AnyData, Experiment};
 
 /// Which experiment to run and how to change it.
 #[derive(Debug, Clone, Args, Default)]
@@ -44,6 +46,42 @@ impl RunArgs {
         let resolved = self.resolve(preset)?;
         set_matmul_threads(resolved.preset.train.threads);
         Ok(Experiment::prepare(resolved, self.data.clone())?)
+    }
+}
+
+impl RunArgs {
+    /// The experiment and checkpoint of the run folder `dir`, for `--resume`. Only `--data`
+    /// may change; `--checkpoint-every` (`train.checkpoint_every`) applies to the rest of the run.
+    pub fn resume_experiment(&self, dir: &Path) -> anyhow::Result<(Experiment, Checkpoint)> {
+        let config = dir.join(CONFIG_FILE);
+        let file = PresetFile::read(&config)?;
+        let checkpoint = checkpoint::load(dir)?;
+        if checkpoint.config_toml != file.text {
+            anyhow::bail!(
+                "{}: changed since the checkpoint was written; restore it or start a new run",
+                config.display()
+            );
+        }
+        let overrides: Vec<String> = self
+            .set
+            .iter()
+            .filter(|s| s.starts_with("train.checkpoint_every="))
+            .cloned()
+            .collect();
+        let resolved = file.resolve(None, &overrides)?;
+        set_matmul_threads(resolved.preset.train.threads);
+        let exp = Experiment::prepare(resolved, self.data.clone())?;
+        let matches = matches!(
+            (&checkpoint.state, &exp.data),
+            (AnyState::F32(_), AnyData::F32(_)) | (AnyState::F64(_), AnyData::F64(_))
+        );
+        if !matches {
+            anyhow::bail!(
+                "{}: its precision differs from config.toml's train.precision",
+                dir.join(checkpoint::CHECKPOINT_FILE).display()
+            );
+        }
+        Ok((exp, checkpoint))
     }
 }
 

@@ -3,10 +3,21 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::train::{spawn, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Summary};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::train::checkpoint::Checkpoint;
+use crate::train::{
+    spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Summary,
+};
+
+/// How long a headless run waits before retrying a failed write of its metrics.
+const WRITE_RETRY: Duration = Duration::from_secs(30);
 
 /// A fresh run folder name under `runs/`: `runs/<preset>-<variant>-<UTC time>`.
 pub fn default_out_dir(preset: &str, variant: &str) -> PathBuf {
@@ -70,12 +81,33 @@ pub fn summary_text(s: &Summary) -> String {
     text
 }
 
-/// Trains to the end, printing as it goes; returns the summary.
-pub fn run(exp: Experiment, out_dir: &Path) -> anyhow::Result<Summary> {
+/// Installs handlers so that SIGINT, SIGTERM and SIGHUP stop a run cleanly (finish the
+/// minibatch, save a checkpoint, flush the metrics); the flag holds the signal number.
+pub fn interrupt_flag() -> Arc<AtomicUsize> {
+    let flag = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        // Without a handler the default action still ends the process; the last checkpoint
+        // then remains the place to resume from.
+        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&flag), signal as usize);
+    }
+    flag
+}
+
+/// Trains to the end (or a signal), printing as it goes; returns the summary.
+pub fn run(
+    exp: Experiment,
+    out_dir: &Path,
+    resume: Option<Checkpoint>,
+    interrupt: Option<Arc<AtomicUsize>>,
+) -> anyhow::Result<Summary> {
+    let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
     let session = spawn(
         exp,
         SessionOptions {
             out_dir: Some(out_dir.to_owned()),
+            resume,
+            checkpoint_every,
+            interrupt,
             start_paused: false,
         },
     )?;
@@ -121,7 +153,12 @@ pub fn run(exp: Experiment, out_dir: &Path) -> anyhow::Result<Summary> {
                 }
             }
             Event::Log(line) => bar.suspend(|| eprintln!("{line}")),
-            Event::Failed(reason) => bar.suspend(|| eprintln!("error: {reason}")),
+            Event::Failed(reason) => {
+                bar.suspend(|| eprintln!("error: {reason}"));
+                // Training paused so that nothing is lost; retry the write after a while.
+                std::thread::sleep(WRITE_RETRY);
+                let _ = session.commands.send(Command::Resume);
+            }
             Event::Finished(s) => {
                 summary = Some(*s);
                 break;

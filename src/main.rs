@@ -1,14 +1,18 @@
 //! The `ltmlp` binary: the TUI by default, headless runs and the lab's other commands.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use ltmlp::cli::RunArgs;
 use ltmlp::compare::{run_grid, write_report, GridOptions};
 use ltmlp::headless;
+use ltmlp::train::checkpoint::Checkpoint;
+use ltmlp::train::Experiment;
 use ltmlp::train::RunState;
 
 #[derive(Debug, Parser)]
@@ -27,10 +31,17 @@ enum Command {
     /// Train a preset without a user interface and write the run's files
     Run {
         /// Preset file (TOML), e.g. presets/default.toml
-        preset: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        preset: Option<PathBuf>,
         /// Run folder (default: runs/<preset>-<variant>-<time>)
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue the run in DIR from its last checkpoint
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "variant", "seed", "set"])]
+        resume: Option<PathBuf>,
+        /// Save a checkpoint every N epochs (0: only at the end and on signals)
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<usize>,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -100,17 +111,28 @@ fn run_headless(
     let out = out.unwrap_or_else(|| {
         headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
     });
-    let summary = headless::run(exp, &out)?;
+    finish_headless(exp, &out, None)
+}
+
+fn resume_headless(dir: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (exp, checkpoint) = args.resume_experiment(dir)?;
+    finish_headless(exp, dir, Some(checkpoint))
+}
+
+fn finish_headless(
+    exp: Experiment,
+    out: &Path,
+    resume: Option<Checkpoint>,
+) -> anyhow::Result<ExitCode> {
+    let interrupt = headless::interrupt_flag();
+    let summary = headless::run(exp, out, resume, Some(Arc::clone(&interrupt)))?;
     println!("{}", headless::summary_text(&summary));
+    let signal = interrupt.load(Ordering::SeqCst);
     Ok(match summary.state {
         RunState::Finished => ExitCode::SUCCESS,
-        RunState::Diverged => {
-            eprintln!(
-                "error: {}",
-                summary.reason.as_deref().unwrap_or("training diverged")
-            );
-            ExitCode::from(3)
-        }
+        // The reason was already printed on stderr as the run's last log line.
+        RunState::Diverged => ExitCode::from(3),
+        RunState::Stopped if signal != 0 => ExitCode::from(128 + signal as u8),
         _ => ExitCode::from(1),
     })
 }
@@ -118,7 +140,21 @@ fn run_headless(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Run { preset, out, args }) => run_headless(Some(&preset), out, &args),
+        Some(Command::Run {
+            preset,
+            out,
+            resume,
+            checkpoint_every,
+            mut args,
+        }) => {
+            if let Some(n) = checkpoint_every {
+                args.set.push(format!("train.checkpoint_every={n}"));
+            }
+            match resume {
+                Some(dir) => resume_headless(&dir, &args),
+                None => run_headless(preset.as_ref(), out, &args),
+            }
+        }
         Some(Command::Compare {
             preset,
             variants,

@@ -179,6 +179,13 @@ pub struct TrainSection {
     /// Stop after this many seconds of training steps (evaluation not counted), with a final
     /// evaluation; for comparisons at a fixed time budget.
     pub time_budget_seconds: Option<f64>,
+    /// Save a checkpoint every N epochs (0: only at the end, on request and on signals).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+}
+
+fn default_checkpoint_every() -> usize {
+    1
 }
 
 fn default_momentum() -> f64 {

@@ -5,7 +5,9 @@ use num_traits::FromPrimitive;
 
 /// A float the network can compute in. Everything numeric is generic over it, so the fast f32
 /// path and the exact f64 path are the same code.
-pub trait Real: NdFloat + FromPrimitive + Default + 'static {
+pub trait Real:
+    NdFloat + FromPrimitive + Default + serde::Serialize + serde::de::DeserializeOwned + 'static
+{
     /// The name used in presets and reports ("f32" / "f64").
     const NAME: &'static str;
 

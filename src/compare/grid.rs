@@ -87,7 +87,7 @@ fn run_job(
         exp,
         SessionOptions {
             out_dir: Some(dir.clone()),
-            start_paused: false,
+            ..SessionOptions::default()
         },
     ) {
         Ok(s) => s,

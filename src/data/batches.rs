@@ -7,7 +7,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 /// A cursor over a permutation of `0..n` that hands out fixed-size minibatches forever.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchOrder {
     order: Vec<usize>,
     cursor: usize,

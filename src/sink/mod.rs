@@ -35,10 +35,11 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 /// Writes a run folder.
 pub struct Recorder {
     dir: PathBuf,
+    /// Every evaluation written so far (a resumed run starts with the kept ones).
+    history: Vec<EpochMetrics>,
     jsonl: BufWriter<File>,
     csv: BufWriter<File>,
     best: Option<EpochMetrics>,
-    last: Option<EpochMetrics>,
     classify: bool,
 }
 
@@ -56,25 +57,60 @@ impl Recorder {
         csv.flush().map_err(io_error(&csv_path))?;
         Ok(Recorder {
             dir: dir.to_owned(),
+            history: Vec::new(),
             jsonl: BufWriter::new(jsonl),
             csv,
             best: None,
-            last: None,
             classify,
         })
+    }
+
+    /// Reopens a run folder to continue it: keeps the first `lines` evaluations of
+    /// `metrics.jsonl` (those the checkpoint had seen; a torn line is dropped), rewrites both
+    /// metrics files with exactly those, and appends from there.
+    pub fn resume(dir: &Path, classify: bool, lines: usize) -> Result<Self, SinkError> {
+        let jsonl_path = dir.join(METRICS_JSONL);
+        let text = fs::read_to_string(&jsonl_path).map_err(io_error(&jsonl_path))?;
+        let kept: Vec<(&str, EpochMetrics)> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok().map(|m| (l, m)))
+            .take(lines)
+            .collect();
+        let config_path = dir.join(CONFIG_FILE);
+        let config = fs::read_to_string(&config_path).map_err(io_error(&config_path))?;
+        let mut rec = Recorder::create(dir, &config, classify)?;
+        for (line, m) in kept {
+            // The original text, so that a resumed file is byte-identical up to here.
+            rec.write_line(line, &m)?;
+        }
+        Ok(rec)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Evaluations written so far.
+    pub fn lines(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Every evaluation written so far.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
     /// Appends one evaluation to `metrics.jsonl` and `metrics.csv`.
     pub fn epoch(&mut self, m: &EpochMetrics) -> Result<(), SinkError> {
-        let jsonl_path = self.dir.join(METRICS_JSONL);
         let line = serde_json::to_string(m).map_err(|e| SinkError {
-            path: jsonl_path.clone(),
+            path: self.dir.join(METRICS_JSONL),
             source: std::io::Error::other(e),
         })?;
+        self.write_line(&line, m)
+    }
+
+    fn write_line(&mut self, line: &str, m: &EpochMetrics) -> Result<(), SinkError> {
+        let jsonl_path = self.dir.join(METRICS_JSONL);
         writeln!(self.jsonl, "{line}").map_err(io_error(&jsonl_path))?;
         self.jsonl.flush().map_err(io_error(&jsonl_path))?;
         let csv_path = self.dir.join(METRICS_CSV);
@@ -83,7 +119,7 @@ impl Recorder {
         if self.is_better(m) {
             self.best = Some(m.clone());
         }
-        self.last = Some(m.clone());
+        self.history.push(m.clone());
         Ok(())
     }
 
@@ -97,7 +133,7 @@ impl Recorder {
 
     /// Final and best figures so far, with the run's end state.
     pub fn summary(&self, base: SummaryBase) -> Summary {
-        let last = self.last.as_ref();
+        let last = self.history.last();
         let best = self.best.as_ref();
         Summary {
             preset: base.preset,

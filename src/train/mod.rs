@@ -1,6 +1,7 @@
 //! Training: the optimizer, schedules, the transformation-update policy, the step-by-step
 //! trainer, and the training thread with its Command / Event protocol.
 
+pub mod checkpoint;
 pub mod optimizer;
 pub mod policy;
 pub mod protocol;
@@ -12,4 +13,4 @@ pub use protocol::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent,
 };
 pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
-pub use trainer::{Divergence, Trainer};
+pub use trainer::{Divergence, Trainer, TrainerState};

@@ -24,6 +24,8 @@ pub enum Command {
     SetMomentum(f64),
     /// Stop after the current minibatch and write the final files.
     Stop,
+    /// Save a checkpoint now.
+    Checkpoint,
 }
 
 /// Where a run is.
@@ -87,7 +89,7 @@ pub struct Progress {
 
 /// What caused a change of α, β, γ.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum TransformCause {
     /// Scheduled re-estimation by the update policy.
     Scheduled,
@@ -101,7 +103,6 @@ pub enum TransformCause {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TransformEvent {
     pub iteration: u64,
-    #[serde(flatten)]
     pub cause: TransformCause,
     pub flags: Flags,
     /// Largest absolute change of any network output on the probe batch (NaN if not measured).

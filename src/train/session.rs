@@ -2,22 +2,27 @@
 //! between minibatches and sends `Event`s without ever waiting for the receiver.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use super::protocol::{Command, Event, Progress, RunInfo, RunState, Summary};
+use super::checkpoint::{self, AnyState, Checkpoint};
+use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
 use super::trainer::Trainer;
+use super::trainer::TrainerState;
 use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology};
 use crate::preset::{Precision, PresetError, Resolved, Task};
 use crate::real::Real;
-use crate::sink::{Recorder, SummaryBase};
+use crate::sink::{Recorder, SinkError, SummaryBase};
 
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a paused trainer looks at the interrupt flag.
+const PAUSED_POLL: Duration = Duration::from_millis(200);
 
 /// The prepared data in the run's precision.
 #[derive(Clone)]
@@ -116,18 +121,25 @@ impl Session {
 /// How a session starts.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
-    /// Run folder; `None` writes no files.
+    /// Run folder; `None` writes no files (and no checkpoints).
     pub out_dir: Option<PathBuf>,
     pub start_paused: bool,
+    /// Continue from this checkpoint (taken in `out_dir`).
+    pub resume: Option<Checkpoint>,
+    /// Save a checkpoint every N epochs (0: only at the end, on request and on signals).
+    pub checkpoint_every: usize,
+    /// Set to a signal number by a signal handler: stop after the minibatch, save, end.
+    pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
 /// Starts the training thread. The run folder is created first, so an unwritable folder is
 /// reported before any training.
-pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, crate::sink::SinkError> {
+pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkError> {
     let classify = exp.resolved.preset.model.task == Task::Classify;
-    let recorder = match &options.out_dir {
-        Some(dir) => Some(Recorder::create(dir, &exp.resolved.to_toml(), classify)?),
-        None => None,
+    let recorder = match (&options.out_dir, &options.resume) {
+        (Some(dir), Some(cp)) => Some(Recorder::resume(dir, classify, cp.metrics_lines)?),
+        (Some(dir), None) => Some(Recorder::create(dir, &exp.resolved.to_toml(), classify)?),
+        (None, _) => None,
     };
     let (command_tx, command_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
@@ -135,10 +147,14 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, crate:
     let thread = std::thread::Builder::new()
         .name("ltmlp-train".into())
         .spawn(move || match exp.data.clone() {
-            AnyData::F32(d) => drive::<f32>(exp, d, recorder, options, command_rx, event_tx),
-            AnyData::F64(d) => drive::<f64>(exp, d, recorder, options, command_rx, event_tx),
+            AnyData::F32(d) => {
+                Driver::<f32>::new(exp, d, recorder, options, command_rx, event_tx).run()
+            }
+            AnyData::F64(d) => {
+                Driver::<f64>::new(exp, d, recorder, options, command_rx, event_tx).run()
+            }
         })
-        .map_err(|source| crate::sink::SinkError {
+        .map_err(|source| SinkError {
             path: PathBuf::from("<training thread>"),
             source,
         })?;
@@ -150,224 +166,407 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, crate:
     })
 }
 
-/// The training loop between commands and events.
-fn drive<T: Real>(
+/// The precision-specific part of a checkpoint.
+pub trait StateKind: Real {
+    fn wrap(state: TrainerState<Self>) -> AnyState;
+    fn unwrap(state: AnyState) -> Option<TrainerState<Self>>;
+}
+
+impl StateKind for f32 {
+    fn wrap(state: TrainerState<Self>) -> AnyState {
+        AnyState::F32(state)
+    }
+    fn unwrap(state: AnyState) -> Option<TrainerState<Self>> {
+        match state {
+            AnyState::F32(s) => Some(s),
+            AnyState::F64(_) => None,
+        }
+    }
+}
+
+impl StateKind for f64 {
+    fn wrap(state: TrainerState<Self>) -> AnyState {
+        AnyState::F64(state)
+    }
+    fn unwrap(state: AnyState) -> Option<TrainerState<Self>> {
+        match state {
+            AnyState::F64(s) => Some(s),
+            AnyState::F32(_) => None,
+        }
+    }
+}
+
+/// The training thread's loop: commands in, steps, evaluations, files and events out.
+struct Driver<T: Real> {
     exp: Experiment,
-    data: Arc<Dataset<T>>,
-    mut recorder: Option<Recorder>,
+    trainer: Trainer<T>,
+    recorder: Option<Recorder>,
     options: SessionOptions,
     commands: Receiver<Command>,
     events: Sender<Event>,
-) {
-    let p = &exp.resolved.preset;
-    let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
-    let mut trainer = Trainer::new(&exp.resolved, data, net);
-    // A closed receiver means the front end is gone; training still finishes and saves.
-    let send = |e: Event| {
-        let _ = events.send(e);
-    };
-    send(Event::Started(RunInfo {
-        preset: p.name.clone(),
-        variant: exp.resolved.variant.clone(),
-        data: exp.data_description.clone(),
-        topology: exp.topology.describe(),
-        weights: exp.topology.weight_count(),
-        epochs: p.train.epochs,
-        iterations_per_epoch: trainer.iterations_per_epoch as usize,
-        batch_size: p.train.batch_size,
-        classify: p.model.task == Task::Classify,
-        precision: T::NAME.to_string(),
-        out_dir: options.out_dir.as_ref().map(|d| d.display().to_string()),
-    }));
-    send(Event::Layers {
-        iteration: 0,
-        layers: trainer.layer_stats(),
-    });
-    let mut state = if options.start_paused {
-        RunState::Paused
-    } else {
-        RunState::Running
-    };
-    send(Event::State(state));
-    let total_iterations = p.train.epochs as u64 * trainer.iterations_per_epoch;
-    let stats_every = p.stats.every as u64;
-    let mut clock = Clock::new(state == RunState::Running);
-    let mut last_progress = Instant::now();
-    let (mut loss_sum, mut loss_count) = (0.0, 0usize);
-    let mut reason = None;
-    let mut early_stop = EarlyStop::new(p.compare.patience);
-    let budget = p.train.time_budget_seconds;
-    'run: while trainer.iteration < total_iterations {
-        // Apply every waiting command; block only while paused.
+    state: RunState,
+    reason: Option<String>,
+    clock: Clock,
+    early_stop: EarlyStop,
+    /// Evaluations that could not be written yet (the disk was full, say); retried on resume.
+    unwritten: Vec<EpochMetrics>,
+    config_toml: String,
+}
+
+impl<T: StateKind> Driver<T> {
+    fn new(
+        exp: Experiment,
+        data: Arc<Dataset<T>>,
+        recorder: Option<Recorder>,
+        mut options: SessionOptions,
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+    ) -> Self {
+        let p = &exp.resolved.preset;
+        let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
+        let mut trainer = Trainer::new(&exp.resolved, data, net);
+        let mut early_stop = EarlyStop::new(p.compare.patience);
+        let mut clock_seconds = 0.0;
+        let mut config_toml = exp.resolved.to_toml();
+        if let Some(cp) = options.resume.take() {
+            clock_seconds = cp.clock_seconds;
+            config_toml = cp.config_toml;
+            if let Some(state) = T::unwrap(cp.state) {
+                trainer.restore(state);
+            }
+            for m in recorder.iter().flat_map(|r| r.history()) {
+                early_stop.after(m);
+            }
+        }
+        let state = if options.start_paused {
+            RunState::Paused
+        } else {
+            RunState::Running
+        };
+        let mut clock = Clock::new(state == RunState::Running);
+        clock.total = Duration::from_secs_f64(clock_seconds);
+        Driver {
+            exp,
+            trainer,
+            recorder,
+            options,
+            commands,
+            events,
+            state,
+            reason: None,
+            clock,
+            early_stop,
+            unwritten: Vec::new(),
+            config_toml,
+        }
+    }
+
+    /// A closed receiver means the front end is gone; training still finishes and saves.
+    fn send(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn set_state(&mut self, state: RunState) {
+        if state != self.state {
+            self.state = state;
+            self.clock.set_running(state == RunState::Running);
+            self.send(Event::State(state));
+        }
+    }
+
+    /// Saves a checkpoint into the run folder, if there is one.
+    fn save_checkpoint(&mut self) -> Option<PathBuf> {
+        let rec = self.recorder.as_ref()?;
+        let cp = Checkpoint {
+            config_toml: self.config_toml.clone(),
+            metrics_lines: rec.lines(),
+            clock_seconds: self.clock.seconds(),
+            state: T::wrap(self.trainer.snapshot()),
+        };
+        match checkpoint::save(rec.dir(), &cp) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                self.send(Event::Log(format!("checkpoint not saved: {e}")));
+                None
+            }
+        }
+    }
+
+    /// The signal that asked us to stop, if any.
+    fn interrupted(&self) -> Option<usize> {
+        let flag = self.options.interrupt.as_ref()?;
+        let signal = flag.load(Ordering::SeqCst);
+        (signal != 0).then_some(signal)
+    }
+
+    /// Applies one command; returns true when the run must end.
+    fn apply(&mut self, command: Command, step_once: &mut bool) -> bool {
+        match command {
+            Command::Pause => self.set_state(RunState::Paused),
+            Command::Resume => {
+                if self.flush_unwritten() {
+                    self.set_state(RunState::Running);
+                }
+            }
+            Command::Step => *step_once = true,
+            Command::Stop => {
+                self.state = RunState::Stopped;
+                return true;
+            }
+            Command::Checkpoint => match self.save_checkpoint() {
+                Some(path) => {
+                    self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
+                }
+                None if self.recorder.is_none() => {
+                    self.send(Event::Log("no run folder: checkpoint not saved".into()))
+                }
+                None => {}
+            },
+            Command::Toggle(which) => match self.trainer.toggle(which) {
+                Ok(event) => self.send(Event::Transform(event)),
+                Err(e) => self.send(Event::Log(format!("{} not switched: {e}", which.symbol()))),
+            },
+            Command::Reestimate => match self.trainer.reestimate_now() {
+                Ok(event) => self.send(Event::Transform(event)),
+                Err(e) => self.send(Event::Log(format!("re-estimation refused: {e}"))),
+            },
+            Command::ScaleLearningRate(f) => {
+                self.trainer.scale_learning_rate(f);
+                let rate = self.trainer.learning_rate();
+                self.send(Event::Log(format!("learning rate → {rate:.4}")));
+            }
+            Command::SetLearningRate(r) => {
+                self.trainer.set_learning_rate(r);
+                let rate = self.trainer.learning_rate();
+                self.send(Event::Log(format!("learning rate → {rate:.4}")));
+            }
+            Command::SetMomentum(m) => {
+                self.trainer.set_momentum(m);
+                let momentum = self.trainer.momentum();
+                self.send(Event::Log(format!("momentum → {momentum:.3}")));
+            }
+        }
+        false
+    }
+
+    /// Applies every waiting command (blocking only while paused); returns (end, step_once).
+    fn handle_commands(&mut self) -> (bool, bool) {
         let mut step_once = false;
         loop {
-            let command = if state == RunState::Paused && !step_once {
-                match commands.recv() {
+            if let Some(signal) = self.interrupted() {
+                self.state = RunState::Stopped;
+                self.reason = Some(format!("interrupted by {}", signal_name(signal)));
+                return (true, false);
+            }
+            let command = if self.state == RunState::Paused && !step_once {
+                match self.commands.recv_timeout(PAUSED_POLL) {
                     Ok(c) => c,
+                    Err(RecvTimeoutError::Timeout) => continue,
                     // The front end is gone while paused: stop and save.
-                    Err(_) => {
-                        state = RunState::Stopped;
-                        break 'run;
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.state = RunState::Stopped;
+                        return (true, false);
                     }
                 }
             } else {
-                match commands.try_recv() {
+                match self.commands.try_recv() {
                     Ok(c) => c,
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-                }
-            };
-            match command {
-                Command::Pause | Command::Resume => {
-                    let new = if command == Command::Pause {
-                        RunState::Paused
-                    } else {
-                        RunState::Running
-                    };
-                    if new != state {
-                        state = new;
-                        clock.set_running(state == RunState::Running);
-                        send(Event::State(state));
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                        return (false, step_once)
                     }
                 }
-                Command::Step => step_once = true,
-                Command::Stop => {
-                    state = RunState::Stopped;
-                    break 'run;
+            };
+            if self.apply(command, &mut step_once) {
+                return (true, false);
+            }
+            if step_once && self.state == RunState::Paused {
+                return (false, true);
+            }
+        }
+    }
+
+    /// Writes evaluations that failed to write before; true when nothing is left unwritten.
+    fn flush_unwritten(&mut self) -> bool {
+        let Some(rec) = self.recorder.as_mut() else {
+            return true;
+        };
+        while let Some(m) = self.unwritten.first() {
+            if let Err(e) = rec.epoch(m) {
+                let message = format!("{e}; training stays paused (resume to retry)");
+                self.send(Event::Failed(message));
+                return false;
+            }
+            self.unwritten.remove(0);
+        }
+        true
+    }
+
+    /// Records an evaluation; on a write failure, pauses instead of losing it.
+    fn record(&mut self, metrics: &EpochMetrics) {
+        self.unwritten.push(metrics.clone());
+        if !self.flush_unwritten() {
+            self.set_state(RunState::Paused);
+        }
+    }
+
+    fn run(mut self) {
+        let p = self.exp.resolved.preset.clone();
+        self.send(Event::Started(RunInfo {
+            preset: p.name.clone(),
+            variant: self.exp.resolved.variant.clone(),
+            data: self.exp.data_description.clone(),
+            topology: self.exp.topology.describe(),
+            weights: self.exp.topology.weight_count(),
+            epochs: p.train.epochs,
+            iterations_per_epoch: self.trainer.iterations_per_epoch as usize,
+            batch_size: p.train.batch_size,
+            classify: p.model.task == Task::Classify,
+            precision: T::NAME.to_string(),
+            out_dir: self
+                .options
+                .out_dir
+                .as_ref()
+                .map(|d| d.display().to_string()),
+        }));
+        for m in self.recorder.iter().flat_map(|r| r.history()) {
+            self.send(Event::Epoch(Box::new(m.clone())));
+        }
+        let layers = self.trainer.layer_stats();
+        self.send(Event::Layers {
+            iteration: self.trainer.iteration,
+            layers,
+        });
+        self.send(Event::State(self.state));
+        let total_iterations = p.train.epochs as u64 * self.trainer.iterations_per_epoch;
+        let stats_every = p.stats.every as u64;
+        let budget = p.train.time_budget_seconds;
+        let mut last_progress = Instant::now();
+        let (mut loss_sum, mut loss_count) = (0.0, 0usize);
+        while self.trainer.iteration < total_iterations {
+            let (end, step_once) = self.handle_commands();
+            if end {
+                break;
+            }
+            if self.state == RunState::Paused && !step_once {
+                continue;
+            }
+            if step_once {
+                self.clock.set_running(true);
+            }
+            match self.trainer.step() {
+                Ok(loss) => {
+                    loss_sum += loss.mean();
+                    loss_count += 1;
                 }
-                Command::Toggle(which) => match trainer.toggle(which) {
-                    Ok(event) => send(Event::Transform(event)),
-                    Err(e) => send(Event::Log(format!("{} not switched: {e}", which.symbol()))),
-                },
-                Command::Reestimate => match trainer.reestimate_now() {
-                    Ok(event) => send(Event::Transform(event)),
-                    Err(e) => send(Event::Log(format!("re-estimation refused: {e}"))),
-                },
-                Command::ScaleLearningRate(f) => {
-                    trainer.scale_learning_rate(f);
-                    send(Event::Log(format!(
-                        "learning rate → {:.4}",
-                        trainer.learning_rate()
-                    )));
-                }
-                Command::SetLearningRate(r) => {
-                    trainer.set_learning_rate(r);
-                    send(Event::Log(format!(
-                        "learning rate → {:.4}",
-                        trainer.learning_rate()
-                    )));
-                }
-                Command::SetMomentum(m) => {
-                    trainer.set_momentum(m);
-                    send(Event::Log(format!("momentum → {:.3}", trainer.momentum())));
+                Err(div) => {
+                    self.state = RunState::Diverged;
+                    self.reason = Some(div.to_string());
+                    break;
                 }
             }
-            if step_once && state == RunState::Paused {
+            if step_once {
+                self.clock.set_running(false);
+            }
+            if step_once || last_progress.elapsed() >= PROGRESS_INTERVAL {
+                self.send(Event::Progress(Progress {
+                    epoch: self.trainer.epoch,
+                    iteration: self.trainer.iteration,
+                    learning_rate: self.trainer.learning_rate(),
+                    momentum: self.trainer.momentum(),
+                    examples_per_second: self.trainer.examples_per_second(),
+                    elapsed_seconds: self.clock.seconds(),
+                    batch_loss: loss_sum / loss_count.max(1) as f64,
+                }));
+                last_progress = Instant::now();
+                (loss_sum, loss_count) = (0.0, 0);
+            }
+            if self.trainer.iteration.is_multiple_of(stats_every) {
+                let layers = self.trainer.layer_stats();
+                self.send(Event::Layers {
+                    iteration: self.trainer.iteration,
+                    layers,
+                });
+            }
+            let over_budget = budget.is_some_and(|b| self.trainer.train_seconds >= b);
+            if !self.trainer.at_epoch_boundary() && !over_budget {
+                continue;
+            }
+            let metrics = match self.trainer.finish_epoch(self.clock.seconds()) {
+                Ok(m) => m,
+                Err(div) => {
+                    self.state = RunState::Diverged;
+                    self.reason = Some(div.to_string());
+                    break;
+                }
+            };
+            self.record(&metrics);
+            let stop = self.early_stop.after(&metrics);
+            let epoch = metrics.epoch;
+            self.send(Event::Epoch(Box::new(metrics)));
+            let every = self.options.checkpoint_every;
+            if every > 0 && epoch.is_multiple_of(every) && self.unwritten.is_empty() {
+                self.save_checkpoint();
+            }
+            if stop.is_some() || over_budget {
+                self.reason = stop.or_else(|| {
+                    Some(format!(
+                        "time budget of {:.0} s of training reached",
+                        budget.unwrap_or_default()
+                    ))
+                });
                 break;
             }
         }
-        if state == RunState::Paused && !step_once {
-            continue;
+        self.finish();
+    }
+
+    /// Ends the run: final state, checkpoint, summary, and the Finished event.
+    fn finish(mut self) {
+        if matches!(self.state, RunState::Running | RunState::Paused) {
+            self.state = RunState::Finished;
         }
-        if step_once {
-            clock.set_running(true);
-        }
-        match trainer.step() {
-            Ok(loss) => {
-                loss_sum += loss.mean();
-                loss_count += 1;
-            }
-            Err(div) => {
-                state = RunState::Diverged;
-                reason = Some(div.to_string());
-                break 'run;
+        if self.state != RunState::Diverged && self.unwritten.is_empty() {
+            if let Some(path) = self.save_checkpoint() {
+                self.send(Event::Log(format!("checkpoint saved: {}", path.display())));
             }
         }
-        if step_once {
-            clock.set_running(false);
+        if let Some(r) = &self.reason {
+            self.send(Event::Log(r.clone()));
         }
-        if step_once || last_progress.elapsed() >= PROGRESS_INTERVAL {
-            send(Event::Progress(Progress {
-                epoch: trainer.epoch,
-                iteration: trainer.iteration,
-                learning_rate: trainer.learning_rate(),
-                momentum: trainer.momentum(),
-                examples_per_second: trainer.examples_per_second(),
-                elapsed_seconds: clock.seconds(),
-                batch_loss: loss_sum / loss_count.max(1) as f64,
-            }));
-            last_progress = Instant::now();
-            (loss_sum, loss_count) = (0.0, 0);
-        }
-        if trainer.iteration.is_multiple_of(stats_every) {
-            send(Event::Layers {
-                iteration: trainer.iteration,
-                layers: trainer.layer_stats(),
-            });
-        }
-        let over_budget = budget.is_some_and(|b| trainer.train_seconds >= b);
-        if over_budget {
-            reason = Some(format!(
-                "time budget of {:.0} s of training reached",
-                budget.unwrap_or_default()
-            ));
-        }
-        if trainer.at_epoch_boundary() || over_budget {
-            match trainer.finish_epoch(clock.seconds()) {
-                Ok(metrics) => {
-                    if let Some(rec) = recorder.as_mut() {
-                        if let Err(e) = rec.epoch(&metrics) {
-                            send(Event::Failed(e.to_string()));
-                            state = RunState::Stopped;
-                            reason = Some(e.to_string());
-                            break 'run;
-                        }
-                    }
-                    let stop = early_stop.after(&metrics);
-                    send(Event::Epoch(Box::new(metrics)));
-                    if let Some(why) = stop {
-                        reason = Some(why);
-                        break 'run;
-                    }
-                    if over_budget {
-                        break 'run;
-                    }
+        self.send(Event::State(self.state));
+        let p = &self.exp.resolved.preset;
+        let base = SummaryBase {
+            preset: p.name.clone(),
+            variant: self.exp.resolved.variant.clone(),
+            state: self.state,
+            reason: self.reason.clone(),
+            iterations: self.trainer.iteration,
+            wall_seconds: self.clock.seconds(),
+            train_seconds: self.trainer.train_seconds,
+            examples_per_second: self.trainer.examples_per_second(),
+        };
+        let summary = match self.recorder.as_mut() {
+            Some(rec) => {
+                let summary = rec.summary(base);
+                if let Err(e) = rec.write_summary(&summary) {
+                    self.send(Event::Failed(e.to_string()));
                 }
-                Err(div) => {
-                    state = RunState::Diverged;
-                    reason = Some(div.to_string());
-                    break 'run;
-                }
+                summary
             }
-        }
+            None => summary_without_files(base),
+        };
+        self.send(Event::Finished(Box::new(summary)));
     }
-    if state == RunState::Running || state == RunState::Paused {
-        state = RunState::Finished;
+}
+
+/// `SIGINT`-style name of a signal number.
+pub fn signal_name(signal: usize) -> String {
+    match signal as i32 {
+        signal_hook::consts::SIGINT => "SIGINT".into(),
+        signal_hook::consts::SIGTERM => "SIGTERM".into(),
+        signal_hook::consts::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
     }
-    if let Some(r) = &reason {
-        send(Event::Log(r.clone()));
-    }
-    send(Event::State(state));
-    let base = SummaryBase {
-        preset: p.name.clone(),
-        variant: exp.resolved.variant.clone(),
-        state,
-        reason,
-        iterations: trainer.iteration,
-        wall_seconds: clock.seconds(),
-        train_seconds: trainer.train_seconds,
-        examples_per_second: trainer.examples_per_second(),
-    };
-    let summary = match recorder.as_mut() {
-        Some(rec) => {
-            let summary = rec.summary(base);
-            if let Err(e) = rec.write_summary(&summary) {
-                send(Event::Failed(e.to_string()));
-            }
-            summary
-        }
-        None => summary_without_files(base),
-    };
-    send(Event::Finished(Box::new(summary)));
 }
 
 fn summary_without_files(base: SummaryBase) -> Summary {
@@ -412,7 +611,7 @@ impl EarlyStop {
     }
 
     /// The reason to stop after this evaluation, if any.
-    fn after(&mut self, m: &crate::train::EpochMetrics) -> Option<String> {
+    fn after(&mut self, m: &EpochMetrics) -> Option<String> {
         let patience = self.patience?;
         let value = m.validation_error.unwrap_or(m.validation_loss);
         if value < self.best {

@@ -35,6 +35,27 @@ pub struct Divergence {
     pub reason: String,
 }
 
+/// Everything a checkpoint must hold to continue a run exactly where it stopped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct TrainerState<T: Real> {
+    pub net: Network<T>,
+    pub sgd: Sgd<T>,
+    pub order: BatchOrder,
+    pub noise_rng: Pcg64Mcg,
+    pub flags: Flags,
+    pub rate_scale: f64,
+    pub momentum_override: Option<f64>,
+    pub iteration: u64,
+    pub epoch: usize,
+    pub last_validation_error: Option<f64>,
+    pub pending_events: Vec<TransformEvent>,
+    pub train_seconds: f64,
+    pub examples_seen: u64,
+    /// The last minibatch (an on-demand re-estimation right after resuming uses it).
+    pub batch_input: Array2<T>,
+}
+
 /// One training run's complete state.
 pub struct Trainer<T: Real> {
     pub net: Network<T>,
@@ -136,6 +157,46 @@ impl<T: Real> Trainer<T> {
             examples_seen: 0,
             net,
             data,
+        }
+    }
+
+    /// A copy of the complete training state.
+    pub fn snapshot(&self) -> TrainerState<T> {
+        TrainerState {
+            net: self.net.clone(),
+            sgd: self.sgd.clone(),
+            order: self.order.clone(),
+            noise_rng: self.noise_rng.clone(),
+            flags: self.settings.flags,
+            rate_scale: self.rate_scale,
+            momentum_override: self.momentum_override,
+            iteration: self.iteration,
+            epoch: self.epoch,
+            last_validation_error: self.last_validation_error,
+            pending_events: self.pending_events.clone(),
+            train_seconds: self.train_seconds,
+            examples_seen: self.examples_seen,
+            batch_input: self.batch_input.clone(),
+        }
+    }
+
+    /// Continues from a snapshot taken of a trainer built from the same preset and data.
+    pub fn restore(&mut self, state: TrainerState<T>) {
+        self.net = state.net;
+        self.sgd = state.sgd;
+        self.order = state.order;
+        self.noise_rng = state.noise_rng;
+        self.settings.flags = state.flags;
+        self.rate_scale = state.rate_scale;
+        self.momentum_override = state.momentum_override;
+        self.iteration = state.iteration;
+        self.epoch = state.epoch;
+        self.last_validation_error = state.last_validation_error;
+        self.pending_events = state.pending_events;
+        self.train_seconds = state.train_seconds;
+        self.examples_seen = state.examples_seen;
+        if state.batch_input.dim() == self.batch_input.dim() {
+            self.batch_input = state.batch_input;
         }
     }
 
