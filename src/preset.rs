@@ -182,6 +182,10 @@ pub struct TrainSection {
     /// Save a checkpoint every N epochs (0: only at the end, on request and on signals).
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: usize,
+    /// On divergence, go back to the state at the end of the last epoch and halve the
+    /// learning rate, at most this many times (0: stop at the first divergence).
+    #[serde(default)]
+    pub divergence_rollbacks: usize,
 }
 
 fn default_checkpoint_every() -> usize {

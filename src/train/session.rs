@@ -211,6 +211,9 @@ struct Driver<T: Real> {
     /// Evaluations that could not be written yet (the disk was full, say); retried on resume.
     unwritten: Vec<EpochMetrics>,
     config_toml: String,
+    /// The state at the end of the last epoch, for rollbacks after a divergence.
+    last_good: Option<TrainerState<T>>,
+    rollbacks_left: usize,
 }
 
 impl<T: StateKind> Driver<T> {
@@ -246,7 +249,6 @@ impl<T: StateKind> Driver<T> {
         let mut clock = Clock::new(state == RunState::Running);
         clock.total = Duration::from_secs_f64(clock_seconds);
         Driver {
-            exp,
             trainer,
             recorder,
             options,
@@ -258,6 +260,35 @@ impl<T: StateKind> Driver<T> {
             early_stop,
             unwritten: Vec::new(),
             config_toml,
+            last_good: None,
+            rollbacks_left: exp.resolved.preset.train.divergence_rollbacks,
+            exp,
+        }
+    }
+
+    /// After a divergence: goes back to the last epoch's end with half the learning rate if
+    /// rollbacks are left (true), or ends the run in the diverged state (false).
+    fn roll_back(&mut self, reason: String) -> bool {
+        match self.last_good.clone() {
+            Some(state) if self.rollbacks_left > 0 => {
+                self.rollbacks_left -= 1;
+                let rate = self.trainer.learning_rate();
+                self.trainer.restore(state);
+                self.trainer.set_learning_rate(rate * 0.5);
+                let message = format!(
+                    "{reason}; rolled back to iteration {} with learning rate {:.4} ({} rollbacks left)",
+                    self.trainer.iteration,
+                    self.trainer.learning_rate(),
+                    self.rollbacks_left
+                );
+                self.send(Event::Log(message));
+                true
+            }
+            _ => {
+                self.state = RunState::Diverged;
+                self.reason = Some(reason);
+                false
+            }
         }
     }
 
@@ -459,8 +490,9 @@ impl<T: StateKind> Driver<T> {
                     loss_count += 1;
                 }
                 Err(div) => {
-                    self.state = RunState::Diverged;
-                    self.reason = Some(div.to_string());
+                    if self.roll_back(div.to_string()) {
+                        continue;
+                    }
                     break;
                 }
             }
@@ -494,11 +526,15 @@ impl<T: StateKind> Driver<T> {
             let metrics = match self.trainer.finish_epoch(self.clock.seconds()) {
                 Ok(m) => m,
                 Err(div) => {
-                    self.state = RunState::Diverged;
-                    self.reason = Some(div.to_string());
+                    if self.roll_back(div.to_string()) {
+                        continue;
+                    }
                     break;
                 }
             };
+            if self.rollbacks_left > 0 {
+                self.last_good = Some(self.trainer.snapshot());
+            }
             self.record(&metrics);
             let stop = self.early_stop.after(&metrics);
             let epoch = metrics.epoch;
