@@ -10,3 +10,4 @@ pub mod real;
 pub mod sink;
 pub mod stats;
 pub mod train;
+pub mod tui;
