@@ -1,6 +1,7 @@
 //! The dashboard state without a terminal: keys, switches and trainer events.
 
-mod common;
+mod tui_common;
+use tui_common as common;
 
 use ltmlp::net::Param;
 use ltmlp::train::{Command, Event, RunState};

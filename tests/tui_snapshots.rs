@@ -1,7 +1,8 @@
 //! The dashboard drawn into ratatui's `TestBackend`, compared with committed insta snapshots.
 //! The app state is built from synthetic events, so nothing here depends on a clock.
 
-mod common;
+mod tui_common;
+use tui_common as common;
 
 use ltmlp::tui::{view, App};
 use ratatui::backend::TestBackend;
