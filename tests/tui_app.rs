@@ -219,3 +219,17 @@ fn eta_is_known_only_while_running() {
     app.on_event(Event::State(RunState::Paused));
     assert_eq!(app.eta_seconds(), None);
 }
+
+#[test]
+fn the_docs_list_every_key() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tui.md"))
+        .expect("docs/tui.md");
+    for k in ltmlp::tui::keymap::KEYS {
+        assert!(
+            doc.contains(k.description),
+            "docs/tui.md lacks the key `{}`: {}",
+            k.label,
+            k.description
+        );
+    }
+}
