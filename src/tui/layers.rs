@@ -7,7 +7,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::app::App;
-use super::view::{num, panel};
+use super::view::{fit, num, panel};
 use crate::net::{Flags, Param, UnitKind};
 use crate::stats::{LayerStats, Range};
 
@@ -44,10 +44,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let mut cells = vec![
             Cell::from(format!("{mark} {}", l.layer)),
             Cell::from(format!("{:>5}", l.units)),
-            Cell::from(format!("{:>6}", num(l.mean_out, 3))),
-            Cell::from(format!("{:>5}", num(l.mean_slope, 3))),
-            Cell::from(format!("{:>5}", num(l.var_out, 3))),
-            Cell::from(format!("{:>5}", num(l.std_pre, 2))),
+            Cell::from(fit(l.mean_out, 3, 6)),
+            Cell::from(fit(l.mean_slope, 3, 5)),
+            Cell::from(fit(l.var_out, 3, 5)),
+            Cell::from(fit(l.std_pre, 2, 5)),
             percent_cell(l.saturated_fraction),
             percent_cell(l.collapsed_fraction),
         ];

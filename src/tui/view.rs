@@ -127,6 +127,15 @@ pub fn num(v: f64, decimals: usize) -> String {
     }
 }
 
+/// `num(v, decimals)` if it fits in `width` characters, else scientific notation.
+pub fn fit(v: f64, decimals: usize, width: usize) -> String {
+    let plain = num(v, decimals);
+    if plain.chars().count() <= width || !v.is_finite() {
+        return format!("{plain:>width$}");
+    }
+    format!("{:>width$}", format!("{v:.0e}"))
+}
+
 /// h:mm:ss or m:ss.
 pub fn clock(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {
@@ -137,5 +146,19 @@ pub fn clock(seconds: f64) -> String {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_fit_their_columns() {
+        assert_eq!(fit(0.5, 2, 5), " 0.50");
+        assert_eq!(fit(35621.3, 2, 5), "  4e4");
+        assert_eq!(fit(f64::NAN, 3, 5), "  NaN");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(clock(65.0), "1:05");
     }
 }
