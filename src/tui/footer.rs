@@ -36,13 +36,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .filter(first)
             .chain(KEYS.iter().filter(|k| !first(k)))
         {
-            let len = k.label.chars().count() + k.short.chars().count() + 4;
+            let len = k.label.chars().count() + k.short.chars().count() + 3;
             if used + len > area.width as usize {
                 break;
             }
             used += len;
             spans.push(Span::styled(format!(" {} ", k.label), key));
-            spans.push(Span::raw(format!(" {} ", k.short)));
+            spans.push(Span::raw(format!("{} ", k.short)));
         }
         Line::from(spans)
     };

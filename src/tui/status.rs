@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 format!("{}/{}", (p.epoch + 1).min(epochs.max(1)), epochs),
             ));
             second.extend(field("iter", format!("{}/{}", p.iteration, total)));
-            second.extend(field("lr", num(p.learning_rate, 4)));
+            second.extend(field("lr", rate(p.learning_rate)));
             second.extend(field("mom", num(p.momentum, 2)));
             second.extend(field("ex/s", num(p.examples_per_second, 0)));
             second.extend(field("time", clock(p.elapsed_seconds)));
@@ -80,4 +80,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
+}
+
+/// A learning rate: four decimals in the usual range, scientific notation outside it.
+fn rate(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else {
+        num(v, 4)
+    }
 }
