@@ -40,14 +40,24 @@ impl Tmux {
 
     /// Polls the screen until it contains `text`; returns that screen.
     fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, true)
+    }
+
+    /// Polls the screen until `text` is gone.
+    fn wait_until_gone(&self, text: &str) -> String {
+        self.wait_until(text, false)
+    }
+
+    fn wait_until(&self, text: &str, present: bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if screen.contains(text) == present {
                 return screen;
             }
             if start.elapsed() > TIMEOUT {
-                panic!("timed out waiting for {text:?}; the screen was:\n{screen}");
+                let what = if present { "for" } else { "for the end of" };
+                panic!("timed out waiting {what} {text:?}; the screen was:\n{screen}");
             }
             std::thread::sleep(POLL);
         }
@@ -111,8 +121,9 @@ fn pause_switch_help_and_quit_under_tmux() {
     ]);
     assert!(out.status.success(), "tmux new-session: {out:?}");
 
-    let screen = tmux.wait_for("RUNNING");
-    assert!(screen.contains("default [ab]"), "{screen}");
+    // The run has started when its name is on screen (the state shows before).
+    let screen = tmux.wait_for("default [ab]");
+    assert!(screen.contains("RUNNING"), "{screen}");
     assert!(screen.contains("run folder"), "{screen}");
 
     tmux.keys(&["Space"]);
@@ -146,6 +157,8 @@ fn pause_switch_help_and_quit_under_tmux() {
     let help = tmux.wait_for("Keys (? or esc: close)");
     assert!(help.contains("switch α / β / γ on or off"), "{help}");
     tmux.keys(&["Escape"]);
+    // Let the escape arrive alone: escape followed at once by `q` reads as alt-q.
+    tmux.wait_until_gone("Keys (? or esc: close)");
 
     tmux.keys(&["q"]);
     tmux.wait_for("Quit?");

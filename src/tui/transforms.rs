@@ -9,6 +9,7 @@ use ratatui::Frame;
 use super::app::{sci, App};
 use super::view::panel;
 use crate::net::Param;
+use crate::train::protocol::TransformCause;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let block = panel("Transforms");
@@ -32,7 +33,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines = vec![Line::from(flags)];
     match &app.last_transform {
         Some(t) => {
-            lines.push(Line::from(format!("last @ it {}", t.iteration)));
+            let what = match t.cause {
+                TransformCause::Switch { .. } => "last switch",
+                _ => "last re-est.",
+            };
+            lines.push(Line::from(format!("{what} @ it {}", t.iteration)));
             lines.push(Line::from(format!("max Δout {}", sci(t.max_output_change))));
         }
         None => lines.push(Line::styled(
