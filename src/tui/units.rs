@@ -22,6 +22,13 @@ const LEVELS: [(f64, char, Color); 5] = [
     (0.03, '░', Color::Blue),
     (0.0, '·', Color::DarkGray),
 ];
+/// Fewest free rows for the slope histogram (a title and at least three bins).
+const MIN_HISTOGRAM_ROWS: usize = 5;
+/// Histogram bins below this mean tanh′ are drawn in the saturated colour (a display choice;
+/// the trainer's own threshold decides which units count as saturated).
+const NEAR_SATURATION: f64 = 0.2;
+/// Most bins of the slope histogram.
+const MAX_BINS: usize = 10;
 const SATURATED: (char, Color) = ('S', Color::LightRed);
 const COLLAPSED: (char, Color) = ('C', Color::LightMagenta);
 
@@ -43,6 +50,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let grid_rows = (inner.height as usize).saturating_sub(2);
     lines.extend(grid(layer, inner.width as usize, grid_rows));
     lines.push(legend());
+    // Room to spare: a histogram of the saturation measure below the grid.
+    let left = (inner.height as usize).saturating_sub(lines.len());
+    if left >= MIN_HISTOGRAM_ROWS {
+        lines.push(Line::raw(""));
+        lines.extend(slope_histogram(layer, inner.width as usize, left - 1));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -140,4 +153,46 @@ fn legend() -> Line<'static> {
         Style::default().fg(COLLAPSED.1),
     ));
     Line::from(spans)
+}
+
+/// Units counted by their mean tanh′ (1: linear regime, near 0: saturated), one bin a row.
+fn slope_histogram(l: &LayerStats, width: usize, rows: usize) -> Vec<Line<'static>> {
+    let bins = (rows.saturating_sub(1)).min(MAX_BINS);
+    if bins == 0 {
+        return Vec::new();
+    }
+    let mut counts = vec![0usize; bins];
+    let mut invalid = 0;
+    for &v in &l.per_unit.tanh_slope {
+        if v.is_finite() {
+            counts[((v.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1)] += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    let most = counts.iter().copied().max().unwrap_or(0).max(1);
+    let bar_width = width.saturating_sub(18);
+    let mut lines = vec![Line::styled(
+        if invalid > 0 {
+            format!("units by mean tanh′ (0 = saturated, 1 = linear); {invalid} NaN")
+        } else {
+            "units by mean tanh′ (0 = saturated, 1 = linear)".to_string()
+        },
+        Style::default().fg(Color::DarkGray),
+    )];
+    for (b, &count) in counts.iter().enumerate().rev() {
+        let lo = b as f64 / bins as f64;
+        let hi = (b + 1) as f64 / bins as f64;
+        let len = (count * bar_width).div_ceil(most);
+        let colour = if lo < NEAR_SATURATION {
+            SATURATED.1
+        } else {
+            Color::Cyan
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("{lo:.2}–{hi:.2} {count:>5} ")),
+            Span::styled("■".repeat(len), Style::default().fg(colour)),
+        ]));
+    }
+    lines
 }

@@ -39,7 +39,12 @@ pub fn layer(index: usize, units: usize, shift: f64) -> LayerStats {
         u.mean_slope.push(0.4 + 0.001 * (j % 50) as f64);
         u.std_out.push(std);
         u.std_pre.push(std * 1.5);
-        u.tanh_slope.push(0.5);
+        let slope = if j % 23 == 5 {
+            0.03
+        } else {
+            0.2 + 0.7 * ((j * 13 + index * 7) % 100) as f64 / 100.0
+        };
+        u.tanh_slope.push(slope);
         u.saturated.push(j % 23 == 5);
         u.collapsed.push(j % 31 == 7);
     }
