@@ -71,3 +71,11 @@ fn confirm_quit() {
 fn too_small() {
     insta::assert_snapshot!(render(&common::mid_run(), 40, 10));
 }
+
+#[test]
+fn too_small_asks_before_quitting() {
+    let mut app = common::mid_run();
+    app.confirm_quit = true;
+    let screen = render(&app, 40, 10).to_string();
+    assert!(screen.contains("y stops"), "{screen}");
+}

@@ -21,7 +21,7 @@ const TRANSFORMS_WIDTH: u16 = 24;
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        too_small(frame, area);
+        too_small(frame, area, app);
         return;
     }
     let layer_rows = app.layers.len().max(1) as u16;
@@ -67,14 +67,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-fn too_small(frame: &mut Frame, area: Rect) {
+fn too_small(frame: &mut Frame, area: Rect, app: &App) {
+    let last = if app.confirm_quit {
+        "training is still going: y stops, saves and quits"
+    } else {
+        "enlarge it, or press q to quit"
+    };
     let text = vec![
         Line::from("ltmlp: terminal too small"),
         Line::from(format!(
             "{}×{}, needs at least {MIN_WIDTH}×{MIN_HEIGHT}",
             area.width, area.height
         )),
-        Line::from("enlarge it, or press q to quit"),
+        Line::from(last),
     ];
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
 }
