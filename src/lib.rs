@@ -11,3 +11,4 @@ pub mod real;
 pub mod sink;
 pub mod stats;
 pub mod train;
+pub mod tui;

@@ -12,8 +12,7 @@ use ltmlp::cli::RunArgs;
 use ltmlp::compare::{run_grid, write_report, GridOptions};
 use ltmlp::headless;
 use ltmlp::train::checkpoint::Checkpoint;
-use ltmlp::train::Experiment;
-use ltmlp::train::RunState;
+use ltmlp::train::{Experiment, RunState, Summary};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +78,27 @@ enum Command {
         #[arg(long)]
         target: Option<f64>,
     },
+    /// Train a preset under the full-screen dashboard (the default with no arguments)
+    Tui {
+        /// Preset file (TOML); default: the built-in presets/default.toml
+        preset: Option<PathBuf>,
+        /// Run folder (default: runs/<preset>-<variant>-<time>)
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Continue the run in DIR from its last checkpoint
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "variant", "seed", "set"])]
+        resume: Option<PathBuf>,
+        /// Save a checkpoint every N epochs (0: only at the end, on `s` and on signals)
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<usize>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Open the dashboard read-only on a run another process is writing (e.g. under nohup)
+    Watch {
+        /// Run folder
+        dir: PathBuf,
+    },
 }
 
 fn compare(opts: GridOptions) -> anyhow::Result<ExitCode> {
@@ -137,6 +157,65 @@ fn finish_headless(
     })
 }
 
+/// The dashboard when stdout is a terminal, else a headless run with a one-line notice.
+fn run_tui(
+    preset: Option<&PathBuf>,
+    out: Option<PathBuf>,
+    resume: Option<&Path>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() {
+        eprintln!("ltmlp: stdout is not a terminal; running headless");
+        return match resume {
+            Some(dir) => resume_headless(dir, args),
+            None => run_headless(preset, out, args),
+        };
+    }
+    let (exp, out, checkpoint) = match resume {
+        Some(dir) => {
+            let (exp, checkpoint) = args.resume_experiment(dir)?;
+            (exp, dir.to_owned(), Some(checkpoint))
+        }
+        None => {
+            let exp = args.experiment(preset)?;
+            let out = out.unwrap_or_else(|| {
+                headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
+            });
+            (exp, out, None)
+        }
+    };
+    let summary = ltmlp::tui::run(exp, out, checkpoint)?;
+    println!("{}", headless::summary_text(&summary));
+    Ok(exit_code(&summary))
+}
+
+fn watch(dir: &Path) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "watch draws the dashboard and needs a terminal; read {} directly instead",
+            dir.join("metrics.jsonl").display()
+        );
+    }
+    if let Some(summary) = ltmlp::tui::watch(dir)? {
+        println!("{}", headless::summary_text(&summary));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_code(summary: &Summary) -> ExitCode {
+    match summary.state {
+        RunState::Finished | RunState::Stopped => ExitCode::SUCCESS,
+        RunState::Diverged => {
+            eprintln!(
+                "error: {}",
+                summary.reason.as_deref().unwrap_or("training diverged")
+            );
+            ExitCode::from(3)
+        }
+        _ => ExitCode::from(1),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -190,11 +269,26 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .map_err(anyhow::Error::msg),
+        Some(Command::Tui {
+            preset,
+            out,
+            resume,
+            checkpoint_every,
+            mut args,
+        }) => {
+            if let Some(n) = checkpoint_every {
+                args.set.push(format!("train.checkpoint_every={n}"));
+            }
+            run_tui(preset.as_ref(), out, resume.as_deref(), &args)
+        }
+        Some(Command::Watch { dir }) => watch(&dir),
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");
+                run_headless(None, None, &RunArgs::default())
+            } else {
+                run_tui(None, None, None, &RunArgs::default())
             }
-            run_headless(None, None, &RunArgs::default())
         }
     };
     match result {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::train::protocol::{EpochMetrics, RunState, Summary};
 
+pub mod follow;
+
 pub const CONFIG_FILE: &str = "config.toml";
 pub const METRICS_JSONL: &str = "metrics.jsonl";
 pub const METRICS_CSV: &str = "metrics.csv";

@@ -1,0 +1,179 @@
+//! The key table: one list that drives the key handling, the footer and the help popup.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::net::Param;
+
+/// What a key asks for, before the app state decides what it means right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    PauseResume,
+    Step,
+    Toggle(Param),
+    Reestimate,
+    Checkpoint,
+    FasterLearning,
+    SlowerLearning,
+    SelectUp,
+    SelectDown,
+    UnitView,
+    Chart,
+    LogScale,
+    Marker,
+    Help,
+    Quit,
+}
+
+/// One row of the key table.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBinding {
+    /// The keys of this row and what each does.
+    pub keys: &'static [(KeyCode, KeyAction)],
+    /// How the keys are written in the footer and the help popup.
+    pub label: &'static str,
+    /// A word or two for the footer.
+    pub short: &'static str,
+    /// A sentence for the help popup.
+    pub description: &'static str,
+}
+
+/// The learning-rate factor of `+` (and its inverse for `-`).
+pub const LEARNING_RATE_FACTOR: f64 = 1.25;
+
+/// Every key of the dashboard, in the order of the help popup.
+pub const KEYS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: &[(KeyCode::Char(' '), KeyAction::PauseResume)],
+        label: "space",
+        short: "pause",
+        description: "pause / resume training",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('n'), KeyAction::Step)],
+        label: "n",
+        short: "step",
+        description: "run one minibatch while paused",
+    },
+    KeyBinding {
+        keys: &[
+            (KeyCode::Char('a'), KeyAction::Toggle(Param::Alpha)),
+            (KeyCode::Char('b'), KeyAction::Toggle(Param::Beta)),
+            (KeyCode::Char('g'), KeyAction::Toggle(Param::Gamma)),
+        ],
+        label: "a b g",
+        short: "α β γ",
+        description: "switch α / β / γ on or off (function-preserving)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('r'), KeyAction::Reestimate)],
+        label: "r",
+        short: "re-estimate",
+        description: "re-estimate the active transformations now",
+    },
+    KeyBinding {
+        keys: &[
+            (KeyCode::Char('+'), KeyAction::FasterLearning),
+            (KeyCode::Char('='), KeyAction::FasterLearning),
+            (KeyCode::Char('-'), KeyAction::SlowerLearning),
+        ],
+        label: "+ -",
+        short: "lr",
+        description: "learning rate ×1.25 / ÷1.25",
+    },
+    KeyBinding {
+        keys: &[
+            (KeyCode::Up, KeyAction::SelectUp),
+            (KeyCode::Char('k'), KeyAction::SelectUp),
+            (KeyCode::Down, KeyAction::SelectDown),
+            (KeyCode::Char('j'), KeyAction::SelectDown),
+        ],
+        label: "↑ ↓",
+        short: "layer",
+        description: "select a hidden layer (also k / j)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Enter, KeyAction::UnitView)],
+        label: "enter",
+        short: "units",
+        description: "open / close the unit view of the selected layer",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('c'), KeyAction::Chart)],
+        label: "c",
+        short: "chart",
+        description: "switch between sparklines and a large loss chart",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('l'), KeyAction::LogScale)],
+        label: "l",
+        short: "log",
+        description: "logarithmic loss axis (chart and sparklines)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('m'), KeyAction::Marker)],
+        label: "m",
+        short: "marker",
+        description: "chart marker: braille dots / half blocks (no Braille font)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('s'), KeyAction::Checkpoint)],
+        label: "s",
+        short: "save",
+        description: "save a checkpoint now (quitting saves one too)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('?'), KeyAction::Help)],
+        label: "?",
+        short: "help",
+        description: "show / hide this help (esc closes it too)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('q'), KeyAction::Quit)],
+        label: "q",
+        short: "quit",
+        description: "quit (asks to confirm while training); ctrl-c quits at once",
+    },
+];
+
+/// The action bound to a key, if any.
+pub fn lookup(key: &KeyEvent) -> Option<KeyAction> {
+    if key
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+    {
+        return None;
+    }
+    KEYS.iter()
+        .flat_map(|b| b.keys.iter())
+        .find(|(code, _)| *code == key.code)
+        .map(|&(_, action)| action)
+}
+
+/// Whether the key is Ctrl-C (quit at once).
+pub fn is_interrupt(key: &KeyEvent) -> bool {
+    key.modifiers.contains(KeyModifiers::CONTROL)
+        && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_bound_once() {
+        let mut seen = Vec::new();
+        for (code, _) in KEYS.iter().flat_map(|b| b.keys.iter()) {
+            assert!(!seen.contains(code), "{code:?} is bound twice");
+            seen.push(*code);
+        }
+    }
+
+    #[test]
+    fn ctrl_c_is_not_the_chart_key() {
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert!(is_interrupt(&ctrl_c));
+        assert_eq!(lookup(&ctrl_c), None);
+        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(lookup(&c), Some(KeyAction::Chart));
+    }
+}

@@ -1,0 +1,23 @@
+//! The full-screen terminal UI. The training thread owns the network and the data; this
+//! thread owns the terminal; they talk only through the session's channels.
+//!
+//! - [`app`]: the dashboard state, fed by events and keys (no terminal needed)
+//! - [`keymap`]: the key table behind the keys, the footer and the help popup
+//! - [`view`]: the layout, and one module per panel
+//! - [`terminal`]: the event loop and terminal set-up / restore
+
+pub mod app;
+pub mod footer;
+pub mod help;
+pub mod keymap;
+pub mod layers;
+pub mod log;
+pub mod loss;
+pub mod status;
+pub mod terminal;
+pub mod transforms;
+pub mod units;
+pub mod view;
+
+pub use app::{Action, App};
+pub use terminal::{run, watch};

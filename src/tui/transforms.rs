@@ -1,0 +1,49 @@
+//! The transformations panel: α, β, γ on or off, and the last switch's output change.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::app::{sci, App};
+use super::view::panel;
+use crate::net::Param;
+use crate::train::protocol::TransformCause;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let block = panel("Transforms");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut flags = Vec::new();
+    for p in Param::ALL {
+        let on = app.flags.get(p);
+        let style = if on {
+            Style::default()
+                .fg(Color::Green)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().fg(Color::DarkGray)
+        };
+        flags.push(Span::styled(
+            format!("{} {} ", p.symbol(), if on { "on " } else { "off" }),
+            style,
+        ));
+    }
+    let mut lines = vec![Line::from(flags)];
+    match &app.last_transform {
+        Some(t) => {
+            let what = match t.cause {
+                TransformCause::Switch { .. } => "last switch",
+                _ => "last re-est.",
+            };
+            lines.push(Line::from(format!("{what} @ it {}", t.iteration)));
+            lines.push(Line::from(format!("max Δout {}", sci(t.max_output_change))));
+        }
+        None => lines.push(Line::styled(
+            "a b g switch",
+            Style::default().fg(Color::DarkGray),
+        )),
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}

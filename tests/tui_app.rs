@@ -1,0 +1,235 @@
+//! The dashboard state without a terminal: keys, switches and trainer events.
+
+mod tui_common;
+use tui_common as common;
+
+use ltmlp::net::Param;
+use ltmlp::train::{Command, Event, RunState};
+use ltmlp::tui::app::LogKind;
+use ltmlp::tui::{Action, App};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+#[test]
+fn space_pauses_and_resumes_according_to_the_state() {
+    let mut app = common::mid_run();
+    assert_eq!(app.on_key(ch(' ')), Some(Action::Send(Command::Pause)));
+    // The state changes only when the trainer says so.
+    assert_eq!(app.state, RunState::Running);
+    app.on_event(Event::State(RunState::Paused));
+    assert_eq!(app.state, RunState::Paused);
+    assert_eq!(app.log.back().map(|l| l.text.as_str()), Some("paused"));
+    assert_eq!(app.on_key(ch(' ')), Some(Action::Send(Command::Resume)));
+}
+
+#[test]
+fn n_steps_only_while_paused() {
+    let mut app = common::mid_run();
+    assert_eq!(app.on_key(ch('n')), None);
+    app.on_event(Event::State(RunState::Paused));
+    assert_eq!(app.on_key(ch('n')), Some(Action::Send(Command::Step)));
+}
+
+#[test]
+fn transformation_and_learning_rate_keys_send_commands() {
+    let mut app = common::mid_run();
+    let sent = |app: &mut App, c: char| app.on_key(ch(c));
+    assert_eq!(
+        sent(&mut app, 'a'),
+        Some(Action::Send(Command::Toggle(Param::Alpha)))
+    );
+    assert_eq!(
+        sent(&mut app, 'b'),
+        Some(Action::Send(Command::Toggle(Param::Beta)))
+    );
+    assert_eq!(
+        sent(&mut app, 'g'),
+        Some(Action::Send(Command::Toggle(Param::Gamma)))
+    );
+    assert_eq!(sent(&mut app, 'r'), Some(Action::Send(Command::Reestimate)));
+    assert_eq!(
+        sent(&mut app, '+'),
+        Some(Action::Send(Command::ScaleLearningRate(1.25)))
+    );
+    assert_eq!(
+        sent(&mut app, '-'),
+        Some(Action::Send(Command::ScaleLearningRate(0.8)))
+    );
+    // `+` typed with shift still counts.
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::SHIFT)),
+        Some(Action::Send(Command::ScaleLearningRate(1.25)))
+    );
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut app = common::mid_run();
+    let mut release = ch(' ');
+    release.kind = KeyEventKind::Release;
+    assert_eq!(app.on_key(release), None);
+}
+
+#[test]
+fn a_switch_updates_the_flags_and_logs_the_output_change() {
+    let mut app = common::mid_run();
+    let no_beta = ltmlp::net::Flags {
+        beta: false,
+        ..common::AB
+    };
+    app.on_event(common::switch(170, Param::Beta, false, no_beta));
+    assert!(!app.flags.beta && app.flags.alpha);
+    let line = app.log.back().expect("a log line");
+    assert_eq!(line.iteration, Some(170));
+    assert_eq!(line.kind, LogKind::Transform);
+    assert!(line.text.contains("β switched off"), "{}", line.text);
+    assert!(line.text.contains("3.1e-9"), "{}", line.text);
+}
+
+#[test]
+fn a_refused_switch_is_a_warning() {
+    let mut app = common::mid_run();
+    app.on_event(Event::Log(
+        "α not switched: α needs shortcut connections".into(),
+    ));
+    assert_eq!(app.log.back().map(|l| l.kind), Some(LogKind::Warning));
+    assert!(app.flags.alpha);
+}
+
+#[test]
+fn scheduled_reestimations_are_summed_up_per_epoch() {
+    let app = common::mid_run();
+    let scheduled: Vec<_> = app
+        .log
+        .iter()
+        .filter(|l| l.text.contains("scheduled"))
+        .collect();
+    assert_eq!(scheduled.len(), 3, "one line per epoch");
+    assert!(scheduled[0].text.contains("4.2e-7"));
+}
+
+#[test]
+fn layer_selection_stays_in_range_and_enter_opens_the_unit_view() {
+    let mut app = common::mid_run();
+    assert_eq!(app.selected, 0);
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.selected, 0);
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.selected, 1);
+    assert_eq!(app.selected_layer().map(|l| l.layer), Some(2));
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+    assert!(app.unit_view);
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.unit_view);
+    // Fewer layers in a newer snapshot: the selection follows.
+    app.on_event(Event::Layers {
+        iteration: 200,
+        layers: vec![common::layer(1, 8, 1.0)],
+    });
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn older_statistics_do_not_replace_newer_ones() {
+    let mut app = common::mid_run();
+    let newest = app.layers_iteration;
+    app.on_event(Event::Layers {
+        iteration: newest - 1,
+        layers: vec![],
+    });
+    assert_eq!(app.layers.len(), 2);
+}
+
+#[test]
+fn view_keys_toggle_ui_state_only() {
+    let mut app = common::mid_run();
+    assert_eq!(app.on_key(ch('c')), None);
+    assert!(app.chart);
+    assert_eq!(app.on_key(ch('l')), None);
+    assert!(app.log_scale);
+    assert_eq!(app.on_key(ch('?')), None);
+    assert!(app.help);
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+}
+
+#[test]
+fn quit_asks_while_training_and_not_after() {
+    let mut app = common::mid_run();
+    assert_eq!(app.on_key(ch('q')), None);
+    assert!(app.confirm_quit);
+    // Any other key cancels.
+    assert_eq!(app.on_key(ch('x')), None);
+    assert!(!app.confirm_quit);
+    app.on_key(ch('q'));
+    assert_eq!(app.on_key(ch('y')), Some(Action::Quit));
+
+    let mut over = common::diverged();
+    assert_eq!(over.on_key(ch('q')), Some(Action::Quit));
+}
+
+#[test]
+fn ctrl_c_quits_at_once() {
+    let mut app = common::mid_run();
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.on_key(ctrl_c), Some(Action::Quit));
+    assert!(!app.chart);
+}
+
+#[test]
+fn divergence_stops_with_the_reason_in_the_log() {
+    let mut app = common::diverged();
+    assert_eq!(app.state, RunState::Diverged);
+    assert!(!app.training());
+    assert!(app
+        .log
+        .iter()
+        .any(|l| l.text.contains("training loss is NaN")));
+    assert!(app.log.iter().any(|l| l.kind == LogKind::Error));
+    // Commands are no longer sent once training is over.
+    assert_eq!(app.on_key(ch(' ')), None);
+    assert_eq!(app.on_key(ch('a')), None);
+    assert_eq!(app.summary.as_ref().map(|s| s.iterations), Some(172));
+}
+
+#[test]
+fn the_log_keeps_a_bounded_number_of_lines() {
+    let mut app = common::mid_run();
+    for i in 0..2000 {
+        app.on_event(Event::Log(format!("line {i}")));
+    }
+    assert!(app.log.len() <= 500);
+    assert_eq!(app.log.back().map(|l| l.text.as_str()), Some("line 1999"));
+}
+
+#[test]
+fn eta_is_known_only_while_running() {
+    let mut app = common::mid_run();
+    let eta = app.eta_seconds().expect("running");
+    // 170 of 1000 iterations in 1.7 s.
+    assert!((eta - 8.3).abs() < 1e-9, "{eta}");
+    app.on_event(Event::State(RunState::Paused));
+    assert_eq!(app.eta_seconds(), None);
+}
+
+#[test]
+fn the_docs_list_every_key() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tui.md"))
+        .expect("docs/tui.md");
+    for k in ltmlp::tui::keymap::KEYS {
+        assert!(
+            doc.contains(k.description),
+            "docs/tui.md lacks the key `{}`: {}",
+            k.label,
+            k.description
+        );
+    }
+}
