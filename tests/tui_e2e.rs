@@ -77,10 +77,11 @@ fn switches(run: &Path) -> Vec<(String, bool, f64)> {
     for line in text.lines() {
         let record: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         for e in record["transform_events"].as_array().into_iter().flatten() {
-            if e["kind"] == "switch" {
+            let switch = &e["cause"]["switch"];
+            if switch.is_object() {
                 found.push((
-                    e["param"].as_str().unwrap_or("?").to_string(),
-                    e["on"].as_bool().unwrap_or(false),
+                    switch["param"].as_str().unwrap_or("?").to_string(),
+                    switch["on"].as_bool().unwrap_or(false),
                     e["max_output_change"].as_f64().unwrap_or(f64::NAN),
                 ));
             }
