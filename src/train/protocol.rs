@@ -26,6 +26,9 @@ pub enum Command {
     Stop,
     /// Save a checkpoint now.
     Checkpoint,
+    /// Measure the current curvature (gradient-to-Newton angle, off-diagonal ratios) in the
+    /// background, for networks small enough; the answer arrives as a log line.
+    Curvature,
 }
 
 /// Where a run is.

@@ -13,6 +13,7 @@ use super::checkpoint::{self, AnyState, Checkpoint};
 use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
 use super::trainer::Trainer;
 use super::trainer::TrainerState;
+use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
 use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology};
 use crate::preset::{Precision, PresetError, Resolved, Task};
@@ -330,6 +331,44 @@ impl<T: StateKind> Driver<T> {
         (signal != 0).then_some(signal)
     }
 
+    /// Starts a quick curvature reading on a copy of the network; training goes on.
+    fn curvature_in_background(&self) {
+        let weights = self.trainer.net.params.len(false);
+        if weights > QUICK_MAX_WEIGHTS {
+            let refusal = Refusal::TooLarge {
+                weights,
+                limit: QUICK_MAX_WEIGHTS,
+            };
+            self.send(Event::Log(format!("curvature: {refusal}")));
+            return;
+        }
+        let net = self.trainer.net.clone();
+        let data = Arc::clone(self.trainer.data());
+        let (batch, labels) = self.trainer.last_batch();
+        let (batch, labels) = (batch.to_owned(), labels.to_vec());
+        let iteration = self.trainer.iteration;
+        let events = self.events.clone();
+        self.send(Event::Log(format!(
+            "curvature @ it {iteration}: measuring {weights} weights in the background…"
+        )));
+        let spawned = std::thread::Builder::new()
+            .name("ltmlp-curvature".into())
+            .spawn(move || {
+                let train = &data.train;
+                let reading = quick_curvature(
+                    &net,
+                    train.inputs.view(),
+                    &train.labels,
+                    batch.view(),
+                    &labels,
+                );
+                let _ = events.send(Event::Log(curvature_line(iteration, reading)));
+            });
+        if let Err(e) = spawned {
+            self.send(Event::Log(format!("curvature: cannot start a thread: {e}")));
+        }
+    }
+
     /// Applies one command; returns true when the run must end.
     fn apply(&mut self, command: Command, step_once: &mut bool) -> bool {
         match command {
@@ -353,6 +392,7 @@ impl<T: StateKind> Driver<T> {
                 }
                 None => {}
             },
+            Command::Curvature => self.curvature_in_background(),
             Command::Toggle(which) => match self.trainer.toggle(which) {
                 Ok(event) => self.send(Event::Transform(event)),
                 Err(e) => self.send(Event::Log(format!("{} not switched: {e}", which.symbol()))),
@@ -592,6 +632,26 @@ impl<T: StateKind> Driver<T> {
             None => summary_without_files(base),
         };
         self.send(Event::Finished(Box::new(summary)));
+    }
+}
+
+/// One log line for a curvature reading.
+fn curvature_line(iteration: u64, reading: Result<QuickCurvature, Refusal>) -> String {
+    let angle = |a: Option<(f64, f64)>| {
+        a.map_or_else(
+            || "undefined".to_string(),
+            |(deg, mu)| format!("{deg:.1}° (μ={mu:.0e})"),
+        )
+    };
+    match reading {
+        Ok(q) => format!(
+            "curvature @ it {iteration}: ∠(g, Newton) {}, ∠(g, natural) {}, off-diagonal H {:.2} F {:.2}",
+            angle(q.newton_angle),
+            angle(q.natural_angle),
+            q.hessian.off_diagonal_ratio,
+            q.fisher.off_diagonal_ratio
+        ),
+        Err(refusal) => format!("curvature @ it {iteration}: {refusal}"),
     }
 }
 

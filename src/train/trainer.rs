@@ -200,6 +200,11 @@ impl<T: Real> Trainer<T> {
         }
     }
 
+    /// The last minibatch (noisy inputs) and its labels.
+    pub fn last_batch(&self) -> (ArrayView2<'_, T>, &[u8]) {
+        (self.batch_input.view(), &self.batch_labels)
+    }
+
     /// The data this trainer trains on.
     pub fn data(&self) -> &Arc<Dataset<T>> {
         &self.data

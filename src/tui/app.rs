@@ -363,6 +363,7 @@ impl App {
             KeyAction::Toggle(p) if training => return Some(Action::Send(Command::Toggle(p))),
             KeyAction::Reestimate if training => return Some(Action::Send(Command::Reestimate)),
             KeyAction::Checkpoint if training => return Some(Action::Send(Command::Checkpoint)),
+            KeyAction::Curvature if training => return Some(Action::Send(Command::Curvature)),
             KeyAction::FasterLearning if training => {
                 return Some(Action::Send(Command::ScaleLearningRate(
                     LEARNING_RATE_FACTOR,
@@ -376,6 +377,7 @@ impl App {
             KeyAction::Toggle(_)
             | KeyAction::Reestimate
             | KeyAction::Checkpoint
+            | KeyAction::Curvature
             | KeyAction::FasterLearning
             | KeyAction::SlowerLearning => {
                 self.push_log(None, LogKind::Info, "training is over");

@@ -12,6 +12,7 @@ pub enum KeyAction {
     Toggle(Param),
     Reestimate,
     Checkpoint,
+    Curvature,
     FasterLearning,
     SlowerLearning,
     SelectUp,
@@ -120,6 +121,12 @@ pub const KEYS: &[KeyBinding] = &[
         label: "s",
         short: "save",
         description: "save a checkpoint now (quitting saves one too)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('h'), KeyAction::Curvature)],
+        label: "h",
+        short: "curvature",
+        description: "curvature: gradient-to-Newton angle, off-diagonal ratios (small nets)",
     },
     KeyBinding {
         keys: &[(KeyCode::Char('?'), KeyAction::Help)],
