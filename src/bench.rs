@@ -24,8 +24,10 @@ const CLASSES: usize = 10;
 const VALIDATION_ROWS: usize = 200;
 /// Side of the square product timed for the peak: large enough for any backend's best kernel.
 const PEAK_SIZE: usize = 2048;
-/// Timed repetitions of the peak product (the best counts).
-const PEAK_REPEATS: usize = 5;
+/// Timed repetitions of the peak product (the best counts). The peak is measured again right
+/// before each network, so that each row's fraction of peak compares two measurements taken
+/// seconds apart on a shared machine whose speed drifts.
+const PEAK_REPEATS: usize = 3;
 /// Untimed minibatches before timing (buffers, caches, thread pools, CPU frequency).
 const WARMUP_STEPS: usize = 3;
 
@@ -186,6 +188,8 @@ pub struct Row {
     pub matmul_gflops: f64,
     /// Fraction of the step time spent in matrix products.
     pub matmul_share: f64,
+    /// The peak measured just before this row.
+    pub peak_gflops: f64,
 }
 
 /// Synthetic data of MNIST shape: uniform pixels in [0, 1), uniform labels.
@@ -206,6 +210,7 @@ fn synthetic(train_rows: usize) -> Dataset<f32> {
 
 /// Trains `net` on synthetic data and returns its throughput.
 pub fn measure(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Row> {
+    let peak_gflops = measure_peak().gflops;
     let resolved = net.resolve(batch, opts.check_samples)?;
     let data = Arc::new(synthetic(batch * 4));
     let topology = resolved.topology(INPUTS, CLASSES, data.train.len())?;
@@ -244,6 +249,7 @@ pub fn measure(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Row> {
         gflops: total_flops / seconds / 1e9,
         matmul_gflops: total_flops / in_matmul.max(1e-12) / 1e9,
         matmul_share: in_matmul / seconds,
+        peak_gflops,
     })
 }
 
@@ -254,8 +260,9 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     let peak = measure_peak();
     let head = format!(
         "ltmlp bench: f32, {} thread(s), backend {}\n\
-         peak: {:.1} GFLOP/s ({n}×{n}×{n} product, best of {PEAK_REPEATS})\n\
-         {:<12} {:>6} {:>10} {:>8} {:>7} {:>10} {:>7} {:>8}\n",
+         peak: {:.1} GFLOP/s ({n}×{n}×{n} product, best of {PEAK_REPEATS}; measured again \
+         before each row, whose %peak uses its own)\n\
+         {:<12} {:>6} {:>10} {:>8} {:>7} {:>10} {:>7} {:>8} {:>6}\n",
         opts.threads,
         kernels::backend(),
         peak.gflops,
@@ -267,6 +274,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         "mm GFLOP/s",
         "mm%pk",
         "mm share",
+        "peak",
         n = peak.size,
     );
     print!("{head}");
@@ -275,15 +283,16 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         for &net in &opts.nets {
             let row = measure(net, batch, opts)?;
             let line = format!(
-                "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}%\n",
+                "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}% {:>6.1}\n",
                 row.net.name(),
                 row.batch,
                 row.examples_per_second,
                 row.gflops,
-                100.0 * row.gflops / peak.gflops,
+                100.0 * row.gflops / row.peak_gflops,
                 row.matmul_gflops,
-                100.0 * row.matmul_gflops / peak.gflops,
+                100.0 * row.matmul_gflops / row.peak_gflops,
                 100.0 * row.matmul_share,
+                row.peak_gflops,
             );
             print!("{line}");
             out.push_str(&line);

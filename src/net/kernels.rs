@@ -108,9 +108,7 @@ fn product<T: Real>(
     beta: T,
     c: &mut ArrayViewMut2<T>,
 ) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    if k == 0 {
+    if a.ncols() == 0 {
         if beta == T::zero() {
             c.fill(T::zero());
         } else {
@@ -120,9 +118,10 @@ fn product<T: Real>(
     }
     #[cfg(feature = "gemm")]
     {
+        let ((m, k), n) = (a.dim(), b.ncols());
         let parallelism = match threads() {
             1 => gemm::Parallelism::None,
-            n => gemm::Parallelism::Rayon(n),
+            threads => gemm::Parallelism::Rayon(threads),
         };
         let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
         let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
