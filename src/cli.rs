@@ -87,7 +87,5 @@ impl RunArgs {
 
 /// Sets the matrix-multiply thread count; it is read once, at the first product.
 pub fn set_matmul_threads(threads: usize) {
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
-    }
+    crate::net::kernels::set_threads(threads);
 }

@@ -2,6 +2,7 @@
 //! nonlinearities of Raiko, Valpola & LeCun (2012) and Vatanen et al. (2013).
 
 pub mod analysis;
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;

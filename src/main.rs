@@ -94,6 +94,28 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Measure training throughput of the standard networks on synthetic MNIST-shaped data
+    Bench {
+        /// Threads for the matrix products
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Minibatch size (repeatable; default: 100 and 1000)
+        #[arg(long)]
+        batch: Vec<usize>,
+        /// Network: plain, paper, paper-never, autoencoder (repeatable; default: all)
+        #[arg(long, value_parser = ["plain", "paper", "paper-never", "autoencoder"])]
+        net: Vec<String>,
+        /// Examples trained per timed repetition
+        #[arg(long, default_value_t = 20_000)]
+        examples: usize,
+        /// Timed repetitions (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Rows of the output-change check run with each re-estimation (the preset default
+        /// is 100; 0 matches the PyTorch reference, which has no such check)
+        #[arg(long, default_value_t = 0)]
+        check_samples: usize,
+    },
     /// Open the dashboard read-only on a run another process is writing (e.g. under nohup)
     Watch {
         /// Run folder
@@ -346,6 +368,34 @@ fn main() -> ExitCode {
                 args.set.push(format!("train.checkpoint_every={n}"));
             }
             run_tui(preset.as_ref(), out, resume.as_deref(), &args)
+        }
+        Some(Command::Bench {
+            threads,
+            batch,
+            net,
+            examples,
+            repeats,
+            check_samples,
+        }) => {
+            let opts = ltmlp::bench::Options {
+                nets: if net.is_empty() {
+                    ltmlp::bench::Net::ALL.to_vec()
+                } else {
+                    net.iter()
+                        .filter_map(|n| ltmlp::bench::Net::parse(n))
+                        .collect()
+                },
+                batches: if batch.is_empty() {
+                    vec![100, 1000]
+                } else {
+                    batch
+                },
+                threads: threads.max(1),
+                examples,
+                repeats,
+                check_samples,
+            };
+            ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::Watch { dir }) => watch(&dir),
         Some(Command::Diagnose {

@@ -16,6 +16,10 @@ pub trait Real:
 
     /// Converts to f64 without loss.
     fn f64(self) -> f64;
+
+    /// t = tanh(x) elementwise. f32 uses a vectorised rational approximation (maximum absolute
+    /// error about 3e-7, see `net::kernels`); f64 stays exact for the exactness tests.
+    fn tanh_slice(x: &[Self], t: &mut [Self]);
 }
 
 impl Real for f32 {
@@ -26,6 +30,9 @@ impl Real for f32 {
     fn f64(self) -> f64 {
         f64::from(self)
     }
+    fn tanh_slice(x: &[Self], t: &mut [Self]) {
+        crate::net::kernels::tanh_f32(x, t);
+    }
 }
 
 impl Real for f64 {
@@ -35,5 +42,10 @@ impl Real for f64 {
     }
     fn f64(self) -> f64 {
         self
+    }
+    fn tanh_slice(x: &[Self], t: &mut [Self]) {
+        for (t, &x) in t.iter_mut().zip(x) {
+            *t = x.tanh();
+        }
     }
 }

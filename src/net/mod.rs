@@ -1,6 +1,7 @@
 //! The network: topology, parameters, transformed units, forward/backward passes and the
 //! function-preserving re-estimation of α, β, γ.
 
+pub mod kernels;
 pub mod network;
 pub mod params;
 pub mod topology;

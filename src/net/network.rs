@@ -1,13 +1,13 @@
 //! The network itself: parameters, per-unit transformation state, seeded initialisation, and
 //! the forward and backward passes through the all-to-all graph.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+use super::kernels::matmul;
 use super::params::Params;
 use super::topology::{Topology, UnitKind};
 use crate::real::Real;
@@ -96,6 +96,15 @@ impl<T: Real> Workspace<T> {
     /// Layer l's outputs from the last forward pass.
     pub fn activation(&self, l: usize) -> ArrayView2<'_, T> {
         self.y[l].slice(s![..self.rows, ..])
+    }
+
+    /// Whether every error δ of the last backward pass (and the output error) is finite: the
+    /// cheap divergence check before a fused update, which forms no gradient to check.
+    pub fn deltas_finite(&self) -> bool {
+        self.delta
+            .iter()
+            .skip(1)
+            .all(|d| d.slice(s![..self.rows, ..]).iter().all(|v| v.is_finite()))
     }
 
     /// Layer l's tanh values from the last forward pass (tanh layers only).
@@ -190,7 +199,7 @@ impl<T: Real> Network<T> {
             x.assign(&self.params.biases[l]);
             for k in self.topology.sources(l) {
                 if let Some(w) = self.params.weight(l, k) {
-                    general_mat_mul(
+                    matmul(
                         T::one(),
                         &ws.y[k].slice(s![..rows, ..]),
                         &w.t(),
@@ -216,21 +225,15 @@ impl<T: Real> Network<T> {
 
     /// y = γ·(tanh x + α·x + β), also caching tanh x for the backward pass and the statistics.
     fn activate_tanh(&self, l: usize, x: ArrayView2<T>, t: ArrayViewMut2<T>, y: ArrayViewMut2<T>) {
+        let n = x.ncols();
+        let (mut t, mut y) = (t, y);
+        let x = contiguous(&x);
+        let t = contiguous_mut(&mut t);
+        let y = contiguous_mut(&mut y);
+        T::tanh_slice(x, t);
         match &self.transforms[l] {
-            Some(tr) => Zip::from(y)
-                .and(t)
-                .and(x)
-                .and_broadcast(&tr.alpha)
-                .and_broadcast(&tr.beta)
-                .and_broadcast(&tr.gamma)
-                .for_each(|y, t, &x, &a, &b, &g| {
-                    *t = x.tanh();
-                    *y = g * (*t + a * x + b);
-                }),
-            None => Zip::from(y).and(t).and(x).for_each(|y, t, &x| {
-                *t = x.tanh();
-                *y = *t;
-            }),
+            Some(tr) => transform_rows(n, tr, x, t, y),
+            None => y.copy_from_slice(t),
         }
     }
 
@@ -241,13 +244,17 @@ impl<T: Real> Network<T> {
         let rows = ws.rows;
         for l in self.topology.transformed_layers() {
             if let Some(tr) = &self.transforms[l] {
-                Zip::from(ws.y[l].slice_mut(s![..rows, ..]))
-                    .and(ws.t[l].slice(s![..rows, ..]))
-                    .and(ws.x[l].slice(s![..rows, ..]))
-                    .and_broadcast(&tr.alpha)
-                    .and_broadcast(&tr.beta)
-                    .and_broadcast(&tr.gamma)
-                    .for_each(|y, &t, &x, &a, &b, &g| *y = g * (t + a * x + b));
+                let n = ws.x[l].ncols();
+                let x = ws.x[l].slice(s![..rows, ..]);
+                let t = ws.t[l].slice(s![..rows, ..]);
+                let mut y = ws.y[l].slice_mut(s![..rows, ..]);
+                transform_rows(
+                    n,
+                    tr,
+                    contiguous(&x),
+                    contiguous(&t),
+                    contiguous_mut(&mut y),
+                );
             }
         }
     }
@@ -290,40 +297,55 @@ impl<T: Real> Network<T> {
     /// Backpropagates δ_L (set by [`Network::output_delta`]) and writes the gradient of the mean
     /// objective into `grads`. α, β, γ are constants here.
     pub fn backward(&self, ws: &mut Workspace<T>, grads: &mut Params<T>) {
+        self.backpropagate(ws);
+        let rows = ws.rows;
+        let scale = T::one() / T::of(rows as f64);
+        for (l, k, g) in grads.blocks_mut() {
+            let delta = ws.delta[l].slice(s![..rows, ..]);
+            let y = ws.y[k].slice(s![..rows, ..]);
+            matmul(scale, &delta.t(), &y, T::zero(), &mut g.view_mut());
+        }
+        for l in 1..=self.depth() {
+            column_sums(
+                ws.delta[l].slice(s![..rows, ..]),
+                scale,
+                &mut grads.biases[l],
+            );
+        }
+    }
+
+    /// Backpropagates δ_L (set by [`Network::output_delta`]) into the δ of every hidden layer,
+    /// without forming the weight gradients (the fused SGD step forms them itself).
+    pub fn backpropagate(&self, ws: &mut Workspace<T>) {
         let rows = ws.rows;
         let depth = self.depth();
         for l in (1..depth).rev() {
             let (lower, upper) = ws.delta.split_at_mut(l + 1);
             let mut delta = lower[l].slice_mut(s![..rows, ..]);
-            delta.fill(T::zero());
+            let mut first = true;
             for m in self.topology.targets(l) {
                 if let Some(w) = self.params.weight(m, l) {
                     let dm = upper[m - l - 1].slice(s![..rows, ..]);
-                    general_mat_mul(T::one(), &dm, w, T::one(), &mut delta);
+                    let beta = if first { T::zero() } else { T::one() };
+                    matmul(T::one(), &dm, &w.view(), beta, &mut delta);
+                    first = false;
                 }
             }
+            if first {
+                delta.fill(T::zero());
+            }
             if let (UnitKind::Tanh, Some(tr)) = (self.topology.kind(l), &self.transforms[l]) {
-                Zip::from(&mut delta)
-                    .and(ws.t[l].slice(s![..rows, ..]))
-                    .and_broadcast(&tr.alpha)
-                    .and_broadcast(&tr.gamma)
-                    .for_each(|d, &t, &a, &g| *d = *d * g * (T::one() - t * t + a));
+                let n = delta.ncols();
+                let t = ws.t[l].slice(s![..rows, ..]);
+                let (a, g) = (slice1(&tr.alpha), slice1(&tr.gamma));
+                let t = contiguous(&t);
+                let d = contiguous_mut(&mut delta);
+                for (d, t) in d.chunks_exact_mut(n).zip(t.chunks_exact(n)) {
+                    for j in 0..n {
+                        d[j] = d[j] * g[j] * (T::one() - t[j] * t[j] + a[j]);
+                    }
+                }
             }
-        }
-        let scale = T::one() / T::of(rows as f64);
-        for (l, k, g) in grads.blocks_mut() {
-            let delta = ws.delta[l].slice(s![..rows, ..]);
-            let y = ws.y[k].slice(s![..rows, ..]);
-            general_mat_mul(scale, &delta.t(), &y, T::zero(), g);
-        }
-        for l in 1..=depth {
-            let delta = ws.delta[l].slice(s![..rows, ..]);
-            let gb = &mut grads.biases[l];
-            gb.fill(T::zero());
-            for row in delta.outer_iter() {
-                *gb += &row;
-            }
-            *gb *= scale;
         }
     }
 
@@ -373,6 +395,54 @@ impl<T: Real> Network<T> {
                 .collect(),
         }
     }
+}
+
+/// y = γ·(t + α·x + β) row by row over contiguous rows of `n` units.
+fn transform_rows<T: Real>(n: usize, tr: &Transform<T>, x: &[T], t: &[T], y: &mut [T]) {
+    let (a, b, g) = (slice1(&tr.alpha), slice1(&tr.beta), slice1(&tr.gamma));
+    let (a, b, g) = (&a[..n], &b[..n], &g[..n]);
+    for ((y, t), x) in y
+        .chunks_exact_mut(n)
+        .zip(t.chunks_exact(n))
+        .zip(x.chunks_exact(n))
+    {
+        for j in 0..n {
+            y[j] = g[j] * (t[j] + a[j] * x[j] + b[j]);
+        }
+    }
+}
+
+/// out = scale · (sum of the rows of `a`).
+pub(crate) fn column_sums<T: Real>(a: ArrayView2<T>, scale: T, out: &mut Array1<T>) {
+    out.fill(T::zero());
+    let n = a.ncols();
+    let o = out
+        .as_slice_mut()
+        .expect("a freshly allocated vector is contiguous");
+    for row in contiguous(&a).chunks_exact(n) {
+        for (o, &v) in o.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+    for o in o.iter_mut() {
+        *o *= scale;
+    }
+}
+
+/// The elements of a view of whole rows of a workspace or parameter matrix, in row order.
+pub(crate) fn contiguous<'a, T>(a: &'a ArrayView2<'_, T>) -> &'a [T] {
+    a.as_slice()
+        .expect("workspace and parameter rows are contiguous (standard layout)")
+}
+
+/// Mutable version of [`contiguous`].
+pub(crate) fn contiguous_mut<'a, T>(a: &'a mut ArrayViewMut2<'_, T>) -> &'a mut [T] {
+    a.as_slice_mut()
+        .expect("workspace and parameter rows are contiguous (standard layout)")
+}
+
+fn slice1<T>(a: &Array1<T>) -> &[T] {
+    a.as_slice().expect("parameter vectors are contiguous")
 }
 
 /// Row-wise numerically stable softmax.

@@ -2,10 +2,14 @@
 //! transformed unit, the closed-form targets, and the compensation of the other weights so that
 //! the network computes exactly the same function before and after.
 
-use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
-use ndarray::{Array1, ArrayView2};
+use std::any::Any;
+use std::cell::RefCell;
+
+use ndarray::linalg::general_mat_vec_mul;
+use ndarray::{Array1, ArrayView2, ArrayViewMut2, Zip};
 use serde::{Deserialize, Serialize};
 
+use super::kernels::matmul;
 use super::network::{Network, Workspace};
 use crate::real::Real;
 
@@ -138,17 +142,40 @@ impl LayerMoments {
 
     /// Adds a batch of pre-activations and their tanh values (one example per row).
     pub fn accumulate<T: Real>(&mut self, x: ArrayView2<T>, t: ArrayView2<T>) {
+        let n = self.t.len();
+        let (st, sx, sd) = (&mut self.t[..n], &mut self.x[..n], &mut self.d[..n]);
+        let (stt, sxx, stx, sdd) = (
+            &mut self.tt[..n],
+            &mut self.xx[..n],
+            &mut self.tx[..n],
+            &mut self.dd[..n],
+        );
         for (xr, tr) in x.outer_iter().zip(t.outer_iter()) {
-            for (j, (&xv, &tv)) in xr.iter().zip(tr.iter()).enumerate() {
-                let (xv, tv) = (xv.f64(), tv.f64());
+            let (xr, tr) = match (xr.as_slice(), tr.as_slice()) {
+                (Some(xr), Some(tr)) => (&xr[..n], &tr[..n]),
+                _ => {
+                    // Strided rows (never from a workspace): the same sums, element by element.
+                    for j in 0..n {
+                        add_one(
+                            j,
+                            xr[j].f64(),
+                            tr[j].f64(),
+                            [st, sx, sd, stt, sxx, stx, sdd],
+                        );
+                    }
+                    continue;
+                }
+            };
+            for j in 0..n {
+                let (xv, tv) = (xr[j].f64(), tr[j].f64());
                 let dv = 1.0 - tv * tv;
-                self.t[j] += tv;
-                self.x[j] += xv;
-                self.d[j] += dv;
-                self.tt[j] += tv * tv;
-                self.xx[j] += xv * xv;
-                self.tx[j] += tv * xv;
-                self.dd[j] += dv * dv;
+                st[j] += tv;
+                sx[j] += xv;
+                sd[j] += dv;
+                stt[j] += tv * tv;
+                sxx[j] += xv * xv;
+                stx[j] += tv * xv;
+                sdd[j] += dv * dv;
             }
         }
         self.count += x.nrows() as f64;
@@ -179,6 +206,19 @@ impl LayerMoments {
         let d2 = self.dd[j] / n + 2.0 * alpha * ed + alpha * alpha;
         (m2.max(0.0), d2.max(0.0))
     }
+}
+
+/// Adds one unit's values to the seven sums (Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²).
+fn add_one(j: usize, xv: f64, tv: f64, sums: [&mut [f64]; 7]) {
+    let dv = 1.0 - tv * tv;
+    let [st, sx, sd, stt, sxx, stx, sdd] = sums;
+    st[j] += tv;
+    sx[j] += xv;
+    sd[j] += dv;
+    stt[j] += tv * tv;
+    sxx[j] += xv * xv;
+    stx[j] += tv * xv;
+    sdd[j] += dv * dv;
 }
 
 /// Moments of every transformed layer (`None` elsewhere).
@@ -238,6 +278,34 @@ impl Moments {
         }
         moments
     }
+}
+
+thread_local! {
+    /// The W[m][l]·diag(Δα) matrix of the α compensation, kept between calls so that
+    /// re-estimating every minibatch allocates no matrix.
+    static SCRATCH: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on a scratch matrix of shape `dim` (contents unspecified). The storage is kept and
+/// only grows, so the blocks of different shapes that one re-estimation visits share it.
+fn with_scratch<T: Real, R>(dim: (usize, usize), f: impl FnOnce(&mut ArrayViewMut2<T>) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !slot.as_ref().is_some_and(|b| b.is::<Vec<T>>()) {
+            *slot = Some(Box::new(Vec::<T>::new()));
+        }
+        let storage = slot
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<Vec<T>>())
+            .expect("the scratch storage was just made with this type");
+        let len = dim.0 * dim.1;
+        if storage.len() < len {
+            storage.resize(len, T::zero());
+        }
+        let mut view = ArrayViewMut2::from_shape(dim, &mut storage[..len])
+            .expect("the scratch storage holds exactly rows × columns values");
+        f(&mut view)
+    })
 }
 
 /// Closed-form γ for output power m2 and slope power d2.
@@ -369,16 +437,27 @@ impl<T: Real> Network<T> {
                 &mut self.params.biases[m],
             );
             if alpha_changed {
-                let scaled = &w_ml * &d_alpha;
-                for &k in &sources {
-                    let Some(mut w_mk) = self.params.weights[m][k].take() else {
-                        continue;
-                    };
-                    if let Some(w_lk) = self.params.weights[l][k].as_ref() {
-                        general_mat_mul(T::one(), &scaled, w_lk, T::one(), &mut w_mk);
+                with_scratch(w_ml.dim(), |scaled: &mut ArrayViewMut2<T>| {
+                    Zip::from(&mut *scaled)
+                        .and(&w_ml)
+                        .and_broadcast(&d_alpha)
+                        .for_each(|s, &w, &d| *s = w * d);
+                    for &k in &sources {
+                        let Some(mut w_mk) = self.params.weights[m][k].take() else {
+                            continue;
+                        };
+                        if let Some(w_lk) = self.params.weights[l][k].as_ref() {
+                            matmul(
+                                T::one(),
+                                &scaled.view(),
+                                &w_lk.view(),
+                                T::one(),
+                                &mut w_mk.view_mut(),
+                            );
+                        }
+                        self.params.weights[m][k] = Some(w_mk);
                     }
-                    self.params.weights[m][k] = Some(w_mk);
-                }
+                });
             }
             self.params.weights[m][l] = Some(w_ml);
         }

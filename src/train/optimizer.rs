@@ -1,9 +1,10 @@
 //! Heavy-ball SGD as in the authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut
 //! from layer k to layer l has its step scaled by s = 2^−(l−k−1) and biases are decayed too.
 
-use ndarray::Zip;
+use ndarray::{s, Zip};
 
-use crate::net::{Params, Topology};
+use crate::net::kernels::matmul;
+use crate::net::{Network, Params, Topology, Workspace};
 use crate::real::Real;
 
 /// Momentum buffers, one per parameter.
@@ -57,4 +58,72 @@ impl<T: Real> Sgd<T> {
             });
         }
     }
+
+    /// The same update as [`Sgd::step`] with the gradient formed inside it: after
+    /// [`Network::backpropagate`], each velocity block becomes μ·v + δᵀ·y/n in one matrix
+    /// product (no gradient buffer is written or read), then v += λ·w and w −= η·s·v.
+    pub fn step_fused(
+        &mut self,
+        net: &mut Network<T>,
+        ws: &Workspace<T>,
+        rate: f64,
+        momentum: f64,
+        decay: f64,
+    ) {
+        let rows = ws.rows();
+        let (mu, lambda) = (T::of(momentum), T::of(decay));
+        let scale = T::one() / T::of(rows.max(1) as f64);
+        for ((l, k, w), (_, _, v)) in net.params.blocks_mut().zip(self.velocity.blocks_mut()) {
+            let delta = ws.delta[l].slice(s![..rows, ..]);
+            let y = ws.y[k].slice(s![..rows, ..]);
+            matmul(scale, &delta.t(), &y, mu, &mut v.view_mut());
+            let eta = T::of(rate * shortcut_scale(l, k));
+            update(slice_mut(w), slice_mut(v), eta, lambda);
+        }
+        let eta = T::of(rate);
+        for (l, (b, v)) in net
+            .params
+            .biases
+            .iter_mut()
+            .zip(self.velocity.biases.iter_mut())
+            .enumerate()
+            .skip(1)
+        {
+            let delta = ws.delta[l].slice(s![..rows, ..]);
+            let n = delta.ncols();
+            let vs = slice_mut(v);
+            for x in vs.iter_mut() {
+                *x *= mu;
+            }
+            let d = delta
+                .as_slice()
+                .expect("workspace rows are contiguous (standard layout)");
+            for row in d.chunks_exact(n) {
+                for (x, &g) in vs.iter_mut().zip(row) {
+                    *x += scale * g;
+                }
+            }
+            update(slice_mut(b), vs, eta, lambda);
+        }
+    }
+}
+
+/// v += λ·w, then w −= η·v (v already holds g + μ·v).
+fn update<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
+    if lambda == T::zero() {
+        for (w, &v) in w.iter_mut().zip(v.iter()) {
+            *w -= eta * v;
+        }
+    } else {
+        for (w, v) in w.iter_mut().zip(v.iter_mut()) {
+            *v += lambda * *w;
+            *w -= eta * *v;
+        }
+    }
+}
+
+/// The elements of a parameter block or vector (always standard layout).
+fn slice_mut<T, D: ndarray::Dimension>(a: &mut ndarray::Array<T, D>) -> &mut [T] {
+    a.as_slice_mut()
+        .expect("parameters are allocated in standard layout")
 }

@@ -17,7 +17,7 @@ use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
 use super::schedule::Schedule;
 use crate::data::{BatchOrder, Dataset};
 use crate::net::{
-    BatchLoss, Flags, Moments, Network, Param, Params, Settings, Target, TransformError, Workspace,
+    BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
 };
 use crate::preset::{Resolved, Task};
 use crate::real::Real;
@@ -66,7 +66,6 @@ pub struct Trainer<T: Real> {
     schedule: Schedule,
     thresholds: Thresholds,
     sgd: Sgd<T>,
-    grads: Params<T>,
     ws: Workspace<T>,
     eval_ws: Workspace<T>,
     moments: Moments,
@@ -129,7 +128,6 @@ impl<T: Real> Trainer<T> {
                 collapsed_std: p.stats.collapsed_std,
             },
             sgd: Sgd::new(&net.topology),
-            grads: Params::zeros(&net.topology),
             ws: Workspace::new(&net.topology, batch),
             eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
             moments: Moments::new(&net),
@@ -317,18 +315,15 @@ impl<T: Real> Trainer<T> {
         if !loss.objective.is_finite() {
             return Err(self.divergence(format!("training loss is {}", loss.objective)));
         }
-        self.net.backward(&mut self.ws, &mut self.grads);
-        if !self.grads.all_finite() {
+        self.net.backpropagate(&mut self.ws);
+        // The gradient is δᵀ·y and the loss (so every activation) is finite: finite errors δ
+        // mean a finite gradient, and checking δ costs far less than checking every weight's.
+        if !self.ws.deltas_finite() {
             return Err(self.divergence("the gradient holds NaN or Inf".to_string()));
         }
         let (rate, momentum) = (self.learning_rate(), self.momentum());
-        self.sgd.step(
-            &mut self.net.params,
-            &self.grads,
-            rate,
-            momentum,
-            self.weight_decay,
-        );
+        self.sgd
+            .step_fused(&mut self.net, &self.ws, rate, momentum, self.weight_decay);
         self.iteration += 1;
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();

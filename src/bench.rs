@@ -1,0 +1,307 @@
+//! `ltmlp bench`: training throughput of the standard networks on synthetic data of MNIST shape,
+//! with the achieved GFLOP/s and the fraction of the matrix-multiply peak measured in the same
+//! run with the same backend (docs/performance.md).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::data::{Dataset, Split};
+use crate::net::kernels;
+use crate::net::{Network, Topology};
+use crate::preset::{PresetFile, Resolved};
+use crate::train::Trainer;
+
+/// MNIST's input size and classes.
+const INPUTS: usize = 784;
+const CLASSES: usize = 10;
+/// Validation rows of the synthetic data (the trainer's check and probe batches come from it).
+const VALIDATION_ROWS: usize = 200;
+/// Side of the square product timed for the peak: large enough for any backend's best kernel.
+const PEAK_SIZE: usize = 2048;
+/// Timed repetitions of the peak product (the best counts). The peak is measured again right
+/// before each network, so that each row's fraction of peak compares two measurements taken
+/// seconds apart on a shared machine whose speed drifts.
+const PEAK_REPEATS: usize = 3;
+/// Untimed minibatches before timing (buffers, caches, thread pools, CPU frequency).
+const WARMUP_STEPS: usize = 3;
+
+/// One of the standard networks of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// 784-800-800-10, adjacent connections, plain tanh.
+    Plain,
+    /// 784-800-800-10 with all shortcuts and α β γ re-estimated on every minibatch.
+    Paper,
+    /// The same network with the transformations never re-estimated (the cost baseline).
+    PaperNever,
+    /// 784-1000-500-250-30-250-500-1000-784, linear bottleneck and output, shortcuts that do
+    /// not skip the bottleneck, α β γ re-estimated on every minibatch.
+    Autoencoder,
+}
+
+impl Net {
+    pub const ALL: [Net; 4] = [Net::Plain, Net::Paper, Net::PaperNever, Net::Autoencoder];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Plain => "plain",
+            Net::Paper => "paper",
+            Net::PaperNever => "paper-never",
+            Net::Autoencoder => "autoencoder",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Net> {
+        Net::ALL.into_iter().find(|n| n.name() == name)
+    }
+
+    /// The preset text of this network (batch size and threads are set later).
+    fn preset(self) -> &'static str {
+        match self {
+            Net::Plain => {
+                "name = \"bench-plain\"\nvariant = \"none\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
+            }
+            Net::Paper => {
+                "name = \"bench-paper\"\nvariant = \"abg\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"all\"\n\
+                 [transforms]\npolicy = \"every\"\nevery = 1\n"
+            }
+            Net::PaperNever => {
+                "name = \"bench-paper-never\"\nvariant = \"abg\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"all\"\n\
+                 [transforms]\npolicy = \"never\"\n"
+            }
+            Net::Autoencoder => {
+                "name = \"bench-autoencoder\"\nvariant = \"abg\"\n\
+                 [model]\ntask = \"autoencode\"\nhidden = [1000, 500, 250, 30, 250, 500, 1000]\n\
+                 shortcuts = \"all\"\nlinear = [4]\nbottleneck = 4\n\
+                 [transforms]\npolicy = \"every\"\nevery = 1\n"
+            }
+        }
+    }
+
+    fn resolve(self, batch: usize, check_samples: usize) -> anyhow::Result<Resolved> {
+        let text = format!(
+            "{}[train]\nepochs = 1\nbatch_size = {batch}\nlearning_rate = 0.001\n\
+             momentum = 0.9\ninput_noise = 0.0\nseed = 1\n",
+            self.preset()
+        );
+        let file = PresetFile::parse(Path::new(self.name()), text)?;
+        let mut resolved = file.resolve(None, &[])?;
+        resolved.preset.transforms.check_samples = check_samples;
+        Ok(resolved)
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub nets: Vec<Net>,
+    pub batches: Vec<usize>,
+    pub threads: usize,
+    /// Examples trained per timed repetition.
+    pub examples: usize,
+    /// Timed repetitions per network and batch size (the median is reported).
+    pub repeats: usize,
+    /// Examples of the output-change check run with each re-estimation (0: none, as in the
+    /// PyTorch reference).
+    pub check_samples: usize,
+}
+
+/// The measured peak of the matrix-multiply backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Peak {
+    pub size: usize,
+    pub gflops: f64,
+}
+
+/// Times a PEAK_SIZE² f32 product with the training backend and thread count.
+pub fn measure_peak() -> Peak {
+    let n = PEAK_SIZE;
+    let mut rng = Pcg64Mcg::seed_from_u64(7);
+    let a = Array2::from_shape_fn((n, n), |_| rng.random_range(-1.0f32..1.0));
+    let b = Array2::from_shape_fn((n, n), |_| rng.random_range(-1.0f32..1.0));
+    let mut c = Array2::<f32>::zeros((n, n));
+    kernels::matmul(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut());
+    let flops = 2.0 * (n * n * n) as f64;
+    let best = (0..PEAK_REPEATS)
+        .map(|_| {
+            let started = Instant::now();
+            kernels::matmul(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut());
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    Peak {
+        size: n,
+        gflops: flops / best / 1e9,
+    }
+}
+
+/// Matrix-multiply FLOPs of one training minibatch, split as (per example, per minibatch).
+///
+/// Per example: forward 2·W, backward 2·W for the weight gradients plus 2·(weights out of
+/// hidden layers) for the errors. Per minibatch: the α compensation products
+/// W[m][k] += W[m][l]·diag(Δα)·W[l][k] when α is re-estimated, and the two forwards of the
+/// output-change check.
+pub fn flops(topology: &Topology, reestimate_alpha: bool, check_rows: usize) -> (f64, f64) {
+    let w = topology.weight_count() as f64;
+    let hidden_out: usize = topology
+        .hidden_layers()
+        .map(|l| {
+            topology
+                .targets(l)
+                .map(|m| topology.size(m) * topology.size(l))
+                .sum::<usize>()
+        })
+        .sum();
+    let per_example = 4.0 * w + 2.0 * hidden_out as f64;
+    let mut per_batch = 0.0;
+    if reestimate_alpha {
+        for l in topology.transformed_layers() {
+            for m in topology.targets(l) {
+                for k in topology.sources(l) {
+                    per_batch +=
+                        2.0 * (topology.size(m) * topology.size(l) * topology.size(k)) as f64;
+                }
+            }
+        }
+        per_batch += 2.0 * 2.0 * w * check_rows as f64;
+    }
+    (per_example, per_batch)
+}
+
+/// One measured network at one batch size.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub net: Net,
+    pub batch: usize,
+    pub examples_per_second: f64,
+    pub gflops: f64,
+    /// GFLOP/s of the matrix products alone (their FLOPs over the time spent in them).
+    pub matmul_gflops: f64,
+    /// Fraction of the step time spent in matrix products.
+    pub matmul_share: f64,
+    /// The peak measured just before this row.
+    pub peak_gflops: f64,
+}
+
+/// Synthetic data of MNIST shape: uniform pixels in [0, 1), uniform labels.
+fn synthetic(train_rows: usize) -> Dataset<f32> {
+    let mut rng = Pcg64Mcg::seed_from_u64(2012);
+    let mut split = |rows: usize| Split {
+        inputs: Array2::from_shape_fn((rows, INPUTS), |_| rng.random_range(0.0f32..1.0)),
+        labels: (0..rows).map(|i| (i % CLASSES) as u8).collect(),
+    };
+    Dataset {
+        train: split(train_rows),
+        validation: split(VALIDATION_ROWS),
+        test: split(VALIDATION_ROWS),
+        classes: CLASSES,
+        image_shape: (28, 28),
+    }
+}
+
+/// Trains `net` on synthetic data and returns its throughput.
+pub fn measure(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Row> {
+    let peak_gflops = measure_peak().gflops;
+    let resolved = net.resolve(batch, opts.check_samples)?;
+    let data = Arc::new(synthetic(batch * 4));
+    let topology = resolved.topology(INPUTS, CLASSES, data.train.len())?;
+    let every = resolved.preset.transforms.policy == crate::preset::PolicyKind::Every;
+    let alpha = every && resolved.flags.alpha;
+    let check_rows = if every {
+        opts.check_samples.min(VALIDATION_ROWS)
+    } else {
+        0
+    };
+    let (per_example, per_batch) = flops(&topology, alpha, check_rows);
+    let network = Network::<f32>::init(topology, 1);
+    let mut trainer = Trainer::new(&resolved, Arc::clone(&data), network);
+    for _ in 0..WARMUP_STEPS {
+        trainer.step()?;
+    }
+    let steps = opts.examples.div_ceil(batch).max(1);
+    let mut samples = Vec::new();
+    for _ in 0..opts.repeats.max(1) {
+        kernels::profile(true);
+        let started = Instant::now();
+        for _ in 0..steps {
+            trainer.step()?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let in_matmul = kernels::profile(false);
+        samples.push((seconds, in_matmul));
+    }
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (seconds, in_matmul) = samples[samples.len() / 2];
+    let total_flops = steps as f64 * (per_example * batch as f64 + per_batch);
+    Ok(Row {
+        net,
+        batch,
+        examples_per_second: (steps * batch) as f64 / seconds,
+        gflops: total_flops / seconds / 1e9,
+        matmul_gflops: total_flops / in_matmul.max(1e-12) / 1e9,
+        matmul_share: in_matmul / seconds,
+        peak_gflops,
+    })
+}
+
+/// Runs the whole benchmark and returns the report as text, printing rows as they finish.
+pub fn run(opts: &Options) -> anyhow::Result<String> {
+    kernels::set_threads(opts.threads);
+    let mut out = String::new();
+    let peak = measure_peak();
+    let head = format!(
+        "ltmlp bench: f32, {} thread(s), backend {}\n\
+         peak: {:.1} GFLOP/s ({n}×{n}×{n} product, best of {PEAK_REPEATS}; measured again \
+         before each row, whose %peak uses its own)\n\
+         {:<12} {:>6} {:>10} {:>8} {:>7} {:>10} {:>7} {:>8} {:>6}\n",
+        opts.threads,
+        kernels::backend(),
+        peak.gflops,
+        "network",
+        "batch",
+        "ex/s",
+        "GFLOP/s",
+        "%peak",
+        "mm GFLOP/s",
+        "mm%pk",
+        "mm share",
+        "peak",
+        n = peak.size,
+    );
+    print!("{head}");
+    out.push_str(&head);
+    for &batch in &opts.batches {
+        for &net in &opts.nets {
+            let row = measure(net, batch, opts)?;
+            let line = format!(
+                "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}% {:>6.1}\n",
+                row.net.name(),
+                row.batch,
+                row.examples_per_second,
+                row.gflops,
+                100.0 * row.gflops / row.peak_gflops,
+                row.matmul_gflops,
+                100.0 * row.matmul_gflops / row.peak_gflops,
+                100.0 * row.matmul_share,
+                row.peak_gflops,
+            );
+            print!("{line}");
+            out.push_str(&line);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "GFLOP/s counts matrix-multiply FLOPs only (forward 2·W, backward 4·W less the input \
+         layer's errors, α compensation); mm = time inside the matrix products only."
+    );
+    Ok(out)
+}

@@ -1,0 +1,283 @@
+//! The hot kernels of training: the matrix product behind every layer (the `gemm` crate with
+//! runtime-dispatched AVX-512/AVX2 kernels by default, ndarray's matrixmultiply without the
+//! `gemm` feature) and a vectorised rational tanh for f32.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::real::Real;
+
+/// Threads for the matrix products; 0 means "not set yet" (read MATMUL_NUM_THREADS, else 1).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the number of threads the matrix products use (at least 1).
+///
+/// With the `gemm` backend this takes effect at once. Without it, matrixmultiply reads the
+/// MATMUL_NUM_THREADS environment variable once, at its first product, so this also sets that.
+pub fn set_threads(threads: usize) {
+    let threads = threads.max(1);
+    THREADS.store(threads, Ordering::Relaxed);
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    }
+}
+
+/// The number of threads the matrix products use.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let from_env = std::env::var("MATMUL_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            THREADS.store(from_env, Ordering::Relaxed);
+            from_env
+        }
+        n => n,
+    }
+}
+
+/// Whether [`matmul`] adds its time to PROFILE_NANOS (for `ltmlp bench`).
+static PROFILING: AtomicBool = AtomicBool::new(false);
+static PROFILE_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (`true`: clears the total) or stops (`false`) timing the matrix products; returns the
+/// seconds spent in them since the last start.
+pub fn profile(on: bool) -> f64 {
+    let nanos = if on {
+        PROFILE_NANOS.swap(0, Ordering::Relaxed)
+    } else {
+        PROFILE_NANOS.load(Ordering::Relaxed)
+    };
+    PROFILING.store(on, Ordering::Relaxed);
+    if on {
+        0.0
+    } else {
+        nanos as f64 * 1e-9
+    }
+}
+
+/// Name of the matrix-multiply backend compiled in.
+pub fn backend() -> &'static str {
+    if cfg!(feature = "gemm") {
+        "gemm (pure Rust, runtime AVX-512/AVX2 dispatch)"
+    } else {
+        "matrixmultiply (ndarray)"
+    }
+}
+
+/// C ← α·A·B + β·C for views of any strides (transposed views included). With β = 0, C is
+/// overwritten and its old contents (even NaN) are ignored.
+pub fn matmul<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "matmul shapes: {:?} · {:?} into {:?}",
+        a.dim(),
+        b.dim(),
+        c.dim()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if PROFILING.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        product(alpha, a, b, beta, c);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        PROFILE_NANOS.fetch_add(nanos, Ordering::Relaxed);
+    } else {
+        product(alpha, a, b, beta, c);
+    }
+}
+
+/// [`matmul`] after the shape checks, on non-empty C.
+fn product<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+) {
+    if a.ncols() == 0 {
+        if beta == T::zero() {
+            c.fill(T::zero());
+        } else {
+            c.mapv_inplace(|v| v * beta);
+        }
+        return;
+    }
+    #[cfg(feature = "gemm")]
+    {
+        let ((m, k), n) = (a.dim(), b.ncols());
+        let parallelism = match threads() {
+            1 => gemm::Parallelism::None,
+            threads => gemm::Parallelism::Rayon(threads),
+        };
+        let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
+        let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+        let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+        // SAFETY: the pointers and strides come from live ndarray views whose shapes were
+        // checked above; `c` is borrowed mutably, so it does not alias `a` or `b`. gemm's
+        // `alpha` scales the destination and its `beta` the product; with read_dst = false
+        // the destination is not read.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                c_cs,
+                c_rs,
+                beta != T::zero(),
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+    #[cfg(not(feature = "gemm"))]
+    {
+        if beta == T::zero() {
+            // matrixmultiply multiplies the old C by 0, which keeps NaN: clear it first.
+            c.fill(T::zero());
+        }
+        ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
+    }
+}
+
+/// Inputs beyond ±TANH_CLAMP give tanh = ±1 in f32 (the approximation is fitted inside).
+const TANH_CLAMP: f32 = 7.905_311;
+/// Below this magnitude tanh x = x to within f32 rounding; also keeps tiny inputs exact.
+const TANH_TINY: f32 = 0.0004;
+// Coefficients of the [13/6] rational approximation of tanh used by Eigen and XLA
+// (odd numerator, even denominator); maximum absolute error about 3e-7 on f32.
+const A1: f32 = 4.893_524_6e-3;
+const A3: f32 = 6.372_619_3e-4;
+const A5: f32 = 1.485_722_4e-5;
+const A7: f32 = 5.122_297e-8;
+const A9: f32 = -8.604_672e-11;
+const A11: f32 = 2.000_188e-13;
+const A13: f32 = -2.760_768_5e-16;
+const B0: f32 = 4.893_525e-3;
+const B2: f32 = 2.268_434_6e-3;
+const B4: f32 = 1.185_347_1e-4;
+const B6: f32 = 1.198_258_4e-6;
+
+/// The rational tanh for one value; branch-free so that loops over it vectorise.
+#[inline(always)]
+pub fn tanh_approx(x: f32) -> f32 {
+    let c = x.clamp(-TANH_CLAMP, TANH_CLAMP);
+    let x2 = c * c;
+    let mut p = x2 * A13 + A11;
+    p = x2 * p + A9;
+    p = x2 * p + A7;
+    p = x2 * p + A5;
+    p = x2 * p + A3;
+    p = x2 * p + A1;
+    p *= c;
+    let mut q = x2 * B6 + B4;
+    q = x2 * q + B2;
+    q = x2 * q + B0;
+    let r = p / q;
+    if x.abs() < TANH_TINY {
+        x
+    } else {
+        r
+    }
+}
+
+#[inline(always)]
+fn tanh_loop(x: &[f32], t: &mut [f32]) {
+    for (t, &x) in t.iter_mut().zip(x) {
+        *t = tanh_approx(x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tanh_avx512(x: &[f32], t: &mut [f32]) {
+    tanh_loop(x, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_avx2(x: &[f32], t: &mut [f32]) {
+    tanh_loop(x, t)
+}
+
+/// t = tanh(x) elementwise with the rational approximation, in the widest vector instructions
+/// this CPU has (detected at run time).
+pub fn tanh_f32(x: &[f32], t: &mut [f32]) {
+    assert_eq!(x.len(), t.len(), "tanh_f32 lengths");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { tanh_avx512(x, t) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { tanh_avx2(x, t) };
+        }
+    }
+    tanh_loop(x, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn fast_tanh_is_within_stated_error() {
+        let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).collect();
+        let mut ts = vec![0.0; xs.len()];
+        tanh_f32(&xs, &mut ts);
+        let worst = xs
+            .iter()
+            .zip(&ts)
+            .map(|(&x, &t)| (f64::from(t) - f64::from(x).tanh()).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 5e-7, "max |error| {worst}");
+        let mut big = [0.0f32; 4];
+        tanh_f32(&[100.0, -100.0, 1e-8, 0.0], &mut big);
+        assert_eq!(big, [1.0, -1.0, 1e-8, 0.0]);
+    }
+
+    #[test]
+    fn matmul_matches_naive_for_transposed_views() {
+        let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f64 * 0.1 - 1.0);
+        let b = Array2::from_shape_fn((7, 3), |(i, j)| (i + 2 * j) as f64 * 0.3 - 0.5);
+        let mut c = Array2::from_elem((5, 3), f64::NAN);
+        matmul(2.0, &a.t(), &b.view(), 0.0, &mut c.view_mut());
+        let expected = a.t().dot(&b) * 2.0;
+        for (x, y) in c.iter().zip(expected.iter()) {
+            assert!((x - y).abs() < 1e-12);
+        }
+        let mut d = expected.clone();
+        matmul(1.0, &a.t(), &b.view(), 0.5, &mut d.view_mut());
+        for (x, y) in d.iter().zip(expected.iter()) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
+}
