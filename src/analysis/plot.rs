@@ -42,6 +42,7 @@ const MATRICES: [(&str, Pick); 2] = [("Hessian H", |c| &c.hessian), ("Fisher F",
 /// `spectra.svg`: log10 of the eigenvalues above the floor, largest first, against their rank
 /// (as a fraction of the weight count); a row per matrix, a column per checkpoint.
 pub fn spectra(report: &Report, path: &Path) -> anyhow::Result<()> {
+    crate::compare::plot::register_font();
     let at = iterations(report);
     if at.is_empty() {
         return Ok(());
@@ -116,6 +117,7 @@ pub fn spectra(report: &Report, path: &Path) -> anyhow::Result<()> {
 /// `angles.svg`: the angle between g and (M + μI)⁻¹g against log10 μ (gaps where M + μI is
 /// indefinite); a row per matrix (Newton, natural gradient), a column per checkpoint.
 pub fn angles(report: &Report, path: &Path) -> anyhow::Result<()> {
+    crate::compare::plot::register_font();
     let at = iterations(report);
     if at.is_empty() {
         return Ok(());

@@ -13,7 +13,7 @@ use super::aggregate::CurvePoint;
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER_FONT: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER_FONT.call_once(|| {
         // The embedded font is valid; if it were not, text would be missing, not wrong.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);

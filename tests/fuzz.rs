@@ -1,0 +1,162 @@
+//! Property-based fuzzing of every reader of outside bytes: the IDX reader, the preset parser
+//! and the checkpoint loader must answer any input with a value or an error, never a panic.
+//! `PROPTEST_CASES=100000 cargo test --release --test fuzz` runs a longer campaign.
+
+use std::path::Path;
+
+use ltmlp::data::idx;
+use ltmlp::preset::PresetFile;
+use ltmlp::train::checkpoint;
+use proptest::prelude::*;
+
+/// Cases per property in the default test run (CI); the environment can raise it.
+const CASES: u32 = 2_000;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CASES),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A valid IDX image file, then damaged in a few random places.
+fn damaged_idx() -> impl Strategy<Value = Vec<u8>> {
+    (
+        1usize..4,
+        1usize..5,
+        1usize..5,
+        prop::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        any::<usize>(),
+    )
+        .prop_map(|(count, rows, cols, flips, cut)| {
+            let images = idx::IdxImages {
+                count,
+                rows,
+                cols,
+                pixels: vec![7; count * rows * cols],
+            };
+            let mut bytes = idx::encode_images(&images);
+            for (at, value) in flips {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            let keep = cut % (bytes.len() + 1);
+            bytes.truncate(keep.max(bytes.len() / 2));
+            bytes
+        })
+}
+
+/// A preset-like TOML text assembled from known keys and arbitrary values.
+fn preset_text() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "train.epochs",
+        "train.batch_size",
+        "train.learning_rate",
+        "train.momentum",
+        "model.hidden",
+        "model.shortcuts",
+        "model.task",
+        "model.bottleneck",
+        "model.linear",
+        "data.downsample",
+        "data.validation_size",
+        "transforms.policy",
+        "transforms.gamma_epsilon",
+        "variant",
+        "name",
+        "stats.every",
+        "compare.target_error",
+        "bogus.key",
+    ]);
+    let value = prop::sample::select(vec![
+        "0",
+        "1",
+        "-1",
+        "1e308",
+        "nan",
+        "inf",
+        "\"all\"",
+        "\"abg\"",
+        "[]",
+        "[0]",
+        "[16, 0]",
+        "[100000000]",
+        "true",
+        "\"x\"",
+        "0.5",
+        "{}",
+        "[[1]]",
+        "18446744073709551615",
+    ]);
+    prop::collection::vec((key, value), 0..8).prop_map(|pairs| {
+        let mut text = String::from("name = \"fuzz\"\n[model]\ntask = \"classify\"\nhidden = [4]\n[train]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.1\n");
+        for (k, v) in pairs {
+            let (section, key) = k.split_once('.').unwrap_or(("", k));
+            if section.is_empty() {
+                text = format!("{key} = {v}\n{text}");
+            } else {
+                text.push_str(&format!("[variants.abg]\n{section}.{key} = {v}\n"));
+            }
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn idx_reader_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = idx::parse_images(Path::new("fuzz"), bytes.clone());
+        let _ = idx::parse_labels(Path::new("fuzz"), bytes);
+    }
+
+    #[test]
+    fn idx_reader_never_panics_on_damaged_files(bytes in damaged_idx()) {
+        let _ = idx::parse_images(Path::new("fuzz"), bytes.clone());
+        let _ = idx::parse_images(Path::new("fuzz.gz"), idx::gzip(&bytes));
+    }
+
+    #[test]
+    fn idx_reader_never_panics_on_damaged_gzip(bytes in damaged_idx(), cut in any::<usize>(), flip in any::<usize>()) {
+        let mut gz = idx::gzip(&bytes);
+        let i = flip % gz.len();
+        gz[i] ^= 0x5a;
+        gz.truncate(cut % (gz.len() + 1));
+        let _ = idx::parse_images(Path::new("fuzz.gz"), gz);
+    }
+
+    #[test]
+    fn preset_parser_never_panics(text in preset_text()) {
+        if let Ok(file) = PresetFile::parse(Path::new("fuzz.toml"), text) {
+            for variant in [None, Some("none"), Some("ab"), Some("abg")] {
+                let _ = file.resolve(variant, &["train.epochs=2".into()]);
+            }
+        }
+    }
+
+    #[test]
+    fn preset_parser_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+        let _ = PresetFile::parse(Path::new("fuzz.toml"), text);
+    }
+
+    #[test]
+    fn checkpoint_loader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = checkpoint::decode(Path::new("fuzz"), &bytes);
+    }
+
+    #[test]
+    fn checkpoint_loader_never_panics_behind_a_valid_header(payload in prop::collection::vec(any::<u8>(), 0..512)) {
+        // A correct header and checksum, so the payload decoder itself is exercised.
+        let mut bytes = b"LTMLPCKP".to_vec();
+        bytes.extend_from_slice(&checkpoint::FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        let _ = checkpoint::decode(Path::new("fuzz"), &bytes);
+    }
+}
