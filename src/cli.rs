@@ -27,6 +27,31 @@ pub struct RunArgs {
     pub set: Vec<String>,
 }
 
+/// Where a run's files go, or which run folder to continue.
+#[derive(Debug, Clone, Args, Default)]
+pub struct FolderArgs {
+    /// Run folder (default: runs/<preset>-<variant>-<time>)
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its last checkpoint
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "variant", "seed", "set"])]
+    pub resume: Option<PathBuf>,
+    /// Save a checkpoint every N epochs (0: only at the end, on request and on signals)
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+}
+
+impl FolderArgs {
+    /// `args` with `--checkpoint-every` turned into its preset override.
+    pub fn apply(&self, args: &RunArgs) -> RunArgs {
+        let mut args = args.clone();
+        if let Some(n) = self.checkpoint_every {
+            args.set.push(format!("train.checkpoint_every={n}"));
+        }
+        args
+    }
+}
+
 impl RunArgs {
     /// Reads the preset (the built-in default when `preset` is None) and resolves it.
     pub fn resolve(&self, preset: Option<&PathBuf>) -> anyhow::Result<Resolved> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use ltmlp::cli::RunArgs;
+use ltmlp::cli::{FolderArgs, RunArgs};
 use ltmlp::compare::{run_grid, write_report, GridOptions};
 use ltmlp::headless;
 use ltmlp::train::checkpoint::Checkpoint;
@@ -32,15 +32,8 @@ enum Command {
         /// Preset file (TOML), e.g. presets/default.toml
         #[arg(required_unless_present = "resume")]
         preset: Option<PathBuf>,
-        /// Run folder (default: runs/<preset>-<variant>-<time>)
-        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
-        out: Option<PathBuf>,
-        /// Continue the run in DIR from its last checkpoint
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "variant", "seed", "set"])]
-        resume: Option<PathBuf>,
-        /// Save a checkpoint every N epochs (0: only at the end and on signals)
-        #[arg(long, value_name = "N")]
-        checkpoint_every: Option<usize>,
+        #[command(flatten)]
+        folder: FolderArgs,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -82,15 +75,8 @@ enum Command {
     Tui {
         /// Preset file (TOML); default: the built-in presets/default.toml
         preset: Option<PathBuf>,
-        /// Run folder (default: runs/<preset>-<variant>-<time>)
-        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
-        out: Option<PathBuf>,
-        /// Continue the run in DIR from its last checkpoint
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "variant", "seed", "set"])]
-        resume: Option<PathBuf>,
-        /// Save a checkpoint every N epochs (0: only at the end, on `s` and on signals)
-        #[arg(long, value_name = "N")]
-        checkpoint_every: Option<usize>,
+        #[command(flatten)]
+        folder: FolderArgs,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -309,17 +295,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run {
             preset,
-            out,
-            resume,
-            checkpoint_every,
-            mut args,
+            folder,
+            args,
         }) => {
-            if let Some(n) = checkpoint_every {
-                args.set.push(format!("train.checkpoint_every={n}"));
-            }
-            match resume {
+            let args = folder.apply(&args);
+            match folder.resume {
                 Some(dir) => resume_headless(&dir, &args),
-                None => run_headless(preset.as_ref(), out, &args),
+                None => run_headless(preset.as_ref(), folder.out, &args),
             }
         }
         Some(Command::Compare {
@@ -359,16 +341,14 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::msg),
         Some(Command::Tui {
             preset,
-            out,
-            resume,
-            checkpoint_every,
-            mut args,
-        }) => {
-            if let Some(n) = checkpoint_every {
-                args.set.push(format!("train.checkpoint_every={n}"));
-            }
-            run_tui(preset.as_ref(), out, resume.as_deref(), &args)
-        }
+            folder,
+            args,
+        }) => run_tui(
+            preset.as_ref(),
+            folder.out.clone(),
+            folder.resume.as_deref(),
+            &folder.apply(&args),
+        ),
         Some(Command::Bench {
             threads,
             batch,

@@ -14,6 +14,8 @@ const SESSION: &str = "ltmlp";
 /// A private tmux server, killed when dropped (also when the test fails).
 struct Tmux {
     socket: String,
+    /// A string only this test's ltmlp has on its command line (its run folder).
+    marker: String,
 }
 
 impl Tmux {
@@ -67,6 +69,10 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        // Whatever happened inside tmux, leave no trainer behind.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &self.marker])
+            .status();
     }
 }
 
@@ -100,6 +106,7 @@ fn pause_switch_help_and_quit_under_tmux() {
     let run = dir.path().join("run");
     let tmux = Tmux {
         socket: format!("ltmlp-e2e-{}", std::process::id()),
+        marker: run.display().to_string(),
     };
     // Many epochs, so that training is still going when the keys arrive; the test quits.
     let command = format!(

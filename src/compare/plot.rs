@@ -88,41 +88,19 @@ where
         .margin(14)
         .x_label_area_size(40)
         .y_label_area_size(70);
-    let palette = |i: usize| {
-        let (r, g, b) = TABLEAU[i % TABLEAU.len()];
-        RGBColor(r, g, b).to_rgba()
-    };
     // A log axis only gets labels across a decade or more; a narrower range stays linear.
     if spec.log_y && lo > 0.0 && hi / lo >= 10.0 {
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d(1f64..max_epoch, (lo * 0.9..hi * 1.1).log_scale())
             .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(spec.y_label)
-            .draw()
-            .map_err(|e| err(&e))?;
-        for (i, s) in spec.series.iter().enumerate() {
-            draw_series(&mut chart, s, palette(i), true)?;
-        }
-        legend(&mut chart)
+        fill(chart, spec, true)?;
     } else {
         let pad = (hi - lo) * 0.05;
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d(1f64..max_epoch, (lo - pad).max(0.0)..hi + pad)
             .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(spec.y_label)
-            .draw()
-            .map_err(|e| err(&e))?;
-        for (i, s) in spec.series.iter().enumerate() {
-            draw_series(&mut chart, s, palette(i), false)?;
-        }
-        legend(&mut chart)
-    }?;
+        fill(chart, spec, false)?;
+    }
     root.present().map_err(|e| err(&e))
 }
 
@@ -161,6 +139,29 @@ where
         .label(s.label)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     Ok(())
+}
+
+/// Axes, one band and line per series, and the legend.
+fn fill<'a, DB, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    spec: &PlotSpec,
+    log_y: bool,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(spec.y_label)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, s) in spec.series.iter().enumerate() {
+        let (r, g, b) = TABLEAU[i % TABLEAU.len()];
+        draw_series(&mut chart, s, RGBColor(r, g, b).to_rgba(), log_y)?;
+    }
+    legend(&mut chart)
 }
 
 fn legend<'a, DB, Y>(

@@ -135,30 +135,12 @@ impl Recorder {
 
     /// Final and best figures so far, with the run's end state.
     pub fn summary(&self, base: SummaryBase) -> Summary {
-        let last = self.history.last();
-        let best = self.best.as_ref();
-        Summary {
-            preset: base.preset,
-            variant: base.variant,
-            state: base.state,
-            reason: base.reason,
-            epochs_completed: last.map_or(0, |m| m.epoch),
-            iterations: base.iterations,
-            wall_seconds: base.wall_seconds,
-            train_seconds: base.train_seconds,
-            examples_per_second: base.examples_per_second,
-            final_train_loss: last.map(|m| m.train_loss),
-            final_validation_loss: last.map(|m| m.validation_loss),
-            final_validation_error: last.and_then(|m| m.validation_error),
-            final_test_loss: last.map(|m| m.test_loss),
-            final_test_error: last.and_then(|m| m.test_error),
-            best_epoch: best.map(|m| m.epoch),
-            best_validation_loss: best.map(|m| m.validation_loss),
-            best_validation_error: best.and_then(|m| m.validation_error),
-            test_loss_at_best: best.map(|m| m.test_loss),
-            test_error_at_best: best.and_then(|m| m.test_error),
-            out_dir: Some(self.dir.display().to_string()),
-        }
+        summarize(
+            base,
+            self.history.last(),
+            self.best.as_ref(),
+            Some(&self.dir),
+        )
     }
 
     /// Writes `summary.json`.
@@ -183,6 +165,37 @@ pub struct SummaryBase {
     pub wall_seconds: f64,
     pub train_seconds: f64,
     pub examples_per_second: f64,
+}
+
+/// A summary from the last and the best evaluation (none for a run without files).
+pub fn summarize(
+    base: SummaryBase,
+    last: Option<&EpochMetrics>,
+    best: Option<&EpochMetrics>,
+    dir: Option<&Path>,
+) -> Summary {
+    Summary {
+        preset: base.preset,
+        variant: base.variant,
+        state: base.state,
+        reason: base.reason,
+        epochs_completed: last.map_or(0, |m| m.epoch),
+        iterations: base.iterations,
+        wall_seconds: base.wall_seconds,
+        train_seconds: base.train_seconds,
+        examples_per_second: base.examples_per_second,
+        final_train_loss: last.map(|m| m.train_loss),
+        final_validation_loss: last.map(|m| m.validation_loss),
+        final_validation_error: last.and_then(|m| m.validation_error),
+        final_test_loss: last.map(|m| m.test_loss),
+        final_test_error: last.and_then(|m| m.test_error),
+        best_epoch: best.map(|m| m.epoch),
+        best_validation_loss: best.map(|m| m.validation_loss),
+        best_validation_error: best.and_then(|m| m.validation_error),
+        test_loss_at_best: best.map(|m| m.test_loss),
+        test_error_at_best: best.and_then(|m| m.test_error),
+        out_dir: dir.map(|d| d.display().to_string()),
+    }
 }
 
 fn opt(v: Option<f64>) -> String {

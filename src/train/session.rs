@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
-use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
+use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState};
 use super::trainer::Trainer;
 use super::trainer::TrainerState;
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
@@ -18,7 +18,7 @@ use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology};
 use crate::preset::{Precision, PresetError, Resolved, Task};
 use crate::real::Real;
-use crate::sink::{Recorder, SinkError, SummaryBase};
+use crate::sink::{summarize, Recorder, SinkError, SummaryBase};
 
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -629,7 +629,7 @@ impl<T: StateKind> Driver<T> {
                 }
                 summary
             }
-            None => summary_without_files(base),
+            None => summarize(base, None, None, None),
         };
         self.send(Event::Finished(Box::new(summary)));
     }
@@ -662,31 +662,6 @@ pub fn signal_name(signal: usize) -> String {
         signal_hook::consts::SIGTERM => "SIGTERM".into(),
         signal_hook::consts::SIGHUP => "SIGHUP".into(),
         other => format!("signal {other}"),
-    }
-}
-
-fn summary_without_files(base: SummaryBase) -> Summary {
-    Summary {
-        preset: base.preset,
-        variant: base.variant,
-        state: base.state,
-        reason: base.reason,
-        epochs_completed: 0,
-        iterations: base.iterations,
-        wall_seconds: base.wall_seconds,
-        train_seconds: base.train_seconds,
-        examples_per_second: base.examples_per_second,
-        final_train_loss: None,
-        final_validation_loss: None,
-        final_validation_error: None,
-        final_test_loss: None,
-        final_test_error: None,
-        best_epoch: None,
-        best_validation_loss: None,
-        best_validation_error: None,
-        test_loss_at_best: None,
-        test_error_at_best: None,
-        out_dir: None,
     }
 }
 
