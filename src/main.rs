@@ -75,6 +75,9 @@ enum Command {
     Tui {
         /// Preset file (TOML); default: the built-in presets/default.toml
         preset: Option<PathBuf>,
+        /// Instead of training: overlay the variants of a comparison folder, live
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "out", "resume"])]
+        compare: Option<PathBuf>,
         #[command(flatten)]
         folder: FolderArgs,
         #[command(flatten)]
@@ -340,9 +343,22 @@ fn main() -> ExitCode {
             })
             .map_err(anyhow::Error::msg),
         Some(Command::Tui {
+            compare: Some(dir), ..
+        }) => {
+            if !std::io::stdout().is_terminal() {
+                Err(anyhow::anyhow!(
+                    "tui --compare needs a terminal; `ltmlp report {}` writes the same as files",
+                    dir.display()
+                ))
+            } else {
+                ltmlp::tui::compare::run(&dir).map(|_| ExitCode::SUCCESS)
+            }
+        }
+        Some(Command::Tui {
             preset,
             folder,
             args,
+            ..
         }) => run_tui(
             preset.as_ref(),
             folder.out.clone(),

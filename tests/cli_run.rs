@@ -162,3 +162,29 @@ fn bad_input_exits_non_zero_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("larger than the 5000 training examples"));
 }
+
+#[test]
+fn an_unwritable_run_folder_is_reported_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out_dir = file.join("run");
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(out_dir.to_str().unwrap()) && stderr.contains("cannot write"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .all(|l| !l.starts_with("epoch")),
+        "no training happened"
+    );
+}

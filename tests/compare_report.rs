@@ -326,3 +326,38 @@ train.learning_rate = 1e37
         assert!(out.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn the_comparison_view_reads_the_folder_and_draws_every_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    write_run(
+        dir.path(),
+        "none",
+        1,
+        &[(9.0, 10.0, 0.7, 0.0), (8.0, 9.0, 0.6, 0.0)],
+        Some(RunState::Finished),
+        false,
+    );
+    write_run(dir.path(), "ab", 1, &[(7.0, 8.0, 0.5, 0.0)], None, true);
+    let mut state = ltmlp::tui::compare::CompareState::default();
+    state.refresh(dir.path());
+    assert_eq!((state.runs, state.in_progress), (2, 1));
+    let names: Vec<&str> = state.reports.iter().map(|r| r.variant.as_str()).collect();
+    assert_eq!(names, ["none", "ab"]);
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|f| ltmlp::tui::compare::draw(f, &state))
+        .unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("2 runs, 1 in progress"), "{screen}");
+    assert!(
+        screen.contains("8.000") && screen.contains("7.000"),
+        "latest figures: {screen}"
+    );
+}

@@ -7,6 +7,7 @@
 //! - [`terminal`]: the event loop and terminal set-up / restore
 
 pub mod app;
+pub mod compare;
 pub mod footer;
 pub mod help;
 pub mod keymap;
