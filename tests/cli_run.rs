@@ -188,3 +188,31 @@ fn an_unwritable_run_folder_is_reported_before_training() {
         "no training happened"
     );
 }
+
+#[test]
+fn divergence_rollbacks_go_back_and_halve_the_rate_a_bounded_number_of_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--variant",
+        "none",
+        "--set",
+        "train.learning_rate=1e37",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.divergence_rollbacks=2",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("rolled back to iteration 0").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("(0 rollbacks left)"), "{stderr}");
+    // Halving 1e37 twice still diverges: the run ends diverged after its two rollbacks.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+}

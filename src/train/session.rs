@@ -508,6 +508,10 @@ impl<T: StateKind> Driver<T> {
             layers,
         });
         self.send(Event::State(self.state));
+        if self.rollbacks_left > 0 {
+            // A divergence in the first epoch rolls back to the start.
+            self.last_good = Some(self.trainer.snapshot());
+        }
         let total_iterations = p.train.epochs as u64 * self.trainer.iterations_per_epoch;
         let stats_every = p.stats.every as u64;
         let budget = p.train.time_budget_seconds;
