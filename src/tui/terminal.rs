@@ -21,6 +21,27 @@ const INPUT_POLL: Duration = Duration::from_millis(50);
 /// How long to wait for the trainer to save its files after a stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Time a signalled dashboard gets to leave by itself before the process is ended: enough for
+/// the trainer to finish its minibatch and save its files.
+const HANGUP_GRACE: Duration = Duration::from_secs(10);
+
+/// After SIGHUP (a dropped SSH connection) the terminal is gone and reading keys from it can
+/// spin forever; the trainer stops and saves on the same signal, so end the process once it
+/// has had time to do so. On a live terminal the dashboard leaves well before this fires.
+fn exit_after_hangup(interrupt: Arc<AtomicUsize>) {
+    let _ = std::thread::Builder::new()
+        .name("ltmlp-hangup".into())
+        .spawn(move || loop {
+            let signal = interrupt.load(Ordering::SeqCst);
+            if signal != 0 {
+                std::thread::sleep(HANGUP_GRACE);
+                ratatui::restore();
+                std::process::exit(128 + signal as i32);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+}
+
 /// Trains `exp` under the dashboard, writing the run files to `out_dir`; returns the run's
 /// summary once the user quits (after the terminal is restored).
 pub fn run(
@@ -43,6 +64,7 @@ pub fn run(
             start_paused: false,
         },
     )?;
+    exit_after_hangup(Arc::clone(&interrupt));
     // `init` enters the alternate screen and raw mode and installs a panic hook that
     // restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
