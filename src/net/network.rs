@@ -1,7 +1,7 @@
 //! The network itself: parameters, per-unit transformation state, seeded initialisation, and
 //! the forward and backward passes through the all-to-all graph.
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -467,11 +467,4 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
         }
     }
     best.0
-}
-
-/// Column means of a batch (used by the statistics and tests).
-pub fn column_means<T: Real>(a: ArrayView2<T>) -> Array1<f64> {
-    a.mapv(|v| v.f64())
-        .mean_axis(Axis(0))
-        .unwrap_or_else(|| Array1::zeros(a.ncols()))
 }

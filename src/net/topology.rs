@@ -160,16 +160,6 @@ impl Topology {
             .sum()
     }
 
-    /// Number of biases.
-    pub fn bias_count(&self) -> usize {
-        self.sizes[1..].iter().sum()
-    }
-
-    /// Multiply-adds in one forward pass of one example (weights only).
-    pub fn forward_flops_per_example(&self) -> usize {
-        2 * self.weight_count()
-    }
-
     /// `784-800[tanh]-800[tanh]-10[softmax]`-style description.
     pub fn describe(&self) -> String {
         self.sizes

@@ -255,10 +255,6 @@ impl<T: Real> Trainer<T> {
         self.iteration > 0 && self.iteration.is_multiple_of(self.iterations_per_epoch)
     }
 
-    fn probe(&self, rows: usize) -> ArrayView2<'_, T> {
-        self.data.validation.rows(0, rows)
-    }
-
     /// Fills the minibatch buffers with the next examples and adds input noise.
     fn load_batch(&mut self) {
         self.order.next_batch(&mut self.batch_indices);
@@ -517,13 +513,5 @@ impl<T: Real> Trainer<T> {
         } else {
             0.0
         }
-    }
-
-    /// Output of the network on the first `rows` validation examples (for tests and checks).
-    pub fn probe_output(&mut self, rows: usize) -> Array2<T> {
-        let rows = rows.min(self.data.validation.len());
-        let probe = self.probe(rows).to_owned();
-        self.net.forward(probe.view(), &mut self.eval_ws);
-        self.eval_ws.output().to_owned()
     }
 }
