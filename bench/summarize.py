@@ -23,6 +23,8 @@ for line in open(sys.argv[1], encoding="utf-8"):
     if len(f) >= 4 and f[1].isdigit() and not f[0].startswith("#"):
         pct = lambda i: float(f[i].rstrip("%")) if len(f) > i else float("nan")
         rows[(tool, threads, f[0], int(f[1]))].append((float(f[2]), float(f[3]), pct(4), pct(6)))
+        if len(f) >= 10:  # ltmlp measures the peak in every round and prints it last in each row
+            peaks[(tool, threads)].append(float(f[9]))
 
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 print(f"load average (1 min) during the runs: {min(loads):.2f}–{max(loads):.2f}")

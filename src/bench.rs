@@ -148,8 +148,8 @@ pub fn measure_peak() -> Peak {
 ///
 /// Per example: forward 2·W, backward 2·W for the weight gradients plus 2·(weights out of
 /// hidden layers) for the errors. Per minibatch: the α compensation products
-/// W[m][k] += W[m][l]·diag(Δα)·W[l][k] when α is re-estimated, and the two forwards of the
-/// output-change check.
+/// W[m][k] += W[m][l]·diag(Δα)·W[l][k] when α is re-estimated, and the forward pass of the
+/// output-change check's rows.
 pub fn flops(topology: &Topology, reestimate_alpha: bool, check_rows: usize) -> (f64, f64) {
     let w = topology.weight_count() as f64;
     let hidden_out: usize = topology
@@ -172,24 +172,153 @@ pub fn flops(topology: &Topology, reestimate_alpha: bool, check_rows: usize) -> 
                 }
             }
         }
-        per_batch += 2.0 * 2.0 * w * check_rows as f64;
+        per_batch += 2.0 * w * check_rows as f64;
     }
     (per_example, per_batch)
 }
 
-/// One measured network at one batch size.
+/// One measured network at one batch size: medians over the interleaved rounds.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub net: Net,
     pub batch: usize,
     pub examples_per_second: f64,
     pub gflops: f64,
+    /// The step's GFLOP/s over the peak measured at the start of the same round.
+    pub fraction_of_peak: f64,
     /// GFLOP/s of the matrix products alone (their FLOPs over the time spent in them).
     pub matmul_gflops: f64,
+    /// The products' GFLOP/s over the same round's peak.
+    pub matmul_fraction_of_peak: f64,
     /// Fraction of the step time spent in matrix products.
     pub matmul_share: f64,
-    /// The peak measured just before this row.
+    /// Time inside re-estimation over the rest of the step time (0 without re-estimation).
+    pub reestimate_overhead: f64,
+    /// The peaks measured at the start of the rounds (median).
     pub peak_gflops: f64,
+}
+
+/// One timed block of one network.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    seconds: f64,
+    in_matmul: f64,
+    reestimating: f64,
+    peak_gflops: f64,
+}
+
+/// A network ready to be timed: its trainer (warmed up) and its FLOPs per minibatch.
+struct Subject {
+    net: Net,
+    batch: usize,
+    steps: usize,
+    flops_per_step: f64,
+    trainer: Trainer<f32>,
+    blocks: Vec<Block>,
+}
+
+impl Subject {
+    fn new(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Self> {
+        let resolved = net.resolve(batch, opts.check_samples)?;
+        let data = Arc::new(synthetic(batch * 4));
+        let topology = resolved.topology(INPUTS, CLASSES, data.train.len())?;
+        let every = resolved.preset.transforms.policy == crate::preset::PolicyKind::Every;
+        let check_rows = if every {
+            opts.check_samples.min(batch)
+        } else {
+            0
+        };
+        let (per_example, per_batch) = flops(&topology, every && resolved.flags.alpha, check_rows);
+        let network = Network::<f32>::init(topology, 1);
+        let mut trainer = Trainer::new(&resolved, Arc::clone(&data), network);
+        for _ in 0..WARMUP_STEPS {
+            trainer.step()?;
+        }
+        Ok(Subject {
+            net,
+            batch,
+            steps: opts.examples.div_ceil(batch).max(1),
+            flops_per_step: per_example * batch as f64 + per_batch,
+            trainer,
+            blocks: Vec::new(),
+        })
+    }
+
+    /// Trains one timed block.
+    fn time_block(&mut self, peak_gflops: f64) -> anyhow::Result<()> {
+        let reestimating_before = self.trainer.reestimate_seconds;
+        kernels::profile(true);
+        let started = Instant::now();
+        for _ in 0..self.steps {
+            self.trainer.step()?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let in_matmul = kernels::profile(false);
+        self.blocks.push(Block {
+            seconds,
+            in_matmul,
+            reestimating: self.trainer.reestimate_seconds - reestimating_before,
+            peak_gflops,
+        });
+        Ok(())
+    }
+
+    fn row(&self) -> Row {
+        let flops = self.steps as f64 * self.flops_per_step;
+        let per_block = |f: &dyn Fn(&Block) -> f64| median(self.blocks.iter().map(f).collect());
+        Row {
+            net: self.net,
+            batch: self.batch,
+            examples_per_second: per_block(&|b| (self.steps * self.batch) as f64 / b.seconds),
+            gflops: per_block(&|b| flops / b.seconds / 1e9),
+            fraction_of_peak: per_block(&|b| flops / b.seconds / 1e9 / b.peak_gflops),
+            matmul_gflops: per_block(&|b| flops / b.in_matmul.max(1e-12) / 1e9),
+            matmul_fraction_of_peak: per_block(&|b| {
+                flops / b.in_matmul.max(1e-12) / 1e9 / b.peak_gflops
+            }),
+            matmul_share: per_block(&|b| b.in_matmul / b.seconds),
+            reestimate_overhead: per_block(&|b| b.reestimating / (b.seconds - b.reestimating)),
+            peak_gflops: per_block(&|b| b.peak_gflops),
+        }
+    }
+}
+
+/// The median (the upper one for an even count); NaN for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Measures every network at one batch size in interleaved rounds: each round measures the
+/// peak, then times one block of every network, so that all of them and the peak see the same
+/// machine (its speed drifts by tens of percent within a minute when it is shared). Returns the
+/// rows and, when both paper networks ran, the per-round costs of re-estimation (paper time
+/// over paper-never time, minus one).
+fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<f64>)> {
+    let mut subjects = opts
+        .nets
+        .iter()
+        .map(|&net| Subject::new(net, batch, opts))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for _ in 0..opts.repeats.max(1) {
+        let peak = measure_peak().gflops;
+        for subject in &mut subjects {
+            subject.time_block(peak)?;
+        }
+    }
+    let blocks_of = |net: Net| subjects.iter().find(|s| s.net == net).map(|s| &s.blocks);
+    let costs = match (blocks_of(Net::Paper), blocks_of(Net::PaperNever)) {
+        (Some(every), Some(never)) => every
+            .iter()
+            .zip(never)
+            .map(|(e, n)| e.seconds / n.seconds - 1.0)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((subjects.iter().map(Subject::row).collect(), costs))
 }
 
 /// Synthetic data of MNIST shape: uniform pixels in [0, 1), uniform labels.
@@ -208,64 +337,20 @@ fn synthetic(train_rows: usize) -> Dataset<f32> {
     }
 }
 
-/// Trains `net` on synthetic data and returns its throughput.
-pub fn measure(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Row> {
-    let peak_gflops = measure_peak().gflops;
-    let resolved = net.resolve(batch, opts.check_samples)?;
-    let data = Arc::new(synthetic(batch * 4));
-    let topology = resolved.topology(INPUTS, CLASSES, data.train.len())?;
-    let every = resolved.preset.transforms.policy == crate::preset::PolicyKind::Every;
-    let alpha = every && resolved.flags.alpha;
-    let check_rows = if every {
-        opts.check_samples.min(VALIDATION_ROWS)
-    } else {
-        0
-    };
-    let (per_example, per_batch) = flops(&topology, alpha, check_rows);
-    let network = Network::<f32>::init(topology, 1);
-    let mut trainer = Trainer::new(&resolved, Arc::clone(&data), network);
-    for _ in 0..WARMUP_STEPS {
-        trainer.step()?;
-    }
-    let steps = opts.examples.div_ceil(batch).max(1);
-    let mut samples = Vec::new();
-    for _ in 0..opts.repeats.max(1) {
-        kernels::profile(true);
-        let started = Instant::now();
-        for _ in 0..steps {
-            trainer.step()?;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let in_matmul = kernels::profile(false);
-        samples.push((seconds, in_matmul));
-    }
-    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (seconds, in_matmul) = samples[samples.len() / 2];
-    let total_flops = steps as f64 * (per_example * batch as f64 + per_batch);
-    Ok(Row {
-        net,
-        batch,
-        examples_per_second: (steps * batch) as f64 / seconds,
-        gflops: total_flops / seconds / 1e9,
-        matmul_gflops: total_flops / in_matmul.max(1e-12) / 1e9,
-        matmul_share: in_matmul / seconds,
-        peak_gflops,
-    })
-}
-
-/// Runs the whole benchmark and returns the report as text, printing rows as they finish.
+/// Runs the whole benchmark and returns the report as text, printing each batch size's rows
+/// when its rounds finish.
 pub fn run(opts: &Options) -> anyhow::Result<String> {
     kernels::set_threads(opts.threads);
     let mut out = String::new();
-    let peak = measure_peak();
     let head = format!(
         "ltmlp bench: f32, {} thread(s), backend {}\n\
-         peak: {:.1} GFLOP/s ({n}×{n}×{n} product, best of {PEAK_REPEATS}; measured again \
-         before each row, whose %peak uses its own)\n\
-         {:<12} {:>6} {:>10} {:>8} {:>7} {:>10} {:>7} {:>8} {:>6}\n",
+         {} interleaved rounds per batch size; each measures the peak ({n}×{n}×{n} product, \
+         best of {PEAK_REPEATS}), then {} examples of every network; medians over the rounds\n\
+         {:<12} {:>6} {:>10} {:>8} {:>7} {:>10} {:>7} {:>8} {:>7} {:>6}\n",
         opts.threads,
         kernels::backend(),
-        peak.gflops,
+        opts.repeats.max(1),
+        opts.examples,
         "network",
         "batch",
         "ex/s",
@@ -274,34 +359,52 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         "mm GFLOP/s",
         "mm%pk",
         "mm share",
+        "re-est",
         "peak",
-        n = peak.size,
+        n = PEAK_SIZE,
     );
     print!("{head}");
     out.push_str(&head);
     for &batch in &opts.batches {
-        for &net in &opts.nets {
-            let row = measure(net, batch, opts)?;
-            let line = format!(
-                "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}% {:>6.1}\n",
+        let (rows, costs) = measure_batch(batch, opts)?;
+        let mut text = String::new();
+        for row in &rows {
+            let _ = writeln!(
+                text,
+                "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}% {:>6.1}% {:>6.1}",
                 row.net.name(),
                 row.batch,
                 row.examples_per_second,
                 row.gflops,
-                100.0 * row.gflops / row.peak_gflops,
+                100.0 * row.fraction_of_peak,
                 row.matmul_gflops,
-                100.0 * row.matmul_gflops / row.peak_gflops,
+                100.0 * row.matmul_fraction_of_peak,
                 100.0 * row.matmul_share,
+                100.0 * row.reestimate_overhead,
                 row.peak_gflops,
             );
-            print!("{line}");
-            out.push_str(&line);
         }
+        if !costs.is_empty() {
+            let rounds: Vec<String> = costs
+                .iter()
+                .map(|c| format!("{:+.1}%", 100.0 * c))
+                .collect();
+            let _ = writeln!(
+                text,
+                "re-estimating every minibatch at batch {batch}: paper {:+.1}% time over \
+                 paper-never (median of rounds {})",
+                100.0 * median(costs.clone()),
+                rounds.join(", "),
+            );
+        }
+        print!("{text}");
+        out.push_str(&text);
     }
-    let _ = writeln!(
-        out,
-        "GFLOP/s counts matrix-multiply FLOPs only (forward 2·W, backward 4·W less the input \
-         layer's errors, α compensation); mm = time inside the matrix products only."
-    );
+    let foot = "GFLOP/s counts matrix-multiply FLOPs only (forward 2·W, backward 4·W less the \
+                input layer's errors, α compensation, output check); mm = time inside the \
+                matrix products only; re-est = time inside re-estimation over the rest of the \
+                step.\n";
+    print!("{foot}");
+    out.push_str(foot);
     Ok(out)
 }

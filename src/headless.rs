@@ -72,6 +72,14 @@ pub fn summary_text(s: &Summary) -> String {
         pct(s.best_validation_error),
         pct(s.test_error_at_best),
     );
+    if s.reestimate_seconds > 0.0 && s.train_seconds > s.reestimate_seconds {
+        text.push_str(&format!(
+            "\nre-estimating α β γ took {:.1}s of {:.1}s training: +{:.1}% over training without it",
+            s.reestimate_seconds,
+            s.train_seconds,
+            100.0 * s.reestimate_seconds / (s.train_seconds - s.reestimate_seconds),
+        ));
+    }
     if let Some(reason) = &s.reason {
         text.push_str(&format!("\nreason: {reason}"));
     }

@@ -244,7 +244,9 @@ pub struct TransformSection {
     pub sample_size: usize,
     /// Paper rule: validation error (%) above which the update runs every minibatch.
     pub paper_threshold: f64,
-    /// Examples of the probe batch on which each re-estimation's output change is measured.
+    /// Examples on which each re-estimation's output change is measured: the first rows of the
+    /// minibatch for re-estimations within a step (one extra forward pass of these rows), the
+    /// first validation rows otherwise (switches, on-demand and epoch-end re-estimations).
     pub check_samples: usize,
 }
 
@@ -257,7 +259,7 @@ impl Default for TransformSection {
             every: 1,
             sample_size: 10_000,
             paper_threshold: 1.0,
-            check_samples: 100,
+            check_samples: 20,
         }
     }
 }

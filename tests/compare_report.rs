@@ -95,6 +95,7 @@ fn write_run(
             iterations: 0,
             wall_seconds: 0.0,
             train_seconds: 0.0,
+            reestimate_seconds: 0.0,
             examples_per_second: 0.0,
             final_train_loss: None,
             final_validation_loss: None,

@@ -381,3 +381,19 @@ fn alpha_without_shortcuts_is_refused_and_leaves_the_net_untouched() {
     assert!(err.to_string().contains("shortcut"), "{err}");
     assert_eq!(before.params, net.params);
 }
+
+#[test]
+fn moments_collected_in_the_forward_pass_equal_a_separate_pass() {
+    let input = random_inputs(37, 5, 21);
+    let mut net = classifier(Shortcuts::All, 22);
+    transformed(&mut net, random_inputs(30, 5, 23).view(), ALL);
+    let separate = Moments::of_batch(&net, input.view(), &mut Workspace::new(&net.topology, 37));
+    let mut collected = Moments::new(&net);
+    let mut ws = Workspace::new(&net.topology, 37);
+    net.forward_collecting(input.view(), &mut ws, Some(&mut collected));
+    assert_eq!(collected, separate);
+    assert_eq!(collected.layers[1].as_ref().unwrap().count, 37.0);
+    let mut plain = Workspace::new(&net.topology, 37);
+    net.forward(input.view(), &mut plain);
+    assert_eq!(ws.output(), plain.output());
+}

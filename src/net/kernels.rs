@@ -212,35 +212,49 @@ fn tanh_loop(x: &[f32], t: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tanh_avx512(x: &[f32], t: &mut [f32]) {
-    tanh_loop(x, t)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tanh_avx2(x: &[f32], t: &mut [f32]) {
-    tanh_loop(x, t)
-}
-
 /// t = tanh(x) elementwise with the rational approximation, in the widest vector instructions
 /// this CPU has (detected at run time).
 pub fn tanh_f32(x: &[f32], t: &mut [f32]) {
     assert_eq!(x.len(), t.len(), "tanh_f32 lengths");
+    vectorised(
+        #[inline(always)]
+        || tanh_loop(x, t),
+    )
+}
+
+/// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512, else AVX2 with
+/// FMA, else the build's baseline), detected at run time. The default build targets baseline
+/// x86-64 (SSE2), so the elementwise loops of a training step (activations, moment sums, the
+/// SGD update) only get wide vectors this way. `f` and the loops it calls must be inlined into
+/// the wrapper, so pass an `#[inline(always)]` closure calling `#[inline(always)]` functions
+/// (a plain closure is called from three places and stays an out-of-line baseline function).
+#[inline(always)]
+pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { tanh_avx512(x, t) };
+            return unsafe { run_avx512(f) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { tanh_avx2(x, t) };
+            return unsafe { run_avx2(f) };
         }
     }
-    tanh_loop(x, t)
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 #[cfg(test)]

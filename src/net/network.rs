@@ -7,9 +7,10 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
-use super::kernels::matmul;
+use super::kernels::{self, matmul};
 use super::params::Params;
 use super::topology::{Topology, UnitKind};
+use super::transform::{LayerMoments, Moments};
 use crate::real::Real;
 
 /// Half-width of the uniform bias initialisation (the authors' `bias_init_scale`).
@@ -101,10 +102,13 @@ impl<T: Real> Workspace<T> {
     /// Whether every error δ of the last backward pass (and the output error) is finite: the
     /// cheap divergence check before a fused update, which forms no gradient to check.
     pub fn deltas_finite(&self) -> bool {
-        self.delta
-            .iter()
-            .skip(1)
-            .all(|d| d.slice(s![..self.rows, ..]).iter().all(|v| v.is_finite()))
+        self.delta.iter().skip(1).all(|d| {
+            let d = d.slice(s![..self.rows, ..]);
+            kernels::vectorised(
+                #[inline(always)]
+                || all_finite(contiguous(&d)),
+            )
+        })
     }
 
     /// Layer l's tanh values from the last forward pass (tanh layers only).
@@ -188,6 +192,18 @@ impl<T: Real> Network<T> {
 
     /// Runs the batch `input` (one example per row) through the network into `ws`.
     pub fn forward(&self, input: ArrayView2<T>, ws: &mut Workspace<T>) {
+        self.forward_collecting(input, ws, None);
+    }
+
+    /// [`Network::forward`] that also adds every transformed layer's moments of this batch to
+    /// `moments`, in the same pass that computes the activations (re-estimating on the current
+    /// minibatch then needs no second pass over them).
+    pub fn forward_collecting(
+        &self,
+        input: ArrayView2<T>,
+        ws: &mut Workspace<T>,
+        mut moments: Option<&mut Moments>,
+    ) {
         let rows = input.nrows();
         if rows > ws.capacity() {
             *ws = Workspace::new(&self.topology, rows);
@@ -212,7 +228,11 @@ impl<T: Real> Network<T> {
             match self.topology.kind(l) {
                 UnitKind::Tanh => {
                     let t = ws.t[l].slice_mut(s![..rows, ..]);
-                    self.activate_tanh(l, x.view(), t, y);
+                    let layer_moments = moments
+                        .as_deref_mut()
+                        .and_then(|m| m.layers.get_mut(l))
+                        .and_then(Option::as_mut);
+                    self.activate_tanh(l, x.view(), t, y, layer_moments);
                 }
                 UnitKind::Softmax => softmax_rows(x.view(), y),
                 UnitKind::Linear | UnitKind::Input => {
@@ -224,16 +244,37 @@ impl<T: Real> Network<T> {
     }
 
     /// y = γ·(tanh x + α·x + β), also caching tanh x for the backward pass and the statistics.
-    fn activate_tanh(&self, l: usize, x: ArrayView2<T>, t: ArrayViewMut2<T>, y: ArrayViewMut2<T>) {
+    /// With `moments`, also adds the layer's moment sums.
+    fn activate_tanh(
+        &self,
+        l: usize,
+        x: ArrayView2<T>,
+        t: ArrayViewMut2<T>,
+        y: ArrayViewMut2<T>,
+        moments: Option<&mut LayerMoments>,
+    ) {
         let n = x.ncols();
         let (mut t, mut y) = (t, y);
         let x = contiguous(&x);
         let t = contiguous_mut(&mut t);
         let y = contiguous_mut(&mut y);
         T::tanh_slice(x, t);
-        match &self.transforms[l] {
-            Some(tr) => transform_rows(n, tr, x, t, y),
-            None => y.copy_from_slice(t),
+        match (&self.transforms[l], moments) {
+            (Some(tr), Some(m)) => kernels::vectorised(
+                #[inline(always)]
+                || {
+                    for ((y, t), x) in y
+                        .chunks_exact_mut(n)
+                        .zip(t.chunks_exact(n))
+                        .zip(x.chunks_exact(n))
+                    {
+                        transform_row(tr, x, t, y);
+                        m.add_row(x, t);
+                    }
+                },
+            ),
+            (Some(tr), None) => transform_rows(n, tr, x, t, y),
+            (None, _) => y.copy_from_slice(t),
         }
     }
 
@@ -340,11 +381,10 @@ impl<T: Real> Network<T> {
                 let (a, g) = (slice1(&tr.alpha), slice1(&tr.gamma));
                 let t = contiguous(&t);
                 let d = contiguous_mut(&mut delta);
-                for (d, t) in d.chunks_exact_mut(n).zip(t.chunks_exact(n)) {
-                    for j in 0..n {
-                        d[j] = d[j] * g[j] * (T::one() - t[j] * t[j] + a[j]);
-                    }
-                }
+                kernels::vectorised(
+                    #[inline(always)]
+                    || scale_by_slope(n, a, g, t, d),
+                );
             }
         }
     }
@@ -399,15 +439,57 @@ impl<T: Real> Network<T> {
 
 /// y = γ·(t + α·x + β) row by row over contiguous rows of `n` units.
 fn transform_rows<T: Real>(n: usize, tr: &Transform<T>, x: &[T], t: &[T], y: &mut [T]) {
-    let (a, b, g) = (slice1(&tr.alpha), slice1(&tr.beta), slice1(&tr.gamma));
-    let (a, b, g) = (&a[..n], &b[..n], &g[..n]);
+    kernels::vectorised(
+        #[inline(always)]
+        || transform_rows_loop(n, tr, x, t, y),
+    );
+}
+
+#[inline(always)]
+fn transform_rows_loop<T: Real>(n: usize, tr: &Transform<T>, x: &[T], t: &[T], y: &mut [T]) {
     for ((y, t), x) in y
         .chunks_exact_mut(n)
         .zip(t.chunks_exact(n))
         .zip(x.chunks_exact(n))
     {
+        transform_row(tr, x, t, y);
+    }
+}
+
+/// y = γ·(t + α·x + β) for one example.
+#[inline(always)]
+fn transform_row<T: Real>(tr: &Transform<T>, x: &[T], t: &[T], y: &mut [T]) {
+    let n = y.len();
+    let (a, b, g) = (slice1(&tr.alpha), slice1(&tr.beta), slice1(&tr.gamma));
+    let (a, b, g, x, t) = (&a[..n], &b[..n], &g[..n], &x[..n], &t[..n]);
+    for j in 0..n {
+        y[j] = g[j] * (t[j] + a[j] * x[j] + b[j]);
+    }
+}
+
+/// Whether no value is NaN or ±Inf. v·0 is 0 for finite v and NaN otherwise, and NaN survives
+/// any sum; sixteen independent sums (instead of a search that stops early) vectorise.
+#[inline(always)]
+fn all_finite<T: Real>(values: &[T]) -> bool {
+    const LANES: usize = 16;
+    let mut sums = [T::zero(); LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (s, &v) in sums.iter_mut().zip(chunk) {
+            *s += v * T::zero();
+        }
+    }
+    sums.iter().all(|s| *s == T::zero()) && rest.iter().all(|v| v.is_finite())
+}
+
+/// δ ← δ·f'(x) row by row, with f'(x) = γ·(1 − t² + α) from the cached t = tanh x.
+#[inline(always)]
+fn scale_by_slope<T: Real>(n: usize, a: &[T], g: &[T], t: &[T], d: &mut [T]) {
+    let (a, g) = (&a[..n], &g[..n]);
+    for (d, t) in d.chunks_exact_mut(n).zip(t.chunks_exact(n)) {
         for j in 0..n {
-            y[j] = g[j] * (t[j] + a[j] * x[j] + b[j]);
+            d[j] = d[j] * g[j] * (T::one() - t[j] * t[j] + a[j]);
         }
     }
 }
@@ -467,4 +549,23 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
         }
     }
     best.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn all_finite_finds_nan_and_infinity_anywhere() {
+        // 37 values: two full chunks of 16 and a remainder of 5.
+        assert!(all_finite(&[1.5f32; 37]));
+        assert!(all_finite::<f64>(&[]));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for position in [0, 15, 16, 31, 32, 36] {
+                let mut values = vec![-2.0f32; 37];
+                values[position] = bad;
+                assert!(!all_finite(&values), "{bad} at {position}");
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use ndarray::linalg::general_mat_vec_mul;
 use ndarray::{Array1, ArrayView2, ArrayViewMut2, Zip};
 use serde::{Deserialize, Serialize};
 
-use super::kernels::matmul;
+use super::kernels::{self, matmul};
 use super::network::{Network, Workspace};
 use crate::real::Real;
 
@@ -142,7 +142,32 @@ impl LayerMoments {
 
     /// Adds a batch of pre-activations and their tanh values (one example per row).
     pub fn accumulate<T: Real>(&mut self, x: ArrayView2<T>, t: ArrayView2<T>) {
+        kernels::vectorised(
+            #[inline(always)]
+            || self.accumulate_rows(x, t),
+        );
+    }
+
+    #[inline(always)]
+    fn accumulate_rows<T: Real>(&mut self, x: ArrayView2<T>, t: ArrayView2<T>) {
+        for (xr, tr) in x.outer_iter().zip(t.outer_iter()) {
+            match (xr.as_slice(), tr.as_slice()) {
+                (Some(xr), Some(tr)) => self.add_row(xr, tr),
+                _ => {
+                    // Strided rows (never from a workspace): the same sums, through copies.
+                    let (xr, tr) = (xr.to_vec(), tr.to_vec());
+                    self.add_row(&xr, &tr);
+                }
+            }
+        }
+    }
+
+    /// Adds one example's pre-activations and tanh values. Inlined into the vectorised loops
+    /// of [`LayerMoments::accumulate`] and of the forward pass that collects moments.
+    #[inline(always)]
+    pub(crate) fn add_row<T: Real>(&mut self, x: &[T], t: &[T]) {
         let n = self.t.len();
+        let (x, t) = (&x[..n], &t[..n]);
         let (st, sx, sd) = (&mut self.t[..n], &mut self.x[..n], &mut self.d[..n]);
         let (stt, sxx, stx, sdd) = (
             &mut self.tt[..n],
@@ -150,35 +175,18 @@ impl LayerMoments {
             &mut self.tx[..n],
             &mut self.dd[..n],
         );
-        for (xr, tr) in x.outer_iter().zip(t.outer_iter()) {
-            let (xr, tr) = match (xr.as_slice(), tr.as_slice()) {
-                (Some(xr), Some(tr)) => (&xr[..n], &tr[..n]),
-                _ => {
-                    // Strided rows (never from a workspace): the same sums, element by element.
-                    for j in 0..n {
-                        add_one(
-                            j,
-                            xr[j].f64(),
-                            tr[j].f64(),
-                            [st, sx, sd, stt, sxx, stx, sdd],
-                        );
-                    }
-                    continue;
-                }
-            };
-            for j in 0..n {
-                let (xv, tv) = (xr[j].f64(), tr[j].f64());
-                let dv = 1.0 - tv * tv;
-                st[j] += tv;
-                sx[j] += xv;
-                sd[j] += dv;
-                stt[j] += tv * tv;
-                sxx[j] += xv * xv;
-                stx[j] += tv * xv;
-                sdd[j] += dv * dv;
-            }
+        for j in 0..n {
+            let (xv, tv) = (x[j].f64(), t[j].f64());
+            let dv = 1.0 - tv * tv;
+            st[j] += tv;
+            sx[j] += xv;
+            sd[j] += dv;
+            stt[j] += tv * tv;
+            sxx[j] += xv * xv;
+            stx[j] += tv * xv;
+            sdd[j] += dv * dv;
         }
-        self.count += x.nrows() as f64;
+        self.count += 1.0;
     }
 
     /// The closed-form α, β (PAPER.md §3.2) of unit j for the active flags.
@@ -206,19 +214,6 @@ impl LayerMoments {
         let d2 = self.dd[j] / n + 2.0 * alpha * ed + alpha * alpha;
         (m2.max(0.0), d2.max(0.0))
     }
-}
-
-/// Adds one unit's values to the seven sums (Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²).
-fn add_one(j: usize, xv: f64, tv: f64, sums: [&mut [f64]; 7]) {
-    let dv = 1.0 - tv * tv;
-    let [st, sx, sd, stt, sxx, stx, sdd] = sums;
-    st[j] += tv;
-    sx[j] += xv;
-    sd[j] += dv;
-    stt[j] += tv * tv;
-    sxx[j] += xv * xv;
-    stx[j] += tv * xv;
-    sdd[j] += dv * dv;
 }
 
 /// Moments of every transformed layer (`None` elsewhere).

@@ -164,6 +164,7 @@ pub struct SummaryBase {
     pub iterations: u64,
     pub wall_seconds: f64,
     pub train_seconds: f64,
+    pub reestimate_seconds: f64,
     pub examples_per_second: f64,
 }
 
@@ -183,6 +184,7 @@ pub fn summarize(
         iterations: base.iterations,
         wall_seconds: base.wall_seconds,
         train_seconds: base.train_seconds,
+        reestimate_seconds: base.reestimate_seconds,
         examples_per_second: base.examples_per_second,
         final_train_loss: last.map(|m| m.train_loss),
         final_validation_loss: last.map(|m| m.validation_loss),

@@ -12,7 +12,7 @@ use super::trainer::TrainerState;
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
 /// Bumped whenever the payload's layout changes; older files are refused with a message.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// magic + version + payload length + CRC-32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

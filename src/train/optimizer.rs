@@ -3,7 +3,7 @@
 
 use ndarray::{s, Zip};
 
-use crate::net::kernels::matmul;
+use crate::net::kernels::{self, matmul};
 use crate::net::{Network, Params, Topology, Workspace};
 use crate::real::Real;
 
@@ -110,6 +110,14 @@ impl<T: Real> Sgd<T> {
 
 /// v += λ·w, then w −= η·v (v already holds g + μ·v).
 fn update<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
+    kernels::vectorised(
+        #[inline(always)]
+        || update_loop(w, v, eta, lambda),
+    )
+}
+
+#[inline(always)]
+fn update_loop<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
     if lambda == T::zero() {
         for (w, &v) in w.iter_mut().zip(v.iter()) {
             *w -= eta * v;

@@ -144,6 +144,9 @@ pub struct Summary {
     pub iterations: u64,
     pub wall_seconds: f64,
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent re-estimating α, β, γ within minibatch steps.
+    #[serde(default)]
+    pub reestimate_seconds: f64,
     pub examples_per_second: f64,
     pub final_train_loss: Option<f64>,
     pub final_validation_loss: Option<f64>,

@@ -623,6 +623,7 @@ impl<T: StateKind> Driver<T> {
             iterations: self.trainer.iteration,
             wall_seconds: self.clock.seconds(),
             train_seconds: self.trainer.train_seconds,
+            reestimate_seconds: self.trainer.reestimate_seconds,
             examples_per_second: self.trainer.examples_per_second(),
         };
         let summary = match self.recorder.as_mut() {

@@ -51,6 +51,8 @@ pub struct TrainerState<T: Real> {
     pub last_validation_error: Option<f64>,
     pub pending_events: Vec<TransformEvent>,
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent re-estimating α, β, γ.
+    pub reestimate_seconds: f64,
     pub examples_seen: u64,
     /// The last minibatch (an on-demand re-estimation right after resuming uses it).
     pub batch_input: Array2<T>,
@@ -92,6 +94,9 @@ pub struct Trainer<T: Real> {
     last_validation_error: Option<f64>,
     pending_events: Vec<TransformEvent>,
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent re-estimating α, β, γ within minibatch steps
+    /// (epoch-end and on-demand re-estimations are outside `train_seconds`).
+    pub reestimate_seconds: f64,
     pub examples_seen: u64,
 }
 
@@ -152,6 +157,7 @@ impl<T: Real> Trainer<T> {
             last_validation_error: None,
             pending_events: Vec::new(),
             train_seconds: 0.0,
+            reestimate_seconds: 0.0,
             examples_seen: 0,
             net,
             data,
@@ -173,6 +179,7 @@ impl<T: Real> Trainer<T> {
             last_validation_error: self.last_validation_error,
             pending_events: self.pending_events.clone(),
             train_seconds: self.train_seconds,
+            reestimate_seconds: self.reestimate_seconds,
             examples_seen: self.examples_seen,
             batch_input: self.batch_input.clone(),
         }
@@ -192,6 +199,7 @@ impl<T: Real> Trainer<T> {
         self.last_validation_error = state.last_validation_error;
         self.pending_events = state.pending_events;
         self.train_seconds = state.train_seconds;
+        self.reestimate_seconds = state.reestimate_seconds;
         self.examples_seen = state.examples_seen;
         if state.batch_input.dim() == self.batch_input.dim() {
             self.batch_input = state.batch_input;
@@ -286,21 +294,24 @@ impl<T: Real> Trainer<T> {
             None
         };
         if due == Some(UpdateSource::Sample) {
-            self.reestimate_from(UpdateSource::Sample, TransformCause::Scheduled)
-                .map(|_| ())
-                .map_err(|e| self.divergence(e.to_string()))?;
-        }
-        self.net.forward(self.batch_input.view(), &mut self.ws);
-        if due == Some(UpdateSource::CurrentBatch) {
-            self.moments.reset();
-            self.moments.accumulate(&self.ws);
-            let moments = std::mem::replace(&mut self.moments, Moments { layers: Vec::new() });
-            let result = self.apply_checked(&moments, self.settings, TransformCause::Scheduled);
-            self.moments = moments;
+            let reestimate_started = Instant::now();
+            let result = self.reestimate_from(UpdateSource::Sample, TransformCause::Scheduled);
+            self.reestimate_seconds += reestimate_started.elapsed().as_secs_f64();
             result
                 .map(|_| ())
                 .map_err(|e| self.divergence(e.to_string()))?;
-            self.net.refresh_activations(&mut self.ws);
+        }
+        if due == Some(UpdateSource::CurrentBatch) {
+            self.moments.reset();
+            let moments = Some(&mut self.moments);
+            self.net
+                .forward_collecting(self.batch_input.view(), &mut self.ws, moments);
+        } else {
+            self.net.forward(self.batch_input.view(), &mut self.ws);
+        }
+        if due == Some(UpdateSource::CurrentBatch) {
+            self.reestimate_in_step()
+                .map_err(|e| self.divergence(e.to_string()))?;
         }
         let target = if self.classify {
             Target::Labels(&self.batch_labels)
@@ -334,6 +345,35 @@ impl<T: Real> Trainer<T> {
         }
     }
 
+    /// Re-estimates from the moments that the step's forward pass collected, checks the output
+    /// change on the minibatch's first rows and brings the cached activations up to date for
+    /// the backward pass. The minibatch's outputs before the change are already in the
+    /// workspace, so the check costs one forward pass of its rows, not two.
+    fn reestimate_in_step(&mut self) -> Result<(), TransformError> {
+        let started = Instant::now();
+        let rows = self.check_rows.min(self.ws.rows());
+        self.check_before
+            .slice_mut(s![..rows, ..])
+            .assign(&self.ws.output().slice(s![..rows, ..]));
+        let result = self.net.reestimate(&self.moments, &self.settings);
+        let outcome = result.map(|()| {
+            let change = if rows == 0 {
+                f64::NAN
+            } else {
+                let probe = self.batch_input.slice(s![..rows, ..]);
+                self.net.forward(probe, &mut self.eval_ws);
+                largest_difference(
+                    self.check_before.slice(s![..rows, ..]),
+                    self.eval_ws.output(),
+                )
+            };
+            self.record(TransformCause::Scheduled, change);
+            self.net.refresh_activations(&mut self.ws);
+        });
+        self.reestimate_seconds += started.elapsed().as_secs_f64();
+        outcome
+    }
+
     /// Applies a re-estimation from `moments`, measuring the output change on the check batch.
     fn apply_checked(
         &mut self,
@@ -361,12 +401,10 @@ impl<T: Real> Trainer<T> {
         self.check_before.assign(&self.eval_ws.output());
         change(&mut self.net)?;
         self.net.forward(probe, &mut self.eval_ws);
-        let after = self.eval_ws.output();
-        Ok(self
-            .check_before
-            .iter()
-            .zip(after.iter())
-            .fold(0.0f64, |m, (a, b)| m.max((a.f64() - b.f64()).abs())))
+        Ok(largest_difference(
+            self.check_before.view(),
+            self.eval_ws.output(),
+        ))
     }
 
     fn record(&mut self, cause: TransformCause, change: f64) -> TransformEvent {
@@ -507,6 +545,17 @@ impl<T: Real> Trainer<T> {
         Ok(metrics)
     }
 
+    /// Time spent re-estimating α, β, γ (moments, compensation, output check) as a fraction of
+    /// the rest of the training time: what re-estimation adds to plain training.
+    pub fn reestimate_overhead(&self) -> f64 {
+        let rest = self.train_seconds - self.reestimate_seconds;
+        if rest > 0.0 {
+            self.reestimate_seconds / rest
+        } else {
+            0.0
+        }
+    }
+
     pub fn examples_per_second(&self) -> f64 {
         if self.train_seconds > 0.0 {
             self.examples_seen as f64 / self.train_seconds
@@ -514,4 +563,12 @@ impl<T: Real> Trainer<T> {
             0.0
         }
     }
+}
+
+/// The largest absolute difference between two equally shaped output batches.
+fn largest_difference<T: Real>(before: ArrayView2<T>, after: ArrayView2<T>) -> f64 {
+    before
+        .iter()
+        .zip(after.iter())
+        .fold(0.0f64, |m, (a, b)| m.max((a.f64() - b.f64()).abs()))
 }

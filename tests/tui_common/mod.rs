@@ -157,6 +157,7 @@ pub fn summary(state: RunState, reason: Option<&str>) -> Summary {
         iterations: 172,
         wall_seconds: 1.72,
         train_seconds: 1.5,
+        reestimate_seconds: 0.0,
         examples_per_second: 12_345.0,
         final_train_loss: Some(0.3),
         final_validation_loss: Some(0.4),
