@@ -408,3 +408,46 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
     out.push_str(foot);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{Shortcuts, UnitKind};
+
+    fn paper_topology() -> Topology {
+        let kinds = vec![
+            UnitKind::Input,
+            UnitKind::Tanh,
+            UnitKind::Tanh,
+            UnitKind::Softmax,
+        ];
+        Topology::new(vec![784, 800, 800, 10], kinds, Shortcuts::All, None).unwrap()
+    }
+
+    #[test]
+    fn flops_count_the_step_the_compensation_and_the_check() {
+        let topology = paper_topology();
+        let w = (784 * 800 + 784 * 800 + 784 * 10 + 800 * 800 + 800 * 10 + 800 * 10) as f64;
+        // Errors of the hidden layers: from layer 2 into layer 1 (800×800, 10×800) and from
+        // the output into layer 2 (10×800).
+        let hidden_out = (800 * 800 + 800 * 10 + 800 * 10) as f64;
+        let (per_example, per_batch) = flops(&topology, false, 0);
+        assert_eq!(per_example, 4.0 * w + 2.0 * hidden_out);
+        assert_eq!(per_batch, 0.0);
+        // α of layer 1 moves onto W[2][0] and W[3][0]; α of layer 2 onto W[3][0] and W[3][1].
+        let compensation = 2.0
+            * (800.0 * 800.0 * 784.0
+                + 10.0 * 800.0 * 784.0
+                + 10.0 * 800.0 * 784.0
+                + 10.0 * 800.0 * 800.0);
+        let (_, per_batch) = flops(&topology, true, 20);
+        assert_eq!(per_batch, compensation + 2.0 * w * 20.0);
+    }
+
+    #[test]
+    fn median_takes_the_middle_value() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert!(median(Vec::new()).is_nan());
+    }
+}

@@ -216,3 +216,39 @@ fn divergence_rollbacks_go_back_and_halve_the_rate_a_bounded_number_of_times() {
     // Halving 1e37 twice still diverges: the run ends diverged after its two rollbacks.
     assert_eq!(out.status.code(), Some(3), "{stderr}");
 }
+
+#[test]
+fn bench_reports_the_networks_and_what_reestimation_costs() {
+    let out = ltmlp(&[
+        "bench",
+        "--batch",
+        "50",
+        "--net",
+        "paper",
+        "--net",
+        "paper-never",
+        "--examples",
+        "50",
+        "--repeats",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{text}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let (paper, never) = (row("paper"), row("paper-never"));
+    assert_eq!(paper[1], "50");
+    assert!(paper[2].parse::<f64>().unwrap() > 0.0, "examples/s: {paper:?}");
+    // The re-est column: time inside re-estimation, which only the paper network spends.
+    assert!(paper[8].trim_end_matches('%').parse::<f64>().unwrap() > 0.0, "{paper:?}");
+    assert_eq!(never[8], "0.0%");
+    assert!(
+        text.contains("re-estimating every minibatch at batch 50: paper "),
+        "{text}"
+    );
+}

@@ -117,43 +117,7 @@ fn product<T: Real>(
         return;
     }
     #[cfg(feature = "gemm")]
-    {
-        let ((m, k), n) = (a.dim(), b.ncols());
-        let parallelism = match threads() {
-            1 => gemm::Parallelism::None,
-            threads => gemm::Parallelism::Rayon(threads),
-        };
-        let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
-        let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-        let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-        // SAFETY: the pointers and strides come from live ndarray views whose shapes were
-        // checked above; `c` is borrowed mutably, so it does not alias `a` or `b`. gemm's
-        // `alpha` scales the destination and its `beta` the product; with read_dst = false
-        // the destination is not read.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                c_cs,
-                c_rs,
-                beta != T::zero(),
-                a.as_ptr(),
-                a_cs,
-                a_rs,
-                b.as_ptr(),
-                b_cs,
-                b_rs,
-                beta,
-                alpha,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    }
+    product_in_parts(alpha, a, b, beta, c, threads());
     #[cfg(not(feature = "gemm"))]
     {
         if beta == T::zero() {
@@ -161,6 +125,96 @@ fn product<T: Real>(
             c.fill(T::zero());
         }
         ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
+    }
+}
+
+/// Products with fewer multiply-adds (m·n·k) than this run on one thread: below it, handing
+/// half to another thread costs more than it saves (gemm's own threading threshold).
+#[cfg(feature = "gemm")]
+const SPLIT_MIN_WORK: usize = 48 * 48 * 256;
+/// Cuts between parts fall on multiples of this (16 f32 = one AVX-512 register), so that each
+/// part keeps whole-width kernels.
+#[cfg(feature = "gemm")]
+const SPLIT_ALIGN: usize = 16;
+
+/// C ← α·A·B + β·C on `parts` threads: C is cut along its longer side and the blocks are
+/// computed concurrently, each by a single-threaded gemm. gemm's own threading splits inside
+/// one product and, measured on the training shapes at batch 100 with 2 threads, reached about
+/// 60% of the two-thread peak; independent single-threaded blocks reached 70–76%
+/// (docs/performance.md). At batch 1000 both are alike.
+#[cfg(feature = "gemm")]
+fn product_in_parts<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+    parts: usize,
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let longer = m.max(n);
+    if parts < 2 || m * n * k < SPLIT_MIN_WORK || longer < 2 * SPLIT_ALIGN {
+        return gemm_block(alpha, a, b, beta, c);
+    }
+    let first_parts = parts / 2;
+    let cut = (longer * first_parts / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+    let cut = cut.clamp(SPLIT_ALIGN, longer - 1);
+    if n >= m {
+        let (b1, b2) = b.view().split_at(ndarray::Axis(1), cut);
+        let (mut c1, mut c2) = c.view_mut().split_at(ndarray::Axis(1), cut);
+        rayon::join(
+            || product_in_parts(alpha, a, &b1, beta, &mut c1, first_parts),
+            || product_in_parts(alpha, a, &b2, beta, &mut c2, parts - first_parts),
+        );
+    } else {
+        let (a1, a2) = a.view().split_at(ndarray::Axis(0), cut);
+        let (mut c1, mut c2) = c.view_mut().split_at(ndarray::Axis(0), cut);
+        rayon::join(
+            || product_in_parts(alpha, &a1, b, beta, &mut c1, first_parts),
+            || product_in_parts(alpha, &a2, b, beta, &mut c2, parts - first_parts),
+        );
+    }
+}
+
+/// One single-threaded gemm call on views of any strides.
+#[cfg(feature = "gemm")]
+fn gemm_block<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
+    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the pointers and strides come from live ndarray views whose shapes `matmul`
+    // checked (the parts of a split keep matching shapes); `c` is borrowed mutably, so it does
+    // not alias `a` or `b`. gemm's `alpha` scales the destination and its `beta` the product;
+    // with read_dst = false the destination is not read.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            beta != T::zero(),
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
@@ -276,6 +330,26 @@ mod tests {
         let mut big = [0.0f32; 4];
         tanh_f32(&[100.0, -100.0, 1e-8, 0.0], &mut big);
         assert_eq!(big, [1.0, -1.0, 1e-8, 0.0]);
+    }
+
+    #[test]
+    #[cfg(feature = "gemm")]
+    fn products_split_across_threads_match_one_product() {
+        // Shapes above SPLIT_MIN_WORK, cut along the rows (m > n) or the columns, with parts
+        // that do not divide evenly; transposed operands and β ≠ 0 included.
+        for (m, k, n, parts) in [(300, 70, 40, 2), (40, 90, 333, 2), (129, 100, 250, 3)] {
+            let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.5 - 3.0);
+            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64 * 0.01);
+            let expected = a.t().dot(&b) * 0.5 + &c0 * 2.0;
+            let mut c = c0.clone();
+            product_in_parts(0.5, &a.t(), &b.view(), 2.0, &mut c.view_mut(), parts);
+            let worst = c
+                .iter()
+                .zip(expected.iter())
+                .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
+            assert!(worst < 1e-9, "{m}×{k}×{n} in {parts} parts: off by {worst}");
+        }
     }
 
     #[test]
