@@ -232,7 +232,11 @@ fn bench_reports_the_networks_and_what_reestimation_costs() {
         "--repeats",
         "2",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let row = |name: &str| -> Vec<String> {
         let line = text
@@ -243,9 +247,15 @@ fn bench_reports_the_networks_and_what_reestimation_costs() {
     };
     let (paper, never) = (row("paper"), row("paper-never"));
     assert_eq!(paper[1], "50");
-    assert!(paper[2].parse::<f64>().unwrap() > 0.0, "examples/s: {paper:?}");
+    assert!(
+        paper[2].parse::<f64>().unwrap() > 0.0,
+        "examples/s: {paper:?}"
+    );
     // The re-est column: time inside re-estimation, which only the paper network spends.
-    assert!(paper[8].trim_end_matches('%').parse::<f64>().unwrap() > 0.0, "{paper:?}");
+    assert!(
+        paper[8].trim_end_matches('%').parse::<f64>().unwrap() > 0.0,
+        "{paper:?}"
+    );
     assert_eq!(never[8], "0.0%");
     assert!(
         text.contains("re-estimating every minibatch at batch 50: paper "),

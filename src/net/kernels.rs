@@ -276,6 +276,74 @@ pub fn tanh_f32(x: &[f32], t: &mut [f32]) {
     )
 }
 
+/// Matrices with fewer values than this keep their elementwise loops on one thread: below it,
+/// waking a second thread costs about as much as the loop.
+const PARALLEL_MIN_VALUES: usize = 1 << 18;
+
+/// Into how many parts an elementwise loop over `values` values is split: the matrix-product
+/// thread count for large matrices, else 1. With several threads the products shrink and the
+/// elementwise loops (activations, moment sums, the SGD update) would otherwise become the
+/// single-threaded remainder of the step.
+pub fn parts_for(values: usize) -> usize {
+    if values < PARALLEL_MIN_VALUES {
+        1
+    } else {
+        threads()
+    }
+}
+
+/// Values per part when `rows` rows of `cols` values are split into `parts` parts of whole rows.
+pub fn rows_per_part(rows: usize, cols: usize, parts: usize) -> usize {
+    rows.div_ceil(parts.max(1)).max(1) * cols.max(1)
+}
+
+/// dst[i][j] = src[i][j]·factor[j] for row-major matrices of equal shape (`dst` may be `src`'s
+/// own storage when `src` is `None`): the column scaling of the α and γ compensation.
+pub fn scale_columns<T: Real>(dst: &mut [T], src: Option<&[T]>, factor: &[T]) {
+    let n = factor.len();
+    if n == 0 {
+        return;
+    }
+    let run = |dst: &mut [T], src: Option<&[T]>| {
+        vectorised(
+            #[inline(always)]
+            || match src {
+                Some(src) => {
+                    for (d, s) in dst.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
+                        for j in 0..n {
+                            d[j] = s[j] * factor[j];
+                        }
+                    }
+                }
+                None => {
+                    for d in dst.chunks_exact_mut(n) {
+                        for j in 0..n {
+                            d[j] *= factor[j];
+                        }
+                    }
+                }
+            },
+        )
+    };
+    let parts = parts_for(dst.len());
+    if parts == 1 {
+        return run(dst, src);
+    }
+    use rayon::prelude::*;
+    let chunk = rows_per_part(dst.len() / n, n, parts);
+    match src {
+        Some(src) => dst
+            .par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
+            .with_max_len(1)
+            .for_each(|(d, s)| run(d, Some(s))),
+        None => dst
+            .par_chunks_mut(chunk)
+            .with_max_len(1)
+            .for_each(|d| run(d, None)),
+    }
+}
+
 /// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512, else AVX2 with
 /// FMA, else the build's baseline), detected at run time. The default build targets baseline
 /// x86-64 (SSE2), so the elementwise loops of a training step (activations, moment sums, the

@@ -5,6 +5,7 @@ use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, matmul};
@@ -258,23 +259,32 @@ impl<T: Real> Network<T> {
         let x = contiguous(&x);
         let t = contiguous_mut(&mut t);
         let y = contiguous_mut(&mut y);
-        T::tanh_slice(x, t);
-        match (&self.transforms[l], moments) {
-            (Some(tr), Some(m)) => kernels::vectorised(
-                #[inline(always)]
-                || {
-                    for ((y, t), x) in y
-                        .chunks_exact_mut(n)
-                        .zip(t.chunks_exact(n))
-                        .zip(x.chunks_exact(n))
-                    {
-                        transform_row(tr, x, t, y);
-                        m.add_row(x, t);
-                    }
-                },
-            ),
-            (Some(tr), None) => transform_rows(n, tr, x, t, y),
-            (None, _) => y.copy_from_slice(t),
+        let tr = self.transforms[l].as_ref();
+        let parts = kernels::parts_for(x.len());
+        if parts == 1 {
+            return activate_rows(n, tr, x, t, y, moments);
+        }
+        let chunk = kernels::rows_per_part(x.len() / n.max(1), n, parts);
+        let chunks = x
+            .par_chunks(chunk)
+            .zip(t.par_chunks_mut(chunk))
+            .zip(y.par_chunks_mut(chunk))
+            .with_max_len(1);
+        match moments {
+            None => chunks.for_each(|((x, t), y)| activate_rows(n, tr, x, t, y, None)),
+            Some(m) => {
+                // One set of sums per part, added up in row order afterwards.
+                let sums: Vec<LayerMoments> = chunks
+                    .map(|((x, t), y)| {
+                        let mut part = LayerMoments::new(n);
+                        activate_rows(n, tr, x, t, y, Some(&mut part));
+                        part
+                    })
+                    .collect();
+                for part in &sums {
+                    m.add(part);
+                }
+            }
         }
     }
 
@@ -381,10 +391,22 @@ impl<T: Real> Network<T> {
                 let (a, g) = (slice1(&tr.alpha), slice1(&tr.gamma));
                 let t = contiguous(&t);
                 let d = contiguous_mut(&mut delta);
-                kernels::vectorised(
-                    #[inline(always)]
-                    || scale_by_slope(n, a, g, t, d),
-                );
+                let run = |t: &[T], d: &mut [T]| {
+                    kernels::vectorised(
+                        #[inline(always)]
+                        || scale_by_slope(n, a, g, t, d),
+                    )
+                };
+                let parts = kernels::parts_for(d.len());
+                if parts == 1 {
+                    run(t, d);
+                } else {
+                    let chunk = kernels::rows_per_part(rows, n, parts);
+                    d.par_chunks_mut(chunk)
+                        .zip(t.par_chunks(chunk))
+                        .with_max_len(1)
+                        .for_each(|(d, t)| run(t, d));
+                }
             }
         }
     }
@@ -439,10 +461,56 @@ impl<T: Real> Network<T> {
 
 /// y = γ·(t + α·x + β) row by row over contiguous rows of `n` units.
 fn transform_rows<T: Real>(n: usize, tr: &Transform<T>, x: &[T], t: &[T], y: &mut [T]) {
-    kernels::vectorised(
-        #[inline(always)]
-        || transform_rows_loop(n, tr, x, t, y),
-    );
+    let parts = kernels::parts_for(x.len());
+    let chunk = kernels::rows_per_part(x.len() / n.max(1), n, parts);
+    let run = |x: &[T], t: &[T], y: &mut [T]| {
+        kernels::vectorised(
+            #[inline(always)]
+            || transform_rows_loop(n, tr, x, t, y),
+        )
+    };
+    if parts == 1 {
+        run(x, t, y);
+    } else {
+        x.par_chunks(chunk)
+            .zip(t.par_chunks(chunk))
+            .zip(y.par_chunks_mut(chunk))
+            .with_max_len(1)
+            .for_each(|((x, t), y)| run(x, t, y));
+    }
+}
+
+/// t = tanh x, then y = γ·(t + α·x + β) (y = t for plain tanh), and with `moments` the moment
+/// sums, for whole rows of `n` units.
+fn activate_rows<T: Real>(
+    n: usize,
+    tr: Option<&Transform<T>>,
+    x: &[T],
+    t: &mut [T],
+    y: &mut [T],
+    moments: Option<&mut LayerMoments>,
+) {
+    T::tanh_slice(x, t);
+    match (tr, moments) {
+        (Some(tr), Some(m)) => kernels::vectorised(
+            #[inline(always)]
+            || {
+                for ((y, t), x) in y
+                    .chunks_exact_mut(n)
+                    .zip(t.chunks_exact(n))
+                    .zip(x.chunks_exact(n))
+                {
+                    transform_row(tr, x, t, y);
+                    m.add_row(x, t);
+                }
+            },
+        ),
+        (Some(tr), None) => kernels::vectorised(
+            #[inline(always)]
+            || transform_rows_loop(n, tr, x, t, y),
+        ),
+        (None, _) => y.copy_from_slice(t),
+    }
 }
 
 #[inline(always)]

@@ -6,11 +6,11 @@ use std::any::Any;
 use std::cell::RefCell;
 
 use ndarray::linalg::general_mat_vec_mul;
-use ndarray::{Array1, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, matmul};
-use super::network::{Network, Workspace};
+use super::network::{contiguous_mut, Network, Workspace};
 use crate::real::Real;
 
 /// Which of α, β, γ are active.
@@ -158,6 +158,24 @@ impl LayerMoments {
                     let (xr, tr) = (xr.to_vec(), tr.to_vec());
                     self.add_row(&xr, &tr);
                 }
+            }
+        }
+    }
+
+    /// Adds another batch's sums to these.
+    pub fn add(&mut self, other: &LayerMoments) {
+        self.count += other.count;
+        for (mine, theirs) in [
+            (&mut self.t, &other.t),
+            (&mut self.x, &other.x),
+            (&mut self.d, &other.d),
+            (&mut self.tt, &other.tt),
+            (&mut self.xx, &other.xx),
+            (&mut self.tx, &other.tx),
+            (&mut self.dd, &other.dd),
+        ] {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
             }
         }
     }
@@ -433,10 +451,11 @@ impl<T: Real> Network<T> {
             );
             if alpha_changed {
                 with_scratch(w_ml.dim(), |scaled: &mut ArrayViewMut2<T>| {
-                    Zip::from(&mut *scaled)
-                        .and(&w_ml)
-                        .and_broadcast(&d_alpha)
-                        .for_each(|s, &w, &d| *s = w * d);
+                    kernels::scale_columns(
+                        contiguous_mut(scaled),
+                        Some(w_ml.as_slice().expect("parameters are in standard layout")),
+                        d_alpha.as_slice().expect("an owned vector is contiguous"),
+                    );
                     for &k in &sources {
                         let Some(mut w_mk) = self.params.weights[m][k].take() else {
                             continue;
@@ -476,7 +495,11 @@ impl<T: Real> Network<T> {
         let targets: Vec<usize> = self.topology.targets(l).collect();
         for m in targets {
             if let Some(w) = self.params.weights[m][l].as_mut() {
-                *w *= &ratio;
+                let w = w
+                    .as_slice_mut()
+                    .expect("parameters are allocated in standard layout");
+                let ratio = ratio.as_slice().expect("an owned vector is contiguous");
+                kernels::scale_columns(w, None, ratio);
             }
         }
     }

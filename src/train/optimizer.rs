@@ -2,6 +2,7 @@
 //! from layer k to layer l has its step scaled by s = 2^−(l−k−1) and biases are decayed too.
 
 use ndarray::{s, Zip};
+use rayon::prelude::*;
 
 use crate::net::kernels::{self, matmul};
 use crate::net::{Network, Params, Topology, Workspace};
@@ -110,10 +111,21 @@ impl<T: Real> Sgd<T> {
 
 /// v += λ·w, then w −= η·v (v already holds g + μ·v).
 fn update<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
-    kernels::vectorised(
-        #[inline(always)]
-        || update_loop(w, v, eta, lambda),
-    )
+    let run = |w: &mut [T], v: &mut [T]| {
+        kernels::vectorised(
+            #[inline(always)]
+            || update_loop(w, v, eta, lambda),
+        )
+    };
+    let parts = kernels::parts_for(w.len());
+    if parts == 1 {
+        return run(w, v);
+    }
+    let chunk = w.len().div_ceil(parts);
+    w.par_chunks_mut(chunk)
+        .zip(v.par_chunks_mut(chunk))
+        .with_max_len(1)
+        .for_each(|(w, v)| run(w, v));
 }
 
 #[inline(always)]
