@@ -1,10 +1,13 @@
 //! Benchmarks of the hot kernels of a training step (divan): the matrix products at the MNIST
-//! shapes, the fast tanh against the standard one, and whole forward and training passes.
+//! shapes, the fast tanh against the standard one, whole forward and training passes, and the
+//! parts of a re-estimation on the current minibatch.
 //! Run with `cargo bench --bench kernels`.
 
 use divan::{black_box, Bencher};
 use ltmlp::net::kernels;
-use ltmlp::net::{Network, Shortcuts, Target, Topology, UnitKind, Workspace};
+use ltmlp::net::{
+    Flags, GammaForm, Moments, Network, Settings, Shortcuts, Target, Topology, UnitKind, Workspace,
+};
 use ltmlp::train::optimizer::Sgd;
 use ndarray::Array2;
 
@@ -100,4 +103,67 @@ fn train_step_plain(bencher: Bencher, batch: usize) {
         net.backpropagate(&mut ws);
         sgd.step_fused(&mut net, &ws, 0.001, 0.9, 0.0);
     });
+}
+
+/// Forward pass of the paper's network (all shortcuts, transformed units), batch 1000: alone,
+/// and collecting the moment sums that re-estimation on the current minibatch needs.
+#[divan::bench(args = [false, true])]
+fn forward_paper_1000(bencher: Bencher, collect: bool) {
+    let net = net(Shortcuts::All);
+    let x = filled(1000, 784);
+    let mut ws = Workspace::new(&net.topology, 1000);
+    let mut moments = Moments::new(&net);
+    bencher.bench_local(|| {
+        if collect {
+            moments.reset();
+            net.forward_collecting(x.view(), &mut ws, Some(&mut moments));
+        } else {
+            net.forward(x.view(), &mut ws);
+        }
+    });
+}
+
+/// The parts of one α β γ re-estimation of the paper's network after a forward pass of 1000
+/// examples: the whole re-estimation with its compensation (α is switched off and on in turn,
+/// so that every call moves α and runs the compensation product), the refresh of the
+/// activations, and the compensation product alone (800×800 · 800×784).
+#[divan::bench]
+fn reestimate_paper_1000(bencher: Bencher) {
+    let mut net = net(Shortcuts::All);
+    let x = filled(1000, 784);
+    let mut ws = Workspace::new(&net.topology, 1000);
+    let mut moments = Moments::new(&net);
+    net.forward_collecting(x.view(), &mut ws, Some(&mut moments));
+    let settings = |alpha| Settings {
+        flags: Flags {
+            alpha,
+            beta: true,
+            gamma: true,
+        },
+        gamma_form: GammaForm::Product,
+        gamma_epsilon: 1e-4,
+    };
+    let mut alpha = false;
+    bencher.bench_local(|| {
+        alpha = !alpha;
+        net.reestimate(&moments, &settings(alpha)).unwrap();
+    });
+}
+
+#[divan::bench]
+fn refresh_activations_paper_1000(bencher: Bencher) {
+    let net = net(Shortcuts::All);
+    let x = filled(1000, 784);
+    let mut ws = Workspace::new(&net.topology, 1000);
+    net.forward(x.view(), &mut ws);
+    bencher.bench_local(|| net.refresh_activations(&mut ws));
+}
+
+#[divan::bench]
+fn matmul_compensation_800x800x784(bencher: Bencher) {
+    let (s, w_lk) = (filled(800, 800), filled(800, 784));
+    let mut w_mk = Array2::<f32>::zeros((800, 784));
+    bencher
+        .counter(divan::counter::ItemsCount::new(2usize * 800 * 800 * 784))
+        .bench_local(|| kernels::matmul(1.0, &s.view(), &w_lk.view(), 1.0, &mut w_mk.view_mut()));
 }

@@ -293,7 +293,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Measures every network at one batch size in interleaved rounds: each round measures the
-/// peak, then times one block of every network, so that all of them and the peak see the same
+/// peak, then times one block of every network (in reverse order every other round), so that all of them and the peak see the same
 /// machine (its speed drifts by tens of percent within a minute when it is shared). Returns the
 /// rows and, when both paper networks ran, the per-round costs of re-estimation (paper time
 /// over paper-never time, minus one).
@@ -303,10 +303,17 @@ fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<
         .iter()
         .map(|&net| Subject::new(net, batch, opts))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    for _ in 0..opts.repeats.max(1) {
+    for round in 0..opts.repeats.max(1) {
         let peak = measure_peak().gflops;
-        for subject in &mut subjects {
-            subject.time_block(peak)?;
+        // Every other round runs the networks in reverse, so that none always comes right
+        // after the peak product (or always last) and a drift within the round cancels out.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..subjects.len()).collect()
+        } else {
+            (0..subjects.len()).rev().collect()
+        };
+        for i in order {
+            subjects[i].time_block(peak)?;
         }
     }
     let blocks_of = |net: Net| subjects.iter().find(|s| s.net == net).map(|s| &s.blocks);

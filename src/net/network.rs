@@ -495,13 +495,15 @@ fn activate_rows<T: Real>(
         (Some(tr), Some(m)) => kernels::vectorised(
             #[inline(always)]
             || {
+                // Blocks of 16 rows, still in the L2 cache when their sums are taken.
+                let block = 16 * n;
                 for ((y, t), x) in y
-                    .chunks_exact_mut(n)
-                    .zip(t.chunks_exact(n))
-                    .zip(x.chunks_exact(n))
+                    .chunks_mut(block)
+                    .zip(t.chunks(block))
+                    .zip(x.chunks(block))
                 {
-                    transform_row(tr, x, t, y);
-                    m.add_row(x, t);
+                    transform_rows_loop(n, tr, x, t, y);
+                    m.add_rows(n, x, t);
                 }
             },
         ),
