@@ -74,7 +74,7 @@ pub fn summary_text(s: &Summary) -> String {
     );
     if s.reestimate_seconds > 0.0 && s.train_seconds > s.reestimate_seconds {
         text.push_str(&format!(
-            "\nre-estimating α β γ took {:.1}s of {:.1}s training: +{:.1}% over training without it",
+            "\nre-estimating the transformations took {:.1}s of {:.1}s training: +{:.1}% over training without it",
             s.reestimate_seconds,
             s.train_seconds,
             100.0 * s.reestimate_seconds / (s.train_seconds - s.reestimate_seconds),
