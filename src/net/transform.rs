@@ -169,40 +169,46 @@ impl LayerMoments {
     #[inline(always)]
     pub(crate) fn add_rows<T: Real>(&mut self, n: usize, x: &[T], t: &[T]) {
         const ROWS: usize = 4;
-        let blocks = x.chunks_exact(ROWS * n).zip(t.chunks_exact(ROWS * n));
-        let rest = x.len() / n / ROWS * ROWS * n;
-        for (xb, tb) in blocks {
-            let xr: [&[T]; ROWS] = std::array::from_fn(|r| &xb[r * n..(r + 1) * n]);
-            let tr: [&[T]; ROWS] = std::array::from_fn(|r| &tb[r * n..(r + 1) * n]);
-            let (st, sx, sd) = (&mut self.t[..n], &mut self.x[..n], &mut self.d[..n]);
-            let (stt, sxx, stx, sdd) = (
-                &mut self.tt[..n],
-                &mut self.xx[..n],
-                &mut self.tx[..n],
-                &mut self.dd[..n],
-            );
-            for j in 0..n {
-                let (mut a, mut b, mut c) = (st[j], sx[j], sd[j]);
-                let (mut e, mut f, mut g, mut h) = (stt[j], sxx[j], stx[j], sdd[j]);
-                for r in 0..ROWS {
-                    let (xv, tv) = (xr[r][j].f64(), tr[r][j].f64());
-                    let dv = 1.0 - tv * tv;
-                    a += tv;
-                    b += xv;
-                    c += dv;
-                    e += tv * tv;
-                    f += xv * xv;
-                    g += tv * xv;
-                    h += dv * dv;
-                }
-                (st[j], sx[j], sd[j]) = (a, b, c);
-                (stt[j], sxx[j], stx[j], sdd[j]) = (e, f, g, h);
+        let whole = x.len() / (ROWS * n).max(1) * ROWS * n;
+        let blocks = x[..whole].chunks_exact(ROWS * n);
+        for (xb, tb) in blocks.zip(t[..whole].chunks_exact(ROWS * n)) {
+            self.add_block::<ROWS, T>(n, xb, tb);
+        }
+        for (xr, tr) in x[whole..].chunks_exact(n).zip(t[whole..].chunks_exact(n)) {
+            self.add_block::<1, T>(n, xr, tr);
+        }
+    }
+
+    /// Adds ROWS consecutive rows of `n` units.
+    #[inline(always)]
+    fn add_block<const ROWS: usize, T: Real>(&mut self, n: usize, x: &[T], t: &[T]) {
+        let xr: [&[T]; ROWS] = std::array::from_fn(|r| &x[r * n..(r + 1) * n]);
+        let tr: [&[T]; ROWS] = std::array::from_fn(|r| &t[r * n..(r + 1) * n]);
+        let (st, sx, sd) = (&mut self.t[..n], &mut self.x[..n], &mut self.d[..n]);
+        let (stt, sxx, stx, sdd) = (
+            &mut self.tt[..n],
+            &mut self.xx[..n],
+            &mut self.tx[..n],
+            &mut self.dd[..n],
+        );
+        for j in 0..n {
+            let (mut a, mut b, mut c) = (st[j], sx[j], sd[j]);
+            let (mut e, mut f, mut g, mut h) = (stt[j], sxx[j], stx[j], sdd[j]);
+            for r in 0..ROWS {
+                let (xv, tv) = (xr[r][j].f64(), tr[r][j].f64());
+                let dv = 1.0 - tv * tv;
+                a += tv;
+                b += xv;
+                c += dv;
+                e += tv * tv;
+                f += xv * xv;
+                g += tv * xv;
+                h += dv * dv;
             }
-            self.count += ROWS as f64;
+            (st[j], sx[j], sd[j]) = (a, b, c);
+            (stt[j], sxx[j], stx[j], sdd[j]) = (e, f, g, h);
         }
-        for (xr, tr) in x[rest..].chunks_exact(n).zip(t[rest..].chunks_exact(n)) {
-            self.add_row(xr, tr);
-        }
+        self.count += ROWS as f64;
     }
 
     /// Adds another batch's sums to these.
@@ -221,32 +227,6 @@ impl LayerMoments {
                 *a += b;
             }
         }
-    }
-
-    /// Adds one example's pre-activations and tanh values.
-    #[inline(always)]
-    fn add_row<T: Real>(&mut self, x: &[T], t: &[T]) {
-        let n = self.t.len();
-        let (x, t) = (&x[..n], &t[..n]);
-        let (st, sx, sd) = (&mut self.t[..n], &mut self.x[..n], &mut self.d[..n]);
-        let (stt, sxx, stx, sdd) = (
-            &mut self.tt[..n],
-            &mut self.xx[..n],
-            &mut self.tx[..n],
-            &mut self.dd[..n],
-        );
-        for j in 0..n {
-            let (xv, tv) = (x[j].f64(), t[j].f64());
-            let dv = 1.0 - tv * tv;
-            st[j] += tv;
-            sx[j] += xv;
-            sd[j] += dv;
-            stt[j] += tv * tv;
-            sxx[j] += xv * xv;
-            stx[j] += tv * xv;
-            sdd[j] += dv * dv;
-        }
-        self.count += 1.0;
     }
 
     /// The closed-form α, β (PAPER.md §3.2) of unit j for the active flags.
