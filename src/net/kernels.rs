@@ -116,6 +116,9 @@ fn product<T: Real>(
         }
         return;
     }
+    if c.nrows() <= FEW_ROWS && b.strides()[1] == 1 && c.is_standard_layout() {
+        return few_rows_product(alpha, a, b, beta, c);
+    }
     #[cfg(feature = "gemm")]
     product_in_parts(alpha, a, b, beta, c, threads());
     #[cfg(not(feature = "gemm"))]
@@ -126,6 +129,64 @@ fn product<T: Real>(
         }
         ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
     }
+}
+
+/// Products into a C of at most this many rows (the output layer's weight blocks: 10 rows for
+/// MNIST) take [`few_rows_product`].
+const FEW_ROWS: usize = 16;
+
+/// C ← α·A·B + β·C for a C of few rows: one pass over B, four of its rows at a time added to
+/// every row of C, which stays in the L1/L2 cache. Such products (the compensation and the
+/// weight gradients of a 10-unit output layer) read a whole weight matrix or minibatch for
+/// little arithmetic; gemm packed the operand first and ran them at about a third of this
+/// speed (10×800·800×784 took 0.41 ms inside training).
+fn few_rows_product<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let c = c
+        .as_slice_mut()
+        .expect("the caller checked that C is in standard layout");
+    vectorised(
+        #[inline(always)]
+        || {
+            if beta == T::zero() {
+                c.fill(T::zero());
+            } else if beta != T::one() {
+                c.iter_mut().for_each(|v| *v *= beta);
+            }
+            let row = |i: usize| {
+                &b.row(i)
+                    .to_slice()
+                    .expect("the caller checked that B's rows are contiguous")[..n]
+            };
+            let mut i = 0;
+            while i + 4 <= k {
+                let (b0, b1, b2, b3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
+                for (r, cr) in c.chunks_exact_mut(n).enumerate().take(m) {
+                    let s = [a[[r, i]], a[[r, i + 1]], a[[r, i + 2]], a[[r, i + 3]]];
+                    let s = s.map(|v| alpha * v);
+                    for j in 0..n {
+                        cr[j] += s[0] * b0[j] + s[1] * b1[j] + s[2] * b2[j] + s[3] * b3[j];
+                    }
+                }
+                i += 4;
+            }
+            for i in i..k {
+                let bi = row(i);
+                for (r, cr) in c.chunks_exact_mut(n).enumerate().take(m) {
+                    let s = alpha * a[[r, i]];
+                    for j in 0..n {
+                        cr[j] += s * bi[j];
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// Products with fewer multiply-adds (m·n·k) than this run on one thread: below it, handing
@@ -398,6 +459,32 @@ mod tests {
         let mut big = [0.0f32; 4];
         tanh_f32(&[100.0, -100.0, 1e-8, 0.0], &mut big);
         assert_eq!(big, [1.0, -1.0, 1e-8, 0.0]);
+    }
+
+    #[test]
+    fn products_into_few_rows_match_one_product() {
+        // The output layer's shapes: C of 10 rows, K not a multiple of 4, A transposed (a
+        // weight-gradient δᵀ) or not (a compensation product), β = 0 over NaN and β ≠ 0.
+        let (m, k, n) = (10, 801, 37);
+        let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.5 - 3.0);
+        let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64 * 0.01);
+        let a_rows = a.t().as_standard_layout().into_owned();
+        for (beta, start) in [
+            (0.0, Array2::from_elem((m, n), f64::NAN)),
+            (2.0, c0.clone()),
+        ] {
+            let expected = a.t().dot(&b) * 0.5 + &c0 * beta;
+            for a_view in [a.t(), a_rows.view()] {
+                let mut c = start.clone();
+                matmul(0.5, &a_view, &b.view(), beta, &mut c.view_mut());
+                let worst = c
+                    .iter()
+                    .zip(expected.iter())
+                    .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
+                assert!(worst < 1e-9, "β = {beta}: off by {worst}");
+            }
+        }
     }
 
     #[test]
