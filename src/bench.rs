@@ -293,10 +293,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Measures every network at one batch size in interleaved rounds: each round measures the
-/// peak, then times one block of every network (in reverse order every other round), so that all of them and the peak see the same
-/// machine (its speed drifts by tens of percent within a minute when it is shared). Returns the
-/// rows and, when both paper networks ran, the per-round costs of re-estimation (paper time
-/// over paper-never time, minus one).
+/// peak, then times one block of every network (in reverse order every other round), so that
+/// all of them and the peak see the same machine (its speed drifts by tens of percent within a
+/// minute when it is shared). Returns the rows and, when both paper networks ran, the
+/// per-round costs of re-estimation (paper time over paper-never time, minus one).
 fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<f64>)> {
     let mut subjects = opts
         .nets

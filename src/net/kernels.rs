@@ -1,6 +1,8 @@
 //! The hot kernels of training: the matrix product behind every layer (the `gemm` crate with
 //! runtime-dispatched AVX-512/AVX2 kernels by default, ndarray's matrixmultiply without the
-//! `gemm` feature) and a vectorised rational tanh for f32.
+//! `gemm` feature; a direct loop for products into few rows; products and large elementwise
+//! loops split across threads), a vectorised rational tanh for f32, and the run-time dispatch
+//! that compiles the elementwise loops for the widest vector instructions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;

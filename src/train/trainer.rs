@@ -306,12 +306,10 @@ impl<T: Real> Trainer<T> {
             let moments = Some(&mut self.moments);
             self.net
                 .forward_collecting(self.batch_input.view(), &mut self.ws, moments);
-        } else {
-            self.net.forward(self.batch_input.view(), &mut self.ws);
-        }
-        if due == Some(UpdateSource::CurrentBatch) {
             self.reestimate_in_step()
                 .map_err(|e| self.divergence(e.to_string()))?;
+        } else {
+            self.net.forward(self.batch_input.view(), &mut self.ws);
         }
         let target = if self.classify {
             Target::Labels(&self.batch_labels)
@@ -543,17 +541,6 @@ impl<T: Real> Trainer<T> {
         };
         self.epoch += 1;
         Ok(metrics)
-    }
-
-    /// Time spent re-estimating α, β, γ (moments, compensation, output check) as a fraction of
-    /// the rest of the training time: what re-estimation adds to plain training.
-    pub fn reestimate_overhead(&self) -> f64 {
-        let rest = self.train_seconds - self.reestimate_seconds;
-        if rest > 0.0 {
-            self.reestimate_seconds / rest
-        } else {
-            0.0
-        }
     }
 
     pub fn examples_per_second(&self) -> f64 {
