@@ -447,6 +447,22 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// Aᵀ (k × m, so that A = its transpose is m × k), B (k × n) and C (m × n) filled with
+    /// small exact values.
+    fn operands(m: usize, k: usize, n: usize) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+        let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.5 - 3.0);
+        let c = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64 * 0.01);
+        (a, b, c)
+    }
+
+    /// The largest absolute difference between two matrices of the same shape.
+    fn largest_gap(x: &Array2<f64>, y: &Array2<f64>) -> f64 {
+        x.iter()
+            .zip(y.iter())
+            .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()))
+    }
+
     #[test]
     fn fast_tanh_is_within_stated_error() {
         let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).collect();
@@ -468,9 +484,7 @@ mod tests {
         // The output layer's shapes: C of 10 rows, K not a multiple of 4, A transposed (a
         // weight-gradient δᵀ) or not (a compensation product), β = 0 over NaN and β ≠ 0.
         let (m, k, n) = (10, 801, 37);
-        let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.5 - 3.0);
-        let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64 * 0.01);
+        let (a, b, c0) = operands(m, k, n);
         let a_rows = a.t().as_standard_layout().into_owned();
         for (beta, start) in [
             (0.0, Array2::from_elem((m, n), f64::NAN)),
@@ -480,10 +494,7 @@ mod tests {
             for a_view in [a.t(), a_rows.view()] {
                 let mut c = start.clone();
                 matmul(0.5, &a_view, &b.view(), beta, &mut c.view_mut());
-                let worst = c
-                    .iter()
-                    .zip(expected.iter())
-                    .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
+                let worst = largest_gap(&c, &expected);
                 assert!(worst < 1e-9, "β = {beta}: off by {worst}");
             }
         }
@@ -495,16 +506,11 @@ mod tests {
         // Shapes above SPLIT_MIN_WORK, cut along the rows (m > n) or the columns, with parts
         // that do not divide evenly; transposed operands and β ≠ 0 included.
         for (m, k, n, parts) in [(300, 70, 40, 2), (40, 90, 333, 2), (129, 100, 250, 3)] {
-            let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.5 - 3.0);
-            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64 * 0.01);
+            let (a, b, c0) = operands(m, k, n);
             let expected = a.t().dot(&b) * 0.5 + &c0 * 2.0;
             let mut c = c0.clone();
             product_in_parts(0.5, &a.t(), &b.view(), 2.0, &mut c.view_mut(), parts);
-            let worst = c
-                .iter()
-                .zip(expected.iter())
-                .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
+            let worst = largest_gap(&c, &expected);
             assert!(worst < 1e-9, "{m}×{k}×{n} in {parts} parts: off by {worst}");
         }
     }
