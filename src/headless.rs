@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::preset::Monitor;
 use crate::train::checkpoint::Checkpoint;
 use crate::train::{
     spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Summary,
@@ -32,14 +33,25 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
     let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" ({e:.2}%)"));
     let collapsed =
         m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>() / m.layers.len().max(1) as f64;
+    // With the test set monitored, validation and test are one split: print it once.
+    let held_out = match info.monitor {
+        Monitor::Test => String::new(),
+        Monitor::Validation => format!(
+            "valid {:.4}{}  ",
+            m.validation_loss,
+            pct(m.validation_error)
+        ),
+    };
+    let test_label = match info.monitor {
+        Monitor::Test => "test(monitored)",
+        Monitor::Validation => "test",
+    };
     format!(
-        "epoch {:>3}/{}  train {:.4}{}  valid {:.4}{}  test {:.4}{}  lr {:.4}  {} {:>7.0} ex/s  collapsed {:.1}%  {:.1}s",
+        "epoch {:>3}/{}  train {:.4}{}  {held_out}{test_label} {:.4}{}  lr {:.4}  {} {:>7.0} ex/s  collapsed {:.1}%  {:.1}s",
         m.epoch,
         info.epochs,
         m.train_loss,
         pct(m.train_error),
-        m.validation_loss,
-        pct(m.validation_error),
         m.test_loss,
         pct(m.test_error),
         m.learning_rate,
@@ -55,8 +67,8 @@ pub fn summary_text(s: &Summary) -> String {
     let pct = |e: Option<f64>| e.map_or("-".to_string(), |e| format!("{e:.2}%"));
     let mut text = format!(
         "{} [{}] {} after {} epochs ({} iterations) in {:.1}s, {:.0} examples/s\n\
-         final: validation {} (loss {}), test {}\n\
-         best:  epoch {}, validation {}, test at best {}",
+         final: {} {} (loss {}), test {}\n\
+         best:  epoch {}, {} {}, test at best {}",
         s.preset,
         s.variant,
         s.state.label(),
@@ -64,11 +76,13 @@ pub fn summary_text(s: &Summary) -> String {
         s.iterations,
         s.wall_seconds,
         s.examples_per_second,
+        s.monitor.label(),
         pct(s.final_validation_error),
         s.final_validation_loss
             .map_or("-".into(), |l| format!("{l:.4}")),
         pct(s.final_test_error),
         s.best_epoch.map_or("-".into(), |e| e.to_string()),
+        s.monitor.label(),
         pct(s.best_validation_error),
         pct(s.test_error_at_best),
     );

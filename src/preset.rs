@@ -63,6 +63,31 @@ pub struct DataSection {
     pub downsample: usize,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
+    /// Which split early stopping, the paper rule and the "best epoch" look at.
+    pub monitor: Monitor,
+}
+
+/// The split a run monitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Monitor {
+    /// A held-out slice of the training files (`validation_size` examples from their end).
+    #[default]
+    Validation,
+    /// The authors' protocol: train on every training example and monitor the test set, so
+    /// that runs compare epoch by epoch with their figures. Selection then happens on test
+    /// data, and every output says so.
+    Test,
+}
+
+impl Monitor {
+    /// The monitored split's name in every output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Monitor::Validation => "validation",
+            Monitor::Test => "test (monitored)",
+        }
+    }
 }
 
 impl Default for DataSection {
@@ -75,6 +100,7 @@ impl Default for DataSection {
             downsample: 1,
             train_limit: None,
             test_limit: None,
+            monitor: Monitor::Validation,
         }
     }
 }
@@ -84,16 +110,27 @@ impl DataSection {
         DataSource::parse(&self.source)
     }
 
+    /// The held-out examples: as set, or 1,000 for the embedded subset and 10,000 otherwise;
+    /// none when the test set is monitored.
+    pub fn validation_size(&self) -> usize {
+        match (self.monitor, self.validation_size) {
+            (Monitor::Test, _) => 0,
+            (Monitor::Validation, Some(n)) => n,
+            (Monitor::Validation, None) => match self.source() {
+                DataSource::Embedded => 1_000,
+                DataSource::Directory(_) => 10_000,
+            },
+        }
+    }
+
     pub fn preprocess(&self) -> Preprocess {
         Preprocess {
             downsample: self.downsample,
             train_limit: self.train_limit,
-            validation_size: self.validation_size.unwrap_or(match self.source() {
-                DataSource::Embedded => 1_000,
-                DataSource::Directory(_) => 10_000,
-            }),
+            validation_size: self.validation_size(),
             test_limit: self.test_limit,
             zero_mean: self.zero_mean,
+            monitor_test: self.monitor == Monitor::Test,
         }
     }
 }
@@ -133,6 +170,10 @@ pub enum ScheduleKind {
     Constant,
     /// The paper demo's: momentum ramps over the burn-in, then the rate decays every epoch.
     Paper,
+    /// The authors' time-budget trainer: the rate is constant for the first half of the budget
+    /// (`time_budget_seconds` of training, or else all epochs), then falls linearly to zero;
+    /// with `warmup_fraction`, it first grows exponentially from rate/100.
+    Budget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +202,14 @@ pub struct TrainSection {
     /// Reproduce the authors' code, which drops momentum back to `momentum_initial` after burn-in.
     #[serde(default)]
     pub momentum_reset_after_burn_in: bool,
+    /// Constant momentum of the biases (the authors' demo keeps them at the final momentum
+    /// while the weights follow the ramp); unset: the same as the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_momentum: Option<f64>,
+    /// Budget schedule: the fraction of the budget over which the rate grows from rate/100
+    /// (the authors' autoencoder warm-up used 0.01).
+    #[serde(default)]
+    pub warmup_fraction: f64,
     #[serde(default)]
     pub weight_decay: f64,
     /// Standard deviation of the Gaussian noise added to each minibatch's inputs.
@@ -544,12 +593,39 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         );
     }
     for (key, value) in [
-        ("train.momentum", t.momentum),
-        ("train.momentum_initial", t.momentum_initial),
+        ("train.momentum", Some(t.momentum)),
+        ("train.momentum_initial", Some(t.momentum_initial)),
+        ("train.bias_momentum", t.bias_momentum),
     ] {
-        if !(value.is_finite() && (0.0..1.0).contains(&value)) {
-            return err(key, format!("{value} must be in [0, 1), e.g. 0.9"));
+        match value {
+            Some(value) if !(value.is_finite() && (0.0..1.0).contains(&value)) => {
+                return err(key, format!("{value} must be in [0, 1), e.g. 0.9"));
+            }
+            _ => {}
         }
+    }
+    if !(t.warmup_fraction.is_finite() && (0.0..0.5).contains(&t.warmup_fraction)) {
+        return err(
+            "train.warmup_fraction",
+            format!(
+                "{} must be in [0, 0.5), e.g. 0.01 (the first 1% of the budget)",
+                t.warmup_fraction
+            ),
+        );
+    }
+    if t.warmup_fraction > 0.0 && t.schedule != ScheduleKind::Budget {
+        return err(
+            "train.warmup_fraction",
+            "applies only to schedule = \"budget\"; set the schedule or remove the warm-up".into(),
+        );
+    }
+    if t.train_eval_size == 0 {
+        return err(
+            "train.train_eval_size",
+            "must be at least 1: it is the number of clean training examples evaluated each \
+             epoch for the reported training loss, e.g. 10000"
+                .into(),
+        );
     }
     if !(t.rate_decay.is_finite() && t.rate_decay > 0.0 && t.rate_decay <= 1.0) {
         return err(
@@ -643,6 +719,40 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
             "stats.every",
             "stats.every and stats.probe_size must be at least 1".into(),
         );
+    }
+    let d = &p.data;
+    match (d.monitor, d.validation_size) {
+        (Monitor::Validation, Some(0)) => {
+            return err(
+                "data.validation_size",
+                "0 leaves nothing to validate on; hold out some examples (e.g. 10000), or set \
+                 data.monitor = \"test\" to train on every example and monitor the test set \
+                 (the authors' protocol)"
+                    .into(),
+            )
+        }
+        (Monitor::Test, Some(n)) if n > 0 => {
+            return err(
+                "data.validation_size",
+                format!(
+                    "{n} examples held out, but data.monitor = \"test\" trains on every \
+                     training example; remove validation_size or monitor the validation set"
+                ),
+            )
+        }
+        _ => {}
+    }
+    for (key, value) in [
+        ("data.train_limit", d.train_limit),
+        ("data.test_limit", d.test_limit),
+    ] {
+        if value == Some(0) {
+            return err(
+                key,
+                "0 keeps no examples; remove the key to keep them all, or give a positive count"
+                    .into(),
+            );
+        }
     }
     if p.data.downsample == 0 {
         return err(

@@ -11,8 +11,22 @@ use crate::real::Real;
 pub struct Thresholds {
     /// Saturated: mean tanh′ below this.
     pub saturated_slope: f64,
-    /// Collapsed: pre-activation std and output std both below this (PAPER.md §7).
+    /// Collapsed: pre-activation std and output std both below this (docs/method.md).
     pub collapsed_std: f64,
+    /// γ at or above this is "at its cap": ε outweighs the unit's own scale (m2·d2 ≤ ε in
+    /// the product form, m2 ≤ ε in the RMS form); `None` when ε = 0 leaves γ unbounded.
+    pub gamma_capped_above: Option<f64>,
+}
+
+impl Thresholds {
+    /// The γ level where ε equals the unit's own scale: (2ε)^(−1/4) or (2ε)^(−1/2).
+    pub fn gamma_cap_level(form: crate::net::GammaForm, epsilon: f64) -> Option<f64> {
+        let exponent = match form {
+            crate::net::GammaForm::Product => -0.25,
+            crate::net::GammaForm::Rms => -0.5,
+        };
+        (epsilon > 0.0).then(|| (2.0 * epsilon).powf(exponent))
+    }
 }
 
 /// Smallest and largest value of a per-unit parameter.
@@ -66,6 +80,9 @@ pub struct LayerStats {
     pub std_pre: f64,
     pub saturated_fraction: f64,
     pub collapsed_fraction: f64,
+    /// Units whose γ is held by its cap rather than by their own scale (none without γ).
+    #[serde(default)]
+    pub gamma_capped_fraction: f64,
     pub alpha: Range,
     pub beta: Range,
     pub gamma: Range,
@@ -128,6 +145,11 @@ fn one_layer<T: Real>(net: &Network<T>, ws: &Workspace<T>, l: usize, th: Thresho
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / units.max(1) as f64;
     let fraction = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64 / units.max(1) as f64;
+    let capped = tr.map_or(0, |t| {
+        th.gamma_capped_above.map_or(0, |level| {
+            t.gamma.iter().filter(|g| g.f64() >= level).count()
+        })
+    });
     let range = |pick: fn(&crate::net::Transform<T>) -> &ndarray::Array1<T>| {
         tr.map_or(Range::default(), |t| {
             Range::of(pick(t).iter().map(|v| v.f64()))
@@ -143,6 +165,7 @@ fn one_layer<T: Real>(net: &Network<T>, ws: &Workspace<T>, l: usize, th: Thresho
         std_pre: mean(&u.std_pre),
         saturated_fraction: fraction(&u.saturated),
         collapsed_fraction: fraction(&u.collapsed),
+        gamma_capped_fraction: capped as f64 / units.max(1) as f64,
         alpha: range(|t| &t.alpha),
         beta: range(|t| &t.beta),
         gamma: range(|t| &t.gamma),

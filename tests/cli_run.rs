@@ -262,3 +262,74 @@ fn bench_reports_the_networks_and_what_reestimation_costs() {
         "{text}"
     );
 }
+
+/// The authors' protocol: every training example is trained on, the test set is monitored,
+/// and the outputs say so; validation and test figures are then one and the same.
+#[test]
+fn monitoring_the_test_set_trains_on_everything_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ltmlp(&[
+        "run",
+        "presets/default.toml",
+        "--set",
+        "data.monitor=test",
+        "--set",
+        "train.epochs=2",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let epochs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 2, "{stdout}");
+    assert!(
+        epochs
+            .iter()
+            .all(|l| l.contains("test(monitored)") && !l.contains("valid")),
+        "{stdout}"
+    );
+    // 6,000 embedded training images at batch 100: 60 iterations per epoch, not 50.
+    let s = summary(dir.path());
+    assert_eq!(s["monitor"], "test");
+    assert_eq!(s["iterations"], 120);
+    assert_eq!(s["final_validation_error"], s["final_test_error"]);
+    assert!(stdout.contains("test (monitored)"), "{stdout}");
+}
+
+/// `train.bias_momentum` changes training (the biases keep their own momentum) and is kept
+/// in the run's resolved config.
+#[test]
+fn bias_momentum_is_a_real_option() {
+    let run = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "run",
+            "presets/default.toml",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.momentum=0.5",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = ltmlp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+        (metrics_without_timing(dir.path()), config)
+    };
+    let (plain, plain_config) = run(&[]);
+    let (same, _) = run(&["--set", "train.bias_momentum=0.5"]);
+    let (own, own_config) = run(&["--set", "train.bias_momentum=0.9"]);
+    assert_eq!(
+        plain, same,
+        "bias momentum equal to the weights' changes nothing"
+    );
+    assert_ne!(plain[0]["train_loss"], own[0]["train_loss"]);
+    assert!(!plain_config.contains("bias_momentum"));
+    assert!(own_config.contains("bias_momentum = 0.9"), "{own_config}");
+}

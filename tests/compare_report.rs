@@ -24,6 +24,7 @@ fn layer(collapsed: f64) -> LayerStats {
         std_pre: 1.0,
         saturated_fraction: 0.0,
         collapsed_fraction: collapsed,
+        gamma_capped_fraction: 0.0,
         alpha: Range::default(),
         beta: Range::default(),
         gamma: Range::default(),
@@ -89,6 +90,7 @@ fn write_run(
         let summary = Summary {
             preset: "default".into(),
             variant: variant.into(),
+            monitor: Default::default(),
             state,
             reason: (state == RunState::Diverged).then(|| "diverged at iteration 7".into()),
             epochs_completed: rows.len(),

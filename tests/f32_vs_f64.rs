@@ -64,7 +64,7 @@ fn train<T: Real>(mut net: Network<T>) -> Network<T> {
         net.refresh_activations(&mut ws);
         net.output_delta(Target::Labels(&labels), &mut ws);
         net.backpropagate(&mut ws);
-        sgd.step_fused(&mut net, &ws, 0.1, 0.9, 1e-4);
+        sgd.step_fused(&mut net, &ws, 0.1, (0.9, 0.9), 1e-4);
     }
     net
 }
@@ -116,12 +116,12 @@ fn fused_update_equals_gradient_then_update() {
         fused.forward(x.view(), &mut ws);
         fused.output_delta(Target::Labels(&labels), &mut ws);
         fused.backpropagate(&mut ws);
-        sgd_fused.step_fused(&mut fused, &ws, 0.1, 0.9, 1e-3);
+        sgd_fused.step_fused(&mut fused, &ws, 0.1, (0.9, 0.9), 1e-3);
 
         separate.forward(x.view(), &mut ws);
         separate.output_delta(Target::Labels(&labels), &mut ws);
         separate.backward(&mut ws, &mut grads);
-        sgd_separate.step(&mut separate.params, &grads, 0.1, 0.9, 1e-3);
+        sgd_separate.step(&mut separate.params, &grads, 0.1, (0.9, 0.9), 1e-3);
     }
     let diff = max_difference(&fused.params, &separate.params);
     assert!(diff < 1e-12, "fused and separate updates differ by {diff}");

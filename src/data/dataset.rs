@@ -19,6 +19,8 @@ pub struct Preprocess {
     pub test_limit: Option<usize>,
     /// Subtract the per-pixel mean of the training slice from every split ("zero-mean MNIST").
     pub zero_mean: bool,
+    /// Monitor the test set: it also serves as the validation split (no examples held out).
+    pub monitor_test: bool,
 }
 
 /// One split: an input row per example and its label.
@@ -117,7 +119,7 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         return Err(PrepareError::BadDownsample { factor, rows, cols });
     }
     let all = to_matrix::<T>(&raw.train, factor, prep.train_limit);
-    if prep.validation_size >= all.len() {
+    if prep.validation_size >= all.len() || (prep.validation_size == 0 && !prep.monitor_test) {
         return Err(PrepareError::ValidationTooLarge {
             validation: prep.validation_size,
             available: all.len(),
@@ -139,6 +141,9 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
                 split.inputs -= &mean;
             }
         }
+    }
+    if prep.monitor_test {
+        validation = test.clone();
     }
     let classes = raw
         .train

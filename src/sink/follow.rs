@@ -42,6 +42,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         classify: p.model.task == Task::Classify,
         precision: format!("{:?}", p.train.precision).to_lowercase(),
         out_dir: Some(dir.display().to_string()),
+        monitor: p.data.monitor,
     };
     let (tx, rx) = unbounded();
     let dir = dir.to_owned();

@@ -159,6 +159,7 @@ impl Recorder {
 pub struct SummaryBase {
     pub preset: String,
     pub variant: String,
+    pub monitor: crate::preset::Monitor,
     pub state: RunState,
     pub reason: Option<String>,
     pub iterations: u64,
@@ -178,6 +179,7 @@ pub fn summarize(
     Summary {
         preset: base.preset,
         variant: base.variant,
+        monitor: base.monitor,
         state: base.state,
         reason: base.reason,
         epochs_completed: last.map_or(0, |m| m.epoch),

@@ -1,5 +1,6 @@
 //! Heavy-ball SGD as in the authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut
-//! from layer k to layer l has its step scaled by s = 2^−(l−k−1) and biases are decayed too.
+//! from layer k to layer l has its step scaled by s = 2^−(l−k−1), biases are decayed too and
+//! may have a momentum of their own.
 
 use ndarray::{s, Zip};
 use rayon::prelude::*;
@@ -26,13 +27,13 @@ impl<T: Real> Sgd<T> {
         }
     }
 
-    /// One update of `params` from `grads`.
+    /// One update of `params` from `grads`; the biases use `bias_momentum`.
     pub fn step(
         &mut self,
         params: &mut Params<T>,
         grads: &Params<T>,
         rate: f64,
-        momentum: f64,
+        (momentum, bias_momentum): (f64, f64),
         decay: f64,
     ) {
         let (mu, lambda) = (T::of(momentum), T::of(decay));
@@ -46,7 +47,7 @@ impl<T: Real> Sgd<T> {
                 *w -= eta * *v;
             });
         }
-        let eta = T::of(rate);
+        let (eta, mu) = (T::of(rate), T::of(bias_momentum));
         for ((b, v), g) in params
             .biases
             .iter_mut()
@@ -68,7 +69,7 @@ impl<T: Real> Sgd<T> {
         net: &mut Network<T>,
         ws: &Workspace<T>,
         rate: f64,
-        momentum: f64,
+        (momentum, bias_momentum): (f64, f64),
         decay: f64,
     ) {
         let rows = ws.rows();
@@ -81,7 +82,7 @@ impl<T: Real> Sgd<T> {
             let eta = T::of(rate * shortcut_scale(l, k));
             update(slice_mut(w), slice_mut(v), eta, lambda);
         }
-        let eta = T::of(rate);
+        let (eta, mu) = (T::of(rate), T::of(bias_momentum));
         for (l, (b, v)) in net
             .params
             .biases
@@ -146,4 +147,48 @@ fn update_loop<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
 fn slice_mut<T, D: ndarray::Dimension>(a: &mut ndarray::Array<T, D>) -> &mut [T] {
     a.as_slice_mut()
         .expect("parameters are allocated in standard layout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{Shortcuts, UnitKind};
+
+    /// Two updates with a gradient of ones: each velocity is then 1 + μ, with the biases'
+    /// own μ where it differs from the weights'.
+    #[test]
+    fn biases_follow_their_own_momentum() {
+        let topology = Topology::new(
+            vec![3, 2, 2],
+            vec![UnitKind::Input, UnitKind::Tanh, UnitKind::Softmax],
+            Shortcuts::All,
+            None,
+        )
+        .unwrap();
+        let mut params = Params::<f64>::zeros(&topology);
+        let mut grads = Params::<f64>::zeros(&topology);
+        for (_, _, g) in grads.blocks_mut() {
+            g.fill(1.0);
+        }
+        for b in grads.biases.iter_mut() {
+            b.fill(1.0);
+        }
+        let mut sgd = Sgd::new(&topology);
+        for _ in 0..2 {
+            sgd.step(&mut params, &grads, 0.1, (0.5, 0.9), 0.0);
+        }
+        for (_, _, v) in sgd.velocity.blocks() {
+            assert!(v.iter().all(|&v| (v - 1.5).abs() < 1e-12), "{v}");
+        }
+        for v in sgd.velocity.biases.iter().skip(1) {
+            assert!(v.iter().all(|&v| (v - 1.9).abs() < 1e-12), "{v}");
+        }
+        // The weights moved by η·s·(1 + 1.5), the biases by η·(1 + 1.9).
+        assert!((params.biases[1][0] + 0.1 * 2.9).abs() < 1e-12);
+        let w = params.weight(2, 0).unwrap()[[0, 0]];
+        assert!(
+            (w + 0.1 * 0.5 * 2.5).abs() < 1e-12,
+            "shortcut scale 1/2: {w}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::net::{Flags, Param};
+use crate::preset::Monitor;
 use crate::stats::LayerStats;
 
 /// What a front end can ask of the trainer.
@@ -75,6 +76,9 @@ pub struct RunInfo {
     pub classify: bool,
     pub precision: String,
     pub out_dir: Option<String>,
+    /// The split behind the `validation_*` figures.
+    #[serde(default)]
+    pub monitor: Monitor,
 }
 
 /// A live update, sent at most every few hundred milliseconds.
@@ -138,6 +142,10 @@ pub struct EpochMetrics {
 pub struct Summary {
     pub preset: String,
     pub variant: String,
+    /// The split behind the `validation` figures: with `test`, they are the test set's, and
+    /// "best" was selected on test data.
+    #[serde(default)]
+    pub monitor: Monitor,
     pub state: RunState,
     pub reason: Option<String>,
     pub epochs_completed: usize,

@@ -493,6 +493,7 @@ impl<T: StateKind> Driver<T> {
             batch_size: p.train.batch_size,
             classify: p.model.task == Task::Classify,
             precision: T::NAME.to_string(),
+            monitor: p.data.monitor,
             out_dir: self
                 .options
                 .out_dir
@@ -618,6 +619,7 @@ impl<T: StateKind> Driver<T> {
         let base = SummaryBase {
             preset: p.name.clone(),
             variant: self.exp.resolved.variant.clone(),
+            monitor: p.data.monitor,
             state: self.state,
             reason: self.reason.clone(),
             iterations: self.trainer.iteration,

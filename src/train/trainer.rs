@@ -14,7 +14,7 @@ use rand_pcg::Pcg64Mcg;
 use super::optimizer::Sgd;
 use super::policy::{Policy, UpdateSource};
 use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
-use super::schedule::Schedule;
+use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Dataset};
 use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
@@ -84,6 +84,8 @@ pub struct Trainer<T: Real> {
     input_noise: f64,
     weight_decay: f64,
     train_eval_size: usize,
+    /// The validation split is the test set: evaluate it once.
+    monitor_test: bool,
     /// User multiplier on the scheduled learning rate.
     rate_scale: f64,
     momentum_override: Option<f64>,
@@ -91,6 +93,9 @@ pub struct Trainer<T: Real> {
     /// Completed epochs.
     pub epoch: usize,
     pub iterations_per_epoch: u64,
+    /// Iterations of the whole run (the budget schedule's progress without a time budget).
+    total_iterations: u64,
+    time_budget_seconds: Option<f64>,
     last_validation_error: Option<f64>,
     pending_events: Vec<TransformEvent>,
     pub train_seconds: f64,
@@ -131,6 +136,10 @@ impl<T: Real> Trainer<T> {
             thresholds: Thresholds {
                 saturated_slope: p.stats.saturated_slope,
                 collapsed_std: p.stats.collapsed_std,
+                gamma_capped_above: Thresholds::gamma_cap_level(
+                    p.transforms.gamma_form,
+                    p.transforms.gamma_epsilon(),
+                ),
             },
             sgd: Sgd::new(&net.topology),
             ws: Workspace::new(&net.topology, batch),
@@ -149,11 +158,15 @@ impl<T: Real> Trainer<T> {
             input_noise: p.train.input_noise,
             weight_decay: p.train.weight_decay,
             train_eval_size: p.train.train_eval_size,
+            monitor_test: p.data.monitor == crate::preset::Monitor::Test,
             rate_scale: 1.0,
             momentum_override: None,
             iteration: 0,
             epoch: 0,
             iterations_per_epoch: n_train.div_ceil(batch as u64).max(1),
+            total_iterations: (p.train.epochs as u64)
+                .saturating_mul(n_train.div_ceil(batch as u64).max(1)),
+            time_budget_seconds: p.train.time_budget_seconds,
             last_validation_error: None,
             pending_events: Vec::new(),
             train_seconds: 0.0,
@@ -225,13 +238,33 @@ impl<T: Real> Trainer<T> {
         self.settings.flags
     }
 
+    /// Where the schedules are: the epoch, and the fraction of the time budget (or, without
+    /// one, of the run's iterations) used so far.
+    fn when(&self) -> When {
+        let progress = match self.time_budget_seconds {
+            Some(budget) => self.train_seconds / budget,
+            None => self.iteration as f64 / self.total_iterations.max(1) as f64,
+        };
+        When {
+            epoch: self.epoch,
+            progress,
+        }
+    }
+
     pub fn learning_rate(&self) -> f64 {
-        self.schedule.learning_rate(self.epoch) * self.rate_scale
+        self.schedule.learning_rate(self.when()) * self.rate_scale
     }
 
     pub fn momentum(&self) -> f64 {
         self.momentum_override
-            .unwrap_or_else(|| self.schedule.momentum(self.epoch))
+            .unwrap_or_else(|| self.schedule.momentum(self.when()))
+    }
+
+    /// The biases' momentum: their own constant one if the preset sets it, else the weights'.
+    pub fn bias_momentum(&self) -> f64 {
+        self.schedule
+            .bias_momentum()
+            .unwrap_or_else(|| self.momentum())
     }
 
     pub fn scale_learning_rate(&mut self, factor: f64) {
@@ -241,7 +274,7 @@ impl<T: Real> Trainer<T> {
     }
 
     pub fn set_learning_rate(&mut self, rate: f64) {
-        let scheduled = self.schedule.learning_rate(self.epoch);
+        let scheduled = self.schedule.learning_rate(self.when());
         if rate.is_finite() && rate > 0.0 && scheduled > 0.0 {
             self.rate_scale = rate / scheduled;
         }
@@ -327,8 +360,9 @@ impl<T: Real> Trainer<T> {
             return Err(self.divergence("the gradient holds NaN or Inf".to_string()));
         }
         let (rate, momentum) = (self.learning_rate(), self.momentum());
+        let momenta = (momentum, self.bias_momentum());
         self.sgd
-            .step_fused(&mut self.net, &self.ws, rate, momentum, self.weight_decay);
+            .step_fused(&mut self.net, &self.ws, rate, momenta, self.weight_decay);
         self.iteration += 1;
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();
@@ -502,7 +536,11 @@ impl<T: Real> Trainer<T> {
         let n_train = self.train_eval_size.min(data.train.len());
         let train = self.evaluate(data.train.rows(0, n_train), &data.train.labels[..n_train]);
         let validation = self.evaluate(data.validation.inputs.view(), &data.validation.labels);
-        let test = self.evaluate(data.test.inputs.view(), &data.test.labels);
+        let test = if self.monitor_test {
+            validation
+        } else {
+            self.evaluate(data.test.inputs.view(), &data.test.labels)
+        };
         if !validation.mean().is_finite() {
             return Err(self.divergence(format!("validation loss is {}", validation.mean())));
         }

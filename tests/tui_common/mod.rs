@@ -26,6 +26,7 @@ pub fn info() -> RunInfo {
         classify: true,
         precision: "f32".into(),
         out_dir: Some("runs/default-ab-test".into()),
+        monitor: Default::default(),
     }
 }
 
@@ -59,6 +60,7 @@ pub fn layer(index: usize, units: usize, shift: f64) -> LayerStats {
         std_pre: u.std_pre.iter().sum::<f64>() / n,
         saturated_fraction: u.saturated.iter().filter(|&&b| b).count() as f64 / n,
         collapsed_fraction: u.collapsed.iter().filter(|&&b| b).count() as f64 / n,
+        gamma_capped_fraction: 0.0,
         alpha: Range {
             min: -0.81,
             max: -0.42,
@@ -170,6 +172,7 @@ pub fn summary(state: RunState, reason: Option<&str>) -> Summary {
         test_loss_at_best: Some(0.4),
         test_error_at_best: Some(10.5),
         out_dir: Some("runs/default-ab-test".into()),
+        monitor: Default::default(),
     }
 }
 
