@@ -39,9 +39,22 @@ pub struct FolderArgs {
     /// Save a checkpoint every N epochs (0: only at the end, on request and on signals)
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<usize>,
+    /// With --out onto a folder that holds a run: move that run aside (to DIR.old-N) first
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
 }
 
 impl FolderArgs {
+    /// The folder of a new run: `--out`, or a fresh one under `runs/`.
+    pub fn new_run_dir(&self, exp: &Experiment) -> anyhow::Result<PathBuf> {
+        match &self.out {
+            Some(dir) => Ok(dir.clone()),
+            None => {
+                crate::headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
+            }
+        }
+    }
+
     /// `args` with `--checkpoint-every` turned into its preset override.
     pub fn apply(&self, args: &RunArgs) -> RunArgs {
         let mut args = args.clone();
@@ -61,6 +74,10 @@ impl RunArgs {
         };
         let mut overrides = self.set.clone();
         if let Some(seed) = self.seed {
+            // TOML integers are signed 64-bit.
+            if i64::try_from(seed).is_err() {
+                anyhow::bail!("--seed {seed}: seeds go from 0 to {}", i64::MAX);
+            }
             overrides.push(format!("train.seed={seed}"));
         }
         Ok(file.resolve(self.variant.as_deref(), &overrides)?)
@@ -78,6 +95,8 @@ impl RunArgs {
     /// The experiment and checkpoint of the run folder `dir`, for `--resume`. Only `--data`
     /// may change; `--checkpoint-every` (`train.checkpoint_every`) applies to the rest of the run.
     pub fn resume_experiment(&self, dir: &Path) -> anyhow::Result<(Experiment, Checkpoint)> {
+        // A run still training there is the likeliest reason to be here: say so first.
+        drop(crate::sink::claim_existing(dir)?);
         let config = dir.join(CONFIG_FILE);
         let file = PresetFile::read(&config)?;
         let checkpoint = checkpoint::load(dir)?;
@@ -96,6 +115,7 @@ impl RunArgs {
         let resolved = file.resolve(None, &overrides)?;
         set_matmul_threads(resolved.preset.train.threads);
         let exp = Experiment::prepare(resolved, self.data.clone())?;
+        let checkpoint_path = dir.join(checkpoint::CHECKPOINT_FILE);
         let matches = matches!(
             (&checkpoint.state, &exp.data),
             (AnyState::F32(_), AnyData::F32(_)) | (AnyState::F64(_), AnyData::F64(_))
@@ -103,7 +123,23 @@ impl RunArgs {
         if !matches {
             anyhow::bail!(
                 "{}: its precision differs from config.toml's train.precision",
-                dir.join(checkpoint::CHECKPOINT_FILE).display()
+                checkpoint_path.display()
+            );
+        }
+        let other_data = match checkpoint.data_fingerprint {
+            Some(stored) => stored != exp.data.fingerprint(),
+            // A version-2 checkpoint has no fingerprint: at least the shapes must agree.
+            None => checkpoint.state.topology() != &exp.topology,
+        };
+        if other_data {
+            anyhow::bail!(
+                "{}: was trained on other data than {} gives now ({}); resume without --data, \
+                 or with the data the run started on",
+                checkpoint_path.display(),
+                self.data
+                    .as_ref()
+                    .map_or_else(|| config.display().to_string(), |d| d.display().to_string()),
+                exp.data_description
             );
         }
         Ok((exp, checkpoint))

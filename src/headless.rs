@@ -1,11 +1,13 @@
 //! Headless runs: drive a training session without a terminal UI, print one line per epoch on
 //! stdout and a progress bar on stderr when stderr is a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -17,15 +19,20 @@ use crate::train::{
     spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Summary,
 };
 
-/// How long a headless run waits before retrying a failed write of its metrics.
-const WRITE_RETRY: Duration = Duration::from_secs(30);
+/// How long a headless run waits before its first retry of a failed write; each further
+/// failure doubles the wait, up to `WRITE_RETRY_MAX`.
+const WRITE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// A fresh run folder name under `runs/`: `runs/<preset>-<variant>-<UTC time>`.
-pub fn default_out_dir(preset: &str, variant: &str) -> PathBuf {
+/// A fresh run folder under `runs/`, created here: `runs/<preset>-<variant>-<UTC time>`, with
+/// `-2`, `-3`, … when runs start in the same second.
+pub fn default_out_dir(preset: &str, variant: &str) -> anyhow::Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "");
-    PathBuf::from("runs").join(format!("{preset}-{variant}-{stamp}"))
+    let parent = Path::new("runs");
+    crate::sink::create_unique(parent, &format!("{preset}-{variant}-{stamp}"))
+        .map_err(|e| anyhow::anyhow!("{}: cannot create a run folder: {e}", parent.display()))
 }
 
 /// One human line per evaluation.
@@ -103,16 +110,46 @@ pub fn summary_text(s: &Summary) -> String {
     text
 }
 
-/// Installs handlers so that SIGINT, SIGTERM and SIGHUP stop a run cleanly (finish the
-/// minibatch, save a checkpoint, flush the metrics); the flag holds the signal number.
+/// The process's stop flag: the first call installs handlers so that SIGINT, SIGTERM and
+/// SIGHUP stop a run cleanly (finish the minibatch, save a checkpoint, flush the metrics); the
+/// flag then holds the signal's number. A signal the process was started ignoring (SIGHUP
+/// under `nohup`) stays ignored.
 pub fn interrupt_flag() -> Arc<AtomicUsize> {
-    let flag = Arc::new(AtomicUsize::new(0));
-    for signal in [SIGINT, SIGTERM, SIGHUP] {
-        // Without a handler the default action still ends the process; the last checkpoint
-        // then remains the place to resume from.
-        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&flag), signal as usize);
+    static FLAG: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            if is_ignored(signal) {
+                continue;
+            }
+            // Without a handler the default action still ends the process; the last
+            // checkpoint then remains the place to resume from.
+            let _ = signal_hook::flag::register_usize(signal, Arc::clone(&flag), signal as usize);
+        }
+        flag
+    }))
+}
+
+/// Whether `signal`'s disposition is "ignore" (inherited from `nohup` or `trap '' HUP`).
+fn is_ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current disposition into a
+    // zeroed struct that we own.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
     }
-    flag
+}
+
+/// Prints a line on stdout; a closed stdout (`ltmlp run … | head -1`) must not stop a run
+/// that is still writing its files, so failures are ignored.
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Prints a line on stderr, ignoring a closed stderr.
+pub fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// Trains to the end (or a signal), printing as it goes; returns the summary.
@@ -121,6 +158,7 @@ pub fn run(
     out_dir: &Path,
     resume: Option<Checkpoint>,
     interrupt: Option<Arc<AtomicUsize>>,
+    force: bool,
 ) -> anyhow::Result<Summary> {
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
     let session = spawn(
@@ -131,6 +169,7 @@ pub fn run(
             checkpoint_every,
             interrupt,
             start_paused: false,
+            force,
         },
     )?;
     let bar = if std::io::stderr().is_terminal() {
@@ -144,10 +183,26 @@ pub fn run(
     );
     let mut info = None;
     let mut summary = None;
-    for event in session.events.iter() {
+    // After a failed write, when to ask the trainer to try again, and the wait after that.
+    let mut retry_at: Option<Instant> = None;
+    let mut retry_wait = WRITE_RETRY_FIRST;
+    loop {
+        let wait = retry_at.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        let event = match session.events.recv_timeout(wait) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => {
+                if retry_at.take().is_some() {
+                    let _ = session.commands.send(Command::Resume);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match event {
             Event::Started(i) => {
-                println!(
+                say(&format!(
                     "{} [{}] {} on {} ({} weights, {}), {} epochs × {} iterations, batch {}",
                     i.preset,
                     i.variant,
@@ -158,7 +213,7 @@ pub fn run(
                     i.epochs,
                     i.iterations_per_epoch,
                     i.batch_size
-                );
+                ));
                 bar.set_length((i.epochs * i.iterations_per_epoch) as u64);
                 info = Some(i);
             }
@@ -170,16 +225,18 @@ pub fn run(
                 ));
             }
             Event::Epoch(m) => {
+                retry_wait = WRITE_RETRY_FIRST;
                 if let Some(i) = &info {
-                    bar.suspend(|| println!("{}", epoch_line(i, &m)));
+                    bar.suspend(|| say(&epoch_line(i, &m)));
                 }
             }
-            Event::Log(line) => bar.suspend(|| eprintln!("{line}")),
+            Event::Log(line) => bar.suspend(|| warn(&line)),
             Event::Failed(reason) => {
-                bar.suspend(|| eprintln!("error: {reason}"));
-                // Training paused so that nothing is lost; retry the write after a while.
-                std::thread::sleep(WRITE_RETRY);
-                let _ = session.commands.send(Command::Resume);
+                bar.suspend(|| warn(&format!("error: {reason}")));
+                // Training paused so that nothing is lost; retry the write after a while,
+                // still reading events meanwhile (a signal ends the run at once).
+                retry_at = Some(Instant::now() + retry_wait);
+                retry_wait = (retry_wait * 2).min(WRITE_RETRY_MAX);
             }
             Event::Finished(s) => {
                 summary = Some(*s);

@@ -201,29 +201,28 @@ fn run_diagnose(
 
 fn run_headless(
     preset: Option<&PathBuf>,
-    out: Option<PathBuf>,
+    folder: &FolderArgs,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
     let exp = args.experiment(preset)?;
-    let out = out.unwrap_or_else(|| {
-        headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
-    });
-    finish_headless(exp, &out, None)
+    let out = folder.new_run_dir(&exp)?;
+    finish_headless(exp, &out, None, folder.force)
 }
 
 fn resume_headless(dir: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let (exp, checkpoint) = args.resume_experiment(dir)?;
-    finish_headless(exp, dir, Some(checkpoint))
+    finish_headless(exp, dir, Some(checkpoint), false)
 }
 
 fn finish_headless(
     exp: Experiment,
     out: &Path,
     resume: Option<Checkpoint>,
+    force: bool,
 ) -> anyhow::Result<ExitCode> {
     let interrupt = headless::interrupt_flag();
-    let summary = headless::run(exp, out, resume, Some(Arc::clone(&interrupt)))?;
-    println!("{}", headless::summary_text(&summary));
+    let summary = headless::run(exp, out, resume, Some(Arc::clone(&interrupt)), force)?;
+    headless::say(&headless::summary_text(&summary));
     let signal = interrupt.load(Ordering::SeqCst);
     Ok(match summary.state {
         RunState::Finished => ExitCode::SUCCESS,
@@ -237,32 +236,34 @@ fn finish_headless(
 /// The dashboard when stdout is a terminal, else a headless run with a one-line notice.
 fn run_tui(
     preset: Option<&PathBuf>,
-    out: Option<PathBuf>,
-    resume: Option<&Path>,
+    folder: &FolderArgs,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() {
         eprintln!("ltmlp: stdout is not a terminal; running headless");
-        return match resume {
+        return match &folder.resume {
             Some(dir) => resume_headless(dir, args),
-            None => run_headless(preset, out, args),
+            None => run_headless(preset, folder, args),
         };
     }
-    let (exp, out, checkpoint) = match resume {
+    let (exp, out, checkpoint) = match &folder.resume {
         Some(dir) => {
             let (exp, checkpoint) = args.resume_experiment(dir)?;
             (exp, dir.to_owned(), Some(checkpoint))
         }
         None => {
             let exp = args.experiment(preset)?;
-            let out = out.unwrap_or_else(|| {
-                headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
-            });
+            let out = folder.new_run_dir(&exp)?;
             (exp, out, None)
         }
     };
-    let summary = ltmlp::tui::run(exp, out, checkpoint)?;
-    println!("{}", headless::summary_text(&summary));
+    let summary = ltmlp::tui::run(exp, out, checkpoint, folder.force)?;
+    headless::say(&headless::summary_text(&summary));
+    // A signal (SIGTERM, SIGHUP) ends the dashboard with the shell's code for it.
+    let signal = headless::interrupt_flag().load(Ordering::SeqCst);
+    if signal != 0 && summary.state == RunState::Stopped {
+        return Ok(ExitCode::from(128 + signal as u8));
+    }
     Ok(exit_code(&summary))
 }
 
@@ -302,9 +303,9 @@ fn main() -> ExitCode {
             args,
         }) => {
             let args = folder.apply(&args);
-            match folder.resume {
-                Some(dir) => resume_headless(&dir, &args),
-                None => run_headless(preset.as_ref(), folder.out, &args),
+            match &folder.resume {
+                Some(dir) => resume_headless(dir, &args),
+                None => run_headless(preset.as_ref(), &folder, &args),
             }
         }
         Some(Command::Compare {
@@ -324,9 +325,16 @@ fn main() -> ExitCode {
                 .file_stem()
                 .map_or("preset".into(), |s| s.to_string_lossy().into_owned());
             compare(GridOptions {
-                out: out.unwrap_or_else(|| {
-                    headless::default_out_dir(&format!("compare-{name}"), "all")
-                }),
+                out: match out {
+                    Some(out) => out,
+                    None => match headless::default_out_dir(&format!("compare-{name}"), "all") {
+                        Ok(dir) => dir,
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                },
                 preset,
                 variants,
                 seeds: usize::from(seeds),
@@ -359,12 +367,7 @@ fn main() -> ExitCode {
             folder,
             args,
             ..
-        }) => run_tui(
-            preset.as_ref(),
-            folder.out.clone(),
-            folder.resume.as_deref(),
-            &folder.apply(&args),
-        ),
+        }) => run_tui(preset.as_ref(), &folder, &folder.apply(&args)),
         Some(Command::Bench {
             threads,
             batch,
@@ -406,9 +409,9 @@ fn main() -> ExitCode {
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");
-                run_headless(None, None, &RunArgs::default())
+                run_headless(None, &FolderArgs::default(), &RunArgs::default())
             } else {
-                run_tui(None, None, None, &RunArgs::default())
+                run_tui(None, &FolderArgs::default(), &RunArgs::default())
             }
         }
     };

@@ -13,6 +13,11 @@ use crate::net::{Flags, GammaForm, Shortcuts, Topology, UnitKind};
 
 /// Largest layer the engine accepts; larger is almost certainly a typo.
 const MAX_LAYER_UNITS: usize = 100_000;
+/// Most hidden layers accepted: every layer feeds every later one, so the number of weight
+/// blocks grows with the square of the depth (10,000 layers would need 50 million).
+const MAX_HIDDEN_LAYERS: usize = 100;
+/// Largest preset file read; experiments are a few hundred bytes.
+const MAX_PRESET_BYTES: u64 = 1 << 20;
 /// Largest weight count accepted (about 4 GiB of f32 weights, gradients and momentum).
 const MAX_WEIGHTS: usize = 300_000_000;
 /// Variant names the papers compare.
@@ -403,11 +408,21 @@ pub const DEFAULT_PRESET: &str = include_str!("../presets/default.toml");
 impl PresetFile {
     /// Reads and parses a preset file.
     pub fn read(path: &Path) -> Result<Self, PresetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PresetError {
+        let fail = |message: String| PresetError {
             file: path.to_owned(),
             line: None,
-            message: format!("cannot read the preset: {e}"),
-        })?;
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(format!("cannot read the preset: {e}")))?
+            .len();
+        if size > MAX_PRESET_BYTES {
+            return Err(fail(format!(
+                "{size} bytes; a preset is at most {MAX_PRESET_BYTES} bytes (is this the right file?)"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read the preset: {e}")))?;
         Self::parse(path, text)
     }
 
@@ -446,18 +461,24 @@ impl PresetFile {
         Ok(file)
     }
 
-    /// The preset as a TOML table with one variant's settings merged in.
+    /// The preset as a TOML table with one variant's settings merged in; the merged settings
+    /// must deserialize and pass validation.
     fn variant_table(&self, variant: &str) -> Result<toml::Table, PresetError> {
         let mut table =
             toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
         table.remove("variants");
         if let Some(extra) = self.preset.variants.get(variant) {
             merge(&mut table, extra);
-            let _: Preset = deserialize(&table).map_err(|message| PresetError {
+            let in_table = |message: String| PresetError {
                 file: self.path.clone(),
                 line: find_line(&self.text, &format!("[variants.{variant}]")),
                 message: format!("in [variants.{variant}]: {message}"),
-            })?;
+            };
+            let merged: Preset = deserialize(&table).map_err(in_table)?;
+            if let Some(flags) = flags_of(variant) {
+                validate(&merged, flags)
+                    .map_err(|(key, message)| in_table(format!("{key}: {message}")))?;
+            }
         }
         Ok(table)
     }
@@ -498,8 +519,21 @@ impl PresetFile {
         }
         table.insert("variant".into(), toml::Value::String(variant.clone()));
         let preset: Preset = deserialize(&table).map_err(|message| self.error("", message))?;
-        validate(&preset, flags)
-            .map_err(|(key, message)| self.error(&key, format!("{key}: {message}")))?;
+        validate(&preset, flags).map_err(|(key, message)| {
+            // A value given with --set is blamed on the --set, not on a line of the file.
+            match overrides
+                .iter()
+                .rev()
+                .find(|item| item.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+            {
+                Some(item) => PresetError {
+                    file: self.path.clone(),
+                    line: None,
+                    message: format!("--set {item}: {key}: {message}"),
+                },
+                None => self.error(&key, format!("{key}: {message}")),
+            }
+        })?;
         Ok(Resolved {
             preset,
             variant,
@@ -656,6 +690,15 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         );
     }
     let m = &p.model;
+    if m.hidden.len() > MAX_HIDDEN_LAYERS {
+        return err(
+            "model.hidden",
+            format!(
+                "{} hidden layers; at most {MAX_HIDDEN_LAYERS} are accepted",
+                m.hidden.len()
+            ),
+        );
+    }
     if let Some(i) = m.hidden.iter().position(|&n| n == 0 || n > MAX_LAYER_UNITS) {
         return err(
             "model.hidden",
@@ -833,8 +876,12 @@ impl Resolved {
     }
 
     /// The resolved preset as TOML (written as `config.toml`; it runs the same experiment).
+    /// Values whose default depends on other settings are written out, so that the file
+    /// means the same whatever data a resume is pointed at.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(&self.preset).unwrap_or_default()
+        let mut complete = self.preset.clone();
+        complete.data.validation_size = Some(complete.data.validation_size());
+        toml::to_string_pretty(&complete).unwrap_or_default()
     }
 }
 

@@ -1,5 +1,6 @@
-//! Property-based fuzzing of every reader of outside bytes: the IDX reader, the preset parser
-//! and the checkpoint loader must answer any input with a value or an error, never a panic.
+//! Property-based fuzzing of every reader of outside bytes: the IDX reader, the preset parser,
+//! the checkpoint loader and the metrics log a resume continues must answer any input with a
+//! value or an error, never a panic.
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz` runs a longer campaign.
 
 use std::path::Path;
@@ -158,5 +159,21 @@ proptest! {
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);
         let _ = checkpoint::decode(Path::new("fuzz"), &bytes);
+    }
+
+    #[test]
+    fn metrics_resume_never_panics(text in "(\\{\"epoch\":[0-9]{1,2}[^\n]{0,40}\\}\n|[^\n]{0,30}\n?){0,5}", lines in 0usize..5) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ltmlp::sink::CONFIG_FILE), "").unwrap();
+        std::fs::write(dir.path().join(ltmlp::sink::METRICS_JSONL), &text).unwrap();
+        let lock = ltmlp::sink::claim_existing(dir.path()).unwrap();
+        let kept = ltmlp::sink::Recorder::resume(lock, true, lines, None);
+        // Whatever it answers, the records already written are never shortened.
+        let after = std::fs::read_to_string(dir.path().join(ltmlp::sink::METRICS_JSONL)).unwrap();
+        let aside = std::fs::read_to_string(dir.path().join("metrics.jsonl.after-checkpoint")).unwrap_or_default();
+        prop_assert_eq!(format!("{after}{aside}"), text.clone());
+        if kept.is_ok() {
+            prop_assert_eq!(after.lines().count(), lines);
+        }
     }
 }

@@ -38,7 +38,8 @@ fn every_shipped_preset_resolves_for_every_variant() {
                 .unwrap()
                 .resolve(None, &[])
                 .unwrap();
-            assert_eq!(again.preset, resolved.preset, "{}", path.display());
+            assert_eq!(again.to_toml(), resolved.to_toml(), "{}", path.display());
+            assert_eq!(again.flags, resolved.flags);
         }
     }
 }

@@ -62,6 +62,25 @@ impl<T: Real> Dataset<T> {
     pub fn input_dim(&self) -> usize {
         self.train.inputs.ncols()
     }
+
+    /// A CRC-32 of the splits' shapes, labels and first rows: equal for the same data and
+    /// preprocessing, different (but for chance) for any other, so that a checkpoint is never
+    /// continued on other data.
+    pub fn fingerprint(&self) -> u32 {
+        /// Rows of each split whose inputs enter the fingerprint (all labels do).
+        const ROWS: usize = 100;
+        let mut h = crc32fast::Hasher::new();
+        for split in [&self.train, &self.validation, &self.test] {
+            h.update(&(split.len() as u64).to_le_bytes());
+            h.update(&(split.inputs.ncols() as u64).to_le_bytes());
+            h.update(&split.labels);
+            for v in split.inputs.rows().into_iter().take(ROWS).flatten() {
+                h.update(&v.f64().to_le_bytes());
+            }
+        }
+        h.update(&(self.classes as u64).to_le_bytes());
+        h.finalize()
+    }
 }
 
 /// Why preprocessing could not produce usable splits.

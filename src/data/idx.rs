@@ -19,16 +19,20 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// What can be wrong with an IDX file. Every message starts with the file's path.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("{path}: cannot read the file: {source}")]
+    #[error("{path}: cannot read the file: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: corrupt or truncated gzip stream ({source}); download the file again")]
+    #[error("{path}: corrupt or truncated gzip stream ({error}); download the file again")]
     Gzip {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error("{path}: the header promises more than {limit} bytes of data; the file is damaged or not an IDX file")]
+    TooLarge { path: PathBuf, limit: usize },
+    #[error("{path}: the header promises {bytes} bytes and this machine cannot hold them; free memory or use data.train_limit on a smaller copy")]
+    OutOfMemory { path: PathBuf, bytes: usize },
     #[error("{path}: file is {len} bytes, too short for an IDX header of {needed} bytes")]
     ShortHeader {
         path: PathBuf,
@@ -92,30 +96,92 @@ impl IdxImages {
     }
 }
 
-/// Decompresses `bytes` if they are gzipped; raw IDX passes through.
-pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
+/// Largest IDX data accepted (a header promising more is not believed): 4 GiB, 80 times full
+/// MNIST's training images.
+pub const MAX_IDX_BYTES: usize = 4 << 30;
+/// Most bytes counted past the promised end of a gzip stream before the count is given up.
+const MAX_TRAILING_COUNT: u64 = 1 << 30;
+
+/// Decompresses `bytes` if they are gzipped; raw IDX passes through. Memory is bounded by
+/// what the header promises (at most [`MAX_IDX_BYTES`]), never by what the stream would
+/// inflate to: the header is inflated first, then exactly the promised data.
+pub fn decompress(path: &Path, bytes: Vec<u8>, magic: u32) -> Result<Vec<u8>, IdxError> {
     if bytes.len() < 2 || bytes[..2] != GZIP_MAGIC {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    GzDecoder::new(bytes.as_slice())
+    let gzip = |error| IdxError::Gzip {
+        path: path.to_owned(),
+        error,
+    };
+    let mut stream = GzDecoder::new(bytes.as_slice());
+    let header_len = 4 + 4 * (magic & 0xff) as usize;
+    let mut out = Vec::new();
+    (&mut stream)
+        .take(header_len as u64)
         .read_to_end(&mut out)
-        .map_err(|source| IdxError::Gzip {
+        .map_err(gzip)?;
+    let word = |i: usize| u32::from_be_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
+    if out.len() < header_len || word(0) != magic {
+        // parse_header names what is wrong with the header.
+        return Ok(out);
+    }
+    let promised = (1..header_len / 4)
+        .map(|d| word(4 * d) as usize)
+        .try_fold(1usize, |acc, d| acc.checked_mul(d));
+    let promised = match promised {
+        Some(0) => return Ok(out),
+        Some(n) if n <= MAX_IDX_BYTES => n,
+        _ => {
+            return Err(IdxError::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_IDX_BYTES,
+            })
+        }
+    };
+    out.try_reserve_exact(promised + 1)
+        .map_err(|_| IdxError::OutOfMemory {
             path: path.to_owned(),
-            source,
+            bytes: promised,
         })?;
+    (&mut stream)
+        .take(promised as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(gzip)?;
+    let data = out.len() - header_len;
+    if data > promised {
+        let more = std::io::copy(
+            &mut (&mut stream).take(MAX_TRAILING_COUNT),
+            &mut std::io::sink(),
+        )
+        .map_err(gzip)?;
+        return Err(IdxError::TrailingBytes {
+            path: path.to_owned(),
+            expected: promised,
+            extra: (data - promised) + more as usize,
+        });
+    }
     Ok(out)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let bytes = fs::read(path).map_err(|source| IdxError::Io {
+/// Reads a file, refusing one larger than any IDX file ltmlp accepts.
+fn read_file(path: &Path, magic: u32) -> Result<Vec<u8>, IdxError> {
+    let io = |error| IdxError::Io {
         path: path.to_owned(),
-        source,
-    })?;
-    decompress(path, bytes)
+        error,
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > (MAX_IDX_BYTES + 64) as u64 {
+        return Err(IdxError::TooLarge {
+            path: path.to_owned(),
+            limit: MAX_IDX_BYTES,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size).read_to_end(&mut bytes).map_err(io)?;
+    decompress(path, bytes, magic)
 }
 
-/// Checks the magic number and dimension header; returns the dimensions and the data bytes.
 fn parse_header<'a>(
     path: &Path,
     bytes: &'a [u8],
@@ -176,7 +242,7 @@ fn parse_header<'a>(
 
 /// Parses (already decompressed or gzipped) bytes of an idx3 image file.
 pub fn parse_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, IdxError> {
-    let bytes = decompress(path, bytes)?;
+    let bytes = decompress(path, bytes, IMAGES_MAGIC)?;
     let (dims, data) = parse_header(path, &bytes, IMAGES_MAGIC, "images (idx3-ubyte)")?;
     Ok(IdxImages {
         count: dims[0] as usize,
@@ -188,19 +254,19 @@ pub fn parse_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, IdxError> 
 
 /// Parses (already decompressed or gzipped) bytes of an idx1 label file.
 pub fn parse_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
-    let bytes = decompress(path, bytes)?;
+    let bytes = decompress(path, bytes, LABELS_MAGIC)?;
     let (_, data) = parse_header(path, &bytes, LABELS_MAGIC, "labels (idx1-ubyte)")?;
     Ok(data.to_vec())
 }
 
 /// Reads an idx3 image file, raw or gzipped.
 pub fn read_images(path: &Path) -> Result<IdxImages, IdxError> {
-    parse_images(path, read_file(path)?)
+    parse_images(path, read_file(path, IMAGES_MAGIC)?)
 }
 
 /// Reads an idx1 label file, raw or gzipped.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
-    parse_labels(path, read_file(path)?)
+    parse_labels(path, read_file(path, LABELS_MAGIC)?)
 }
 
 /// Checks that an image file and a label file describe the same number of examples.

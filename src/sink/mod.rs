@@ -1,89 +1,212 @@
 //! Writing a run's files: `config.toml` (the resolved preset), `metrics.jsonl` (one JSON object
-//! per evaluation), `metrics.csv` (its scalar columns) and `summary.json`. Every record is
-//! flushed as it is written, so a killed run keeps whole lines up to its last evaluation.
+//! per evaluation), `metrics.csv` (its scalar columns) and `summary.json`. Whole files are
+//! replaced atomically and the metrics are append-only with a checked length (`files`); one
+//! process at a time writes a folder (`folder`); a resume verifies what it keeps and rewrites
+//! nothing in place.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::train::protocol::{EpochMetrics, RunState, Summary};
 
+pub mod fault;
+pub mod files;
+pub mod folder;
 pub mod follow;
+
+pub use files::{write_atomic, AppendLog};
+pub use folder::{claim_existing, claim_new, create_unique, FolderError, RunLock};
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const METRICS_JSONL: &str = "metrics.jsonl";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const SUMMARY_FILE: &str = "summary.json";
+/// Where a resume moves metric lines written after the checkpoint it continues from (a run
+/// killed between an evaluation and its checkpoint); they are kept, never deleted.
+pub const AFTER_CHECKPOINT_SUFFIX: &str = ".after-checkpoint";
+
+/// Largest metrics file a resume reads (about a million epochs): anything larger is not ours.
+pub const MAX_METRICS_BYTES: u64 = 1 << 30;
 
 const CSV_HEADER: &str = "epoch,iteration,elapsed_seconds,train_loss,train_error,validation_loss,\
 validation_error,test_loss,test_error,learning_rate,momentum,examples_per_second,alpha,beta,gamma,\
 collapsed_fraction,saturated_fraction,max_output_change";
 
-/// Why a run's files cannot be written.
+/// Why a run's files cannot be written or continued.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: cannot write ({source}); choose another --out folder or free some space")]
-pub struct SinkError {
-    pub path: PathBuf,
-    pub source: std::io::Error,
+pub enum SinkError {
+    #[error("{path}: cannot write ({error}); choose another --out folder or free some space")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: cannot read ({error}); a resume needs the run's files as it left them")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error(
+        "{path}:{line}: not a metrics record ({reason}); the file was edited or damaged: \
+         restore it, or start a new run"
+    )]
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error(
+        "{path}: holds {found} whole records but the checkpoint was taken after {expected}: the \
+         file was truncated or replaced; restore it (ltmlp never shortens it), or start a new run"
+    )]
+    Short {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
+    #[error(
+        "{path}: its first {lines} records are not the ones the checkpoint saw (length or \
+         checksum differs); restore the file, or start a new run"
+    )]
+    Changed { path: PathBuf, lines: usize },
+    #[error("{path}: {size} bytes, more than the {limit} a run's metrics can hold; this is not a run folder's file")]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
-    move |source| SinkError {
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |error| SinkError::Write {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
-/// Writes a run folder.
+/// Where the metrics log stood when a checkpoint was taken: a resume keeps exactly this
+/// prefix and checks that it is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsMark {
+    pub lines: usize,
+    pub jsonl_bytes: u64,
+    pub jsonl_crc: u32,
+}
+
+/// Writes a run folder; holds the folder's lock for as long as it lives.
 pub struct Recorder {
     dir: PathBuf,
+    _lock: RunLock,
     /// Every evaluation written so far (a resumed run starts with the kept ones).
     history: Vec<EpochMetrics>,
-    jsonl: BufWriter<File>,
-    csv: BufWriter<File>,
+    jsonl: AppendLog,
+    csv: AppendLog,
     best: Option<EpochMetrics>,
     classify: bool,
 }
 
 impl Recorder {
-    /// Creates the folder and writes `config.toml`; fails before training if it is unwritable.
-    pub fn create(dir: &Path, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+    /// Starts a new run in the locked, empty folder: `config.toml`, then the metrics files
+    /// (created, never truncated); fails before training if the folder is unwritable.
+    pub fn create(lock: RunLock, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
+        let dir = lock.dir().to_owned();
+        Self::create_files(lock, config_toml, classify).inspect_err(|_| {
+            // The folder was empty and nothing trained yet: leave it empty again, so that the
+            // same --out can be used once the fault is mended.
+            for name in [CONFIG_FILE, METRICS_JSONL, METRICS_CSV] {
+                let _ = fs::remove_file(dir.join(name));
+            }
+        })
+    }
+
+    fn create_files(lock: RunLock, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
+        let dir = lock.dir().to_owned();
         let config = dir.join(CONFIG_FILE);
-        fs::write(&config, config_toml).map_err(io_error(&config))?;
+        write_atomic(&config, config_toml.as_bytes()).map_err(write_error(&config))?;
         let jsonl_path = dir.join(METRICS_JSONL);
-        let jsonl = File::create(&jsonl_path).map_err(io_error(&jsonl_path))?;
+        let jsonl = AppendLog::create_new(&jsonl_path).map_err(write_error(&jsonl_path))?;
         let csv_path = dir.join(METRICS_CSV);
-        let mut csv = BufWriter::new(File::create(&csv_path).map_err(io_error(&csv_path))?);
-        writeln!(csv, "{CSV_HEADER}").map_err(io_error(&csv_path))?;
-        csv.flush().map_err(io_error(&csv_path))?;
+        let mut csv = AppendLog::create_new(&csv_path).map_err(write_error(&csv_path))?;
+        csv.append(format!("{CSV_HEADER}\n").as_bytes())
+            .map_err(write_error(&csv_path))?;
         Ok(Recorder {
-            dir: dir.to_owned(),
+            dir,
+            _lock: lock,
             history: Vec::new(),
-            jsonl: BufWriter::new(jsonl),
+            jsonl,
             csv,
             best: None,
             classify,
         })
     }
 
-    /// Reopens a run folder to continue it: keeps the first `lines` evaluations of
-    /// `metrics.jsonl` (those the checkpoint had seen; a torn line is dropped), rewrites both
-    /// metrics files with exactly those, and appends from there.
-    pub fn resume(dir: &Path, classify: bool, lines: usize) -> Result<Self, SinkError> {
+    /// Continues the run in the locked folder from a checkpoint taken after `lines`
+    /// evaluations (checked against `mark` when the checkpoint has one). The kept records must
+    /// all be whole and parse; records written after the checkpoint are moved to
+    /// `metrics.jsonl.after-checkpoint`; `config.toml` is not touched; `metrics.csv` is cut
+    /// to the same records, or rebuilt from them (atomically) if it does not match.
+    pub fn resume(
+        lock: RunLock,
+        classify: bool,
+        lines: usize,
+        mark: Option<MetricsMark>,
+    ) -> Result<Self, SinkError> {
+        let dir = lock.dir().to_owned();
         let jsonl_path = dir.join(METRICS_JSONL);
-        let text = fs::read_to_string(&jsonl_path).map_err(io_error(&jsonl_path))?;
-        let kept: Vec<(&str, EpochMetrics)> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok().map(|m| (l, m)))
-            .take(lines)
-            .collect();
-        let config_path = dir.join(CONFIG_FILE);
-        let config = fs::read_to_string(&config_path).map_err(io_error(&config_path))?;
-        let mut rec = Recorder::create(dir, &config, classify)?;
-        for (line, m) in kept {
-            // The original text, so that a resumed file is byte-identical up to here.
-            rec.write_line(line, &m)?;
+        let bytes = read_bounded(&jsonl_path)?;
+        let (history, prefix) = kept_records(&jsonl_path, &bytes, lines)?;
+        if let Some(mark) = mark {
+            let unchanged = mark.lines == lines
+                && mark.jsonl_bytes == prefix as u64
+                && mark.jsonl_crc == crc32fast::hash(&bytes[..prefix]);
+            if !unchanged {
+                return Err(SinkError::Changed {
+                    path: jsonl_path,
+                    lines,
+                });
+            }
+        }
+        move_aside(&jsonl_path, &bytes[prefix..])?;
+        let jsonl = AppendLog::continue_after(&jsonl_path, &bytes[..prefix])
+            .map_err(write_error(&jsonl_path))?;
+
+        let csv_path = dir.join(METRICS_CSV);
+        let mut expected = format!("{CSV_HEADER}\n");
+        for m in &history {
+            expected.push_str(&csv_row(m));
+            expected.push('\n');
+        }
+        let csv_bytes = match read_bounded(&csv_path) {
+            Ok(b) => b,
+            Err(SinkError::Read { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if csv_bytes.starts_with(expected.as_bytes()) {
+            move_aside(&csv_path, &csv_bytes[expected.len()..])?;
+        } else {
+            // The CSV is derived from the JSONL: rebuild it rather than trust a damaged one.
+            if !csv_bytes.is_empty() {
+                move_aside(&csv_path, &csv_bytes)?;
+            }
+            write_atomic(&csv_path, expected.as_bytes()).map_err(write_error(&csv_path))?;
+        }
+        let csv = AppendLog::continue_after(&csv_path, expected.as_bytes())
+            .map_err(write_error(&csv_path))?;
+        let mut rec = Recorder {
+            dir,
+            _lock: lock,
+            history: Vec::new(),
+            jsonl,
+            csv,
+            best: None,
+            classify,
+        };
+        for m in history {
+            rec.remember(m);
         }
         Ok(rec)
     }
@@ -97,32 +220,46 @@ impl Recorder {
         self.history.len()
     }
 
+    /// Where the metrics log stands now (for a checkpoint).
+    pub fn mark(&self) -> MetricsMark {
+        MetricsMark {
+            lines: self.history.len(),
+            jsonl_bytes: self.jsonl.len(),
+            jsonl_crc: self.jsonl.crc(),
+        }
+    }
+
     /// Every evaluation written so far.
     pub fn history(&self) -> &[EpochMetrics] {
         &self.history
     }
 
-    /// Appends one evaluation to `metrics.jsonl` and `metrics.csv`.
+    /// Appends one evaluation to `metrics.jsonl` and `metrics.csv`: both or neither.
     pub fn epoch(&mut self, m: &EpochMetrics) -> Result<(), SinkError> {
-        let line = serde_json::to_string(m).map_err(|e| SinkError {
-            path: self.dir.join(METRICS_JSONL),
-            source: std::io::Error::other(e),
+        let jsonl_path = self.dir.join(METRICS_JSONL);
+        let mut line = serde_json::to_string(m).map_err(|e| SinkError::Write {
+            path: jsonl_path.clone(),
+            error: std::io::Error::other(e),
         })?;
-        self.write_line(&line, m)
+        line.push('\n');
+        let before = self.jsonl.position();
+        self.jsonl
+            .append(line.as_bytes())
+            .map_err(write_error(&jsonl_path))?;
+        let row = format!("{}\n", csv_row(m));
+        if let Err(e) = self.csv.append(row.as_bytes()) {
+            self.jsonl.rewind(before);
+            return Err(write_error(&self.dir.join(METRICS_CSV))(e));
+        }
+        self.remember(m.clone());
+        Ok(())
     }
 
-    fn write_line(&mut self, line: &str, m: &EpochMetrics) -> Result<(), SinkError> {
-        let jsonl_path = self.dir.join(METRICS_JSONL);
-        writeln!(self.jsonl, "{line}").map_err(io_error(&jsonl_path))?;
-        self.jsonl.flush().map_err(io_error(&jsonl_path))?;
-        let csv_path = self.dir.join(METRICS_CSV);
-        writeln!(self.csv, "{}", csv_row(m)).map_err(io_error(&csv_path))?;
-        self.csv.flush().map_err(io_error(&csv_path))?;
-        if self.is_better(m) {
+    fn remember(&mut self, m: EpochMetrics) {
+        if self.is_better(&m) {
             self.best = Some(m.clone());
         }
-        self.history.push(m.clone());
-        Ok(())
+        self.history.push(m);
     }
 
     fn is_better(&self, m: &EpochMetrics) -> bool {
@@ -143,15 +280,88 @@ impl Recorder {
         )
     }
 
-    /// Writes `summary.json`.
+    /// Writes `summary.json` (atomically: never an empty or torn one).
     pub fn write_summary(&mut self, summary: &Summary) -> Result<(), SinkError> {
         let path = self.dir.join(SUMMARY_FILE);
-        let text = serde_json::to_string_pretty(summary).map_err(|e| SinkError {
+        let text = serde_json::to_string_pretty(summary).map_err(|e| SinkError::Write {
             path: path.clone(),
-            source: std::io::Error::other(e),
+            error: std::io::Error::other(e),
         })?;
-        fs::write(&path, text + "\n").map_err(io_error(&path))
+        write_atomic(&path, (text + "\n").as_bytes()).map_err(write_error(&path))
     }
+}
+
+/// Reads a run file, refusing one larger than any run writes.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, SinkError> {
+    let read_error = |error| SinkError::Read {
+        path: path.to_owned(),
+        error,
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > MAX_METRICS_BYTES {
+        return Err(SinkError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit: MAX_METRICS_BYTES,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_METRICS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    Ok(bytes)
+}
+
+/// The first `lines` records of a metrics log and the length of their bytes; each must be a
+/// whole line that parses.
+fn kept_records(
+    path: &Path,
+    bytes: &[u8],
+    lines: usize,
+) -> Result<(Vec<EpochMetrics>, usize), SinkError> {
+    let mut kept = Vec::with_capacity(lines.min(1 << 16));
+    let mut offset = 0;
+    for (index, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        if kept.len() == lines || !line.ends_with(b"\n") {
+            break;
+        }
+        let m: EpochMetrics = std::str::from_utf8(line)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+            .map_err(|reason| SinkError::Damaged {
+                path: path.to_owned(),
+                line: index + 1,
+                reason,
+            })?;
+        kept.push(m);
+        offset += line.len();
+    }
+    if kept.len() < lines {
+        return Err(SinkError::Short {
+            path: path.to_owned(),
+            found: kept.len(),
+            expected: lines,
+        });
+    }
+    Ok((kept, offset))
+}
+
+/// Appends `tail` to `<path>.after-checkpoint`, so that nothing written is ever lost.
+fn move_aside(path: &Path, tail: &[u8]) -> Result<(), SinkError> {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(AFTER_CHECKPOINT_SUFFIX);
+    let aside = path.with_file_name(name);
+    (|| {
+        fault::before_write(&aside)?;
+        let mut file = OpenOptions::new().append(true).create(true).open(&aside)?;
+        file.write_all(tail)?;
+        file.sync_all()
+    })()
+    .map_err(write_error(&aside))
 }
 
 /// What the recorder cannot know by itself for the summary.

@@ -1,18 +1,23 @@
 //! Checkpoints: the complete training state in a versioned binary file with a checksum,
 //! written atomically (temporary file, fsync, rename) so that a crash never leaves a torn one.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::trainer::TrainerState;
+use crate::sink::{write_atomic, MetricsMark};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
-/// Bumped whenever the payload's layout changes; older files are refused with a message.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the payload's layout changes.
+pub const FORMAT_VERSION: u32 = 3;
+/// The previous layout (no metrics mark, no data fingerprint), still read.
+const LEGACY_VERSION: u32 = 2;
+/// Largest checkpoint read: the largest network accepted, with its momentum, in f64.
+const MAX_CHECKPOINT_BYTES: u64 = 8 << 30;
 /// magic + version + payload length + CRC-32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -21,6 +26,16 @@ const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 pub enum AnyState {
     F32(TrainerState<f32>),
     F64(TrainerState<f64>),
+}
+
+impl AnyState {
+    /// The shape of the saved network.
+    pub fn topology(&self) -> &crate::net::Topology {
+        match self {
+            AnyState::F32(s) => &s.net.topology,
+            AnyState::F64(s) => &s.net.topology,
+        }
+    }
 }
 
 /// A saved run position.
@@ -33,19 +48,33 @@ pub struct Checkpoint {
     /// Training wall time so far (pauses excluded).
     pub clock_seconds: f64,
     pub state: AnyState,
+    /// Where `metrics.jsonl` stood (absent in version-2 checkpoints).
+    pub metrics_mark: Option<MetricsMark>,
+    /// Fingerprint of the prepared data (absent in version-2 checkpoints): a resume on other
+    /// data is refused.
+    pub data_fingerprint: Option<u32>,
+}
+
+/// The version-2 payload.
+#[derive(Deserialize)]
+struct LegacyCheckpoint {
+    config_toml: String,
+    metrics_lines: usize,
+    clock_seconds: f64,
+    state: AnyState,
 }
 
 /// Why a checkpoint cannot be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not an ltmlp checkpoint (bad magic bytes)")]
     NotACheckpoint { path: PathBuf },
-    #[error("{path}: checkpoint format version {found}, this ltmlp reads version {FORMAT_VERSION}; resume with the ltmlp that wrote it")]
+    #[error("{path}: checkpoint format version {found}, this ltmlp reads versions {LEGACY_VERSION} and {FORMAT_VERSION}; resume with the ltmlp that wrote it")]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: truncated checkpoint: {found} of {expected} bytes")]
     Truncated {
@@ -53,6 +82,14 @@ pub enum CheckpointError {
         expected: u64,
         found: u64,
     },
+    #[error("{path}: {found} bytes of payload where the header says {expected}: something was appended to the checkpoint")]
+    TooLong {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{path}: {size} bytes, more than any checkpoint ltmlp writes ({MAX_CHECKPOINT_BYTES}); this is not a checkpoint")]
+    TooLarge { path: PathBuf, size: u64 },
     #[error("{path}: checksum mismatch (stored {stored:08x}, computed {computed:08x}): the checkpoint is damaged")]
     Checksum {
         path: PathBuf,
@@ -84,7 +121,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
     let u32_at =
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != LEGACY_VERSION {
         return Err(CheckpointError::Version {
             path,
             found: version,
@@ -94,7 +131,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
     len.copy_from_slice(&bytes[12..20]);
     let expected = u64::from_le_bytes(len);
     let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != expected {
+    if payload.len() as u64 > expected {
+        return Err(CheckpointError::TooLong {
+            path,
+            expected,
+            found: payload.len() as u64,
+        });
+    }
+    if (payload.len() as u64) < expected {
         return Err(CheckpointError::Truncated {
             path,
             expected,
@@ -110,42 +154,54 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
             computed,
         });
     }
-    postcard::from_bytes(payload).map_err(|e| CheckpointError::Payload {
-        path,
+    let damaged = |e: postcard::Error| CheckpointError::Payload {
+        path: path.clone(),
         reason: e.to_string(),
-    })
+    };
+    if version == LEGACY_VERSION {
+        let old: LegacyCheckpoint = postcard::from_bytes(payload).map_err(damaged)?;
+        return Ok(Checkpoint {
+            config_toml: old.config_toml,
+            metrics_lines: old.metrics_lines,
+            clock_seconds: old.clock_seconds,
+            state: old.state,
+            metrics_mark: None,
+            data_fingerprint: None,
+        });
+    }
+    postcard::from_bytes(payload).map_err(damaged)
 }
 
-/// Writes `dir/checkpoint.bin` atomically.
+/// Writes `dir/checkpoint.bin` atomically; a failed attempt leaves the previous one intact
+/// and no temporary file behind.
 pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<PathBuf, CheckpointError> {
     let path = dir.join(CHECKPOINT_FILE);
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |source| CheckpointError::Io { path: p, source }
-    };
     let bytes = encode(checkpoint).map_err(|e| CheckpointError::Payload {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let mut file = File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    write_atomic(&path, &bytes).map_err(|error| CheckpointError::Io {
+        path: path.clone(),
+        error,
+    })?;
     Ok(path)
 }
 
-/// Reads `dir/checkpoint.bin`.
+/// Reads `dir/checkpoint.bin`, refusing a file larger than any checkpoint.
 pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let path = dir.join(CHECKPOINT_FILE);
-    let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         path: path.clone(),
-        source,
-    })?;
+        error,
+    };
+    let file = fs::File::open(&path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > MAX_CHECKPOINT_BYTES {
+        return Err(CheckpointError::TooLarge { path, size });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CHECKPOINT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     decode(&path, &bytes)
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
-use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState};
+use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
 use super::trainer::Trainer;
 use super::trainer::TrainerState;
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
@@ -18,7 +18,7 @@ use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology};
 use crate::preset::{Precision, PresetError, Resolved, Task};
 use crate::real::Real;
-use crate::sink::{summarize, Recorder, SinkError, SummaryBase};
+use crate::sink::{claim_existing, claim_new, summarize, Recorder, SinkError, SummaryBase};
 
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +38,16 @@ pub struct Experiment {
     pub data: AnyData,
     pub topology: Topology,
     pub data_description: String,
+}
+
+impl AnyData {
+    /// A fingerprint of the prepared data (see [`Dataset::fingerprint`]).
+    pub fn fingerprint(&self) -> u32 {
+        match self {
+            AnyData::F32(d) => d.fingerprint(),
+            AnyData::F64(d) => d.fingerprint(),
+        }
+    }
 }
 
 /// Why an experiment cannot start.
@@ -131,15 +141,27 @@ pub struct SessionOptions {
     pub checkpoint_every: usize,
     /// Set to a signal number by a signal handler: stop after the minibatch, save, end.
     pub interrupt: Option<Arc<AtomicUsize>>,
+    /// A new run into a folder that already holds one moves the old one aside first.
+    pub force: bool,
 }
 
-/// Starts the training thread. The run folder is created first, so an unwritable folder is
-/// reported before any training.
+/// Starts the training thread. The run folder is locked and its files created (or, on
+/// resume, checked) first, so an unwritable, busy or occupied folder is reported before any
+/// training.
 pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkError> {
     let classify = exp.resolved.preset.model.task == Task::Classify;
     let recorder = match (&options.out_dir, &options.resume) {
-        (Some(dir), Some(cp)) => Some(Recorder::resume(dir, classify, cp.metrics_lines)?),
-        (Some(dir), None) => Some(Recorder::create(dir, &exp.resolved.to_toml(), classify)?),
+        (Some(dir), Some(cp)) => Some(Recorder::resume(
+            claim_existing(dir)?,
+            classify,
+            cp.metrics_lines,
+            cp.metrics_mark,
+        )?),
+        (Some(dir), None) => Some(Recorder::create(
+            claim_new(dir, options.force)?,
+            &exp.resolved.to_toml(),
+            classify,
+        )?),
         (None, _) => None,
     };
     let (command_tx, command_rx) = unbounded();
@@ -155,9 +177,9 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkEr
                 Driver::<f64>::new(exp, d, recorder, options, command_rx, event_tx).run()
             }
         })
-        .map_err(|source| SinkError {
+        .map_err(|error| SinkError::Write {
             path: PathBuf::from("<training thread>"),
-            source,
+            error,
         })?;
     Ok(Session {
         commands: command_tx,
@@ -211,6 +233,10 @@ struct Driver<T: Real> {
     early_stop: EarlyStop,
     /// Evaluations that could not be written yet (the disk was full, say); retried on resume.
     unwritten: Vec<EpochMetrics>,
+    /// A scheduled checkpoint that could not be written yet; retried with the metrics.
+    checkpoint_due: bool,
+    /// Stored in checkpoints: a resume on other data is refused.
+    data_fingerprint: u32,
     config_toml: String,
     /// The state at the end of the last epoch, for rollbacks after a divergence.
     last_good: Option<TrainerState<T>>,
@@ -260,6 +286,8 @@ impl<T: StateKind> Driver<T> {
             clock,
             early_stop,
             unwritten: Vec::new(),
+            checkpoint_due: false,
+            data_fingerprint: exp.data.fingerprint(),
             config_toml,
             last_good: None,
             rollbacks_left: exp.resolved.preset.train.divergence_rollbacks,
@@ -307,21 +335,23 @@ impl<T: StateKind> Driver<T> {
     }
 
     /// Saves a checkpoint into the run folder, if there is one.
-    fn save_checkpoint(&mut self) -> Option<PathBuf> {
-        let rec = self.recorder.as_ref()?;
+    /// `Ok(None)` when the run has no folder.
+    fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, String> {
+        let Some(rec) = self.recorder.as_ref() else {
+            return Ok(None);
+        };
+        let mark = rec.mark();
         let cp = Checkpoint {
             config_toml: self.config_toml.clone(),
-            metrics_lines: rec.lines(),
+            metrics_lines: mark.lines,
             clock_seconds: self.clock.seconds(),
             state: T::wrap(self.trainer.snapshot()),
+            metrics_mark: Some(mark),
+            data_fingerprint: Some(self.data_fingerprint),
         };
-        match checkpoint::save(rec.dir(), &cp) {
-            Ok(path) => Some(path),
-            Err(e) => {
-                self.send(Event::Log(format!("checkpoint not saved: {e}")));
-                None
-            }
-        }
+        checkpoint::save(rec.dir(), &cp)
+            .map(Some)
+            .map_err(|e| format!("checkpoint not saved: {e}"))
     }
 
     /// The signal that asked us to stop, if any.
@@ -374,7 +404,7 @@ impl<T: StateKind> Driver<T> {
         match command {
             Command::Pause => self.set_state(RunState::Paused),
             Command::Resume => {
-                if self.flush_unwritten() {
+                if self.flush_pending() {
                     self.set_state(RunState::Running);
                 }
             }
@@ -384,13 +414,11 @@ impl<T: StateKind> Driver<T> {
                 return true;
             }
             Command::Checkpoint => match self.save_checkpoint() {
-                Some(path) => {
+                Ok(Some(path)) => {
                     self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
                 }
-                None if self.recorder.is_none() => {
-                    self.send(Event::Log("no run folder: checkpoint not saved".into()))
-                }
-                None => {}
+                Ok(None) => self.send(Event::Log("no run folder: checkpoint not saved".into())),
+                Err(e) => self.send(Event::Log(e)),
             },
             Command::Curvature => self.curvature_in_background(),
             Command::Toggle(which) => match self.trainer.toggle(which) {
@@ -456,8 +484,9 @@ impl<T: StateKind> Driver<T> {
         }
     }
 
-    /// Writes evaluations that failed to write before; true when nothing is left unwritten.
-    fn flush_unwritten(&mut self) -> bool {
+    /// Writes the evaluations, then the checkpoint, that could not be written before; true
+    /// when nothing is left pending. On a failure the run must pause: nothing is lost.
+    fn flush_pending(&mut self) -> bool {
         let Some(rec) = self.recorder.as_mut() else {
             return true;
         };
@@ -469,13 +498,24 @@ impl<T: StateKind> Driver<T> {
             }
             self.unwritten.remove(0);
         }
+        if self.checkpoint_due {
+            if let Err(e) = self.save_checkpoint() {
+                self.send(Event::Failed(format!(
+                    "{e}; training stays paused (resume to retry)"
+                )));
+                return false;
+            }
+            self.checkpoint_due = false;
+        }
         true
     }
 
-    /// Records an evaluation; on a write failure, pauses instead of losing it.
-    fn record(&mut self, metrics: &EpochMetrics) {
+    /// Records an evaluation and, when due, a checkpoint; on a write failure, pauses instead
+    /// of losing either.
+    fn record(&mut self, metrics: &EpochMetrics, checkpoint: bool) {
         self.unwritten.push(metrics.clone());
-        if !self.flush_unwritten() {
+        self.checkpoint_due |= checkpoint;
+        if !self.flush_pending() {
             self.set_state(RunState::Paused);
         }
     }
@@ -580,14 +620,10 @@ impl<T: StateKind> Driver<T> {
             if self.rollbacks_left > 0 {
                 self.last_good = Some(self.trainer.snapshot());
             }
-            self.record(&metrics);
-            let stop = self.early_stop.after(&metrics);
-            let epoch = metrics.epoch;
-            self.send(Event::Epoch(Box::new(metrics)));
             let every = self.options.checkpoint_every;
-            if every > 0 && epoch.is_multiple_of(every) && self.unwritten.is_empty() {
-                self.save_checkpoint();
-            }
+            self.record(&metrics, every > 0 && metrics.epoch.is_multiple_of(every));
+            let stop = self.early_stop.after(&metrics);
+            self.send(Event::Epoch(Box::new(metrics)));
             if stop.is_some() || over_budget {
                 self.reason = stop.or_else(|| {
                     Some(format!(
@@ -601,26 +637,45 @@ impl<T: StateKind> Driver<T> {
         self.finish();
     }
 
-    /// Ends the run: final state, checkpoint, summary, and the Finished event.
+    /// Ends the run: final state, pending metrics, checkpoint, summary, and the Finished
+    /// event. A write that fails is retried on `Resume` (the headless runner sends one every
+    /// 30 s) until it succeeds, or until a signal or `Stop` says to leave as things are.
     fn finish(mut self) {
-        if matches!(self.state, RunState::Running | RunState::Paused) {
-            self.state = RunState::Finished;
-        }
-        if self.state != RunState::Diverged && self.unwritten.is_empty() {
-            if let Some(path) = self.save_checkpoint() {
-                self.send(Event::Log(format!("checkpoint saved: {}", path.display())));
-            }
-        }
+        let end = match self.state {
+            RunState::Running | RunState::Paused => RunState::Finished,
+            other => other,
+        };
         if let Some(r) = &self.reason {
             self.send(Event::Log(r.clone()));
         }
-        self.send(Event::State(self.state));
+        let summary = loop {
+            match self.write_final_files(end) {
+                Ok(summary) => break summary,
+                Err((summary, message)) => {
+                    self.send(Event::Failed(format!(
+                        "{message}; the run waits to write its files (resume to retry)"
+                    )));
+                    self.set_state(RunState::Paused);
+                    if !self.wait_for_retry() {
+                        break summary;
+                    }
+                }
+            }
+        };
+        self.state = end;
+        self.send(Event::State(end));
+        self.send(Event::Finished(Box::new(summary)));
+    }
+
+    /// The metrics not yet written, the last checkpoint (not after a divergence: the last
+    /// good one stays) and `summary.json`.
+    fn write_final_files(&mut self, end: RunState) -> Result<Summary, (Summary, String)> {
         let p = &self.exp.resolved.preset;
         let base = SummaryBase {
             preset: p.name.clone(),
             variant: self.exp.resolved.variant.clone(),
             monitor: p.data.monitor,
-            state: self.state,
+            state: end,
             reason: self.reason.clone(),
             iterations: self.trainer.iteration,
             wall_seconds: self.clock.seconds(),
@@ -628,17 +683,52 @@ impl<T: StateKind> Driver<T> {
             reestimate_seconds: self.trainer.reestimate_seconds,
             examples_per_second: self.trainer.examples_per_second(),
         };
-        let summary = match self.recorder.as_mut() {
-            Some(rec) => {
-                let summary = rec.summary(base);
-                if let Err(e) = rec.write_summary(&summary) {
-                    self.send(Event::Failed(e.to_string()));
-                }
-                summary
-            }
-            None => summarize(base, None, None, None),
+        let Some(rec) = self.recorder.as_mut() else {
+            return Ok(summarize(base, None, None, None));
         };
-        self.send(Event::Finished(Box::new(summary)));
+        while let Some(m) = self.unwritten.first() {
+            if let Err(e) = rec.epoch(m) {
+                return Err((rec.summary(base), e.to_string()));
+            }
+            self.unwritten.remove(0);
+        }
+        if end != RunState::Diverged {
+            match self.save_checkpoint() {
+                Ok(Some(path)) => {
+                    self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let summary = self.recorder.as_ref().map(|r| r.summary(base.clone()));
+                    return Err((
+                        summary.unwrap_or_else(|| summarize(base, None, None, None)),
+                        e,
+                    ));
+                }
+            }
+        }
+        let Some(rec) = self.recorder.as_mut() else {
+            return Ok(summarize(base, None, None, None));
+        };
+        let summary = rec.summary(base);
+        match rec.write_summary(&summary) {
+            Ok(()) => Ok(summary),
+            Err(e) => Err((summary, e.to_string())),
+        }
+    }
+
+    /// Waits for `Resume` (true); a signal, `Stop` or a vanished front end give false.
+    fn wait_for_retry(&mut self) -> bool {
+        loop {
+            if self.interrupted().is_some() {
+                return false;
+            }
+            match self.commands.recv_timeout(PAUSED_POLL) {
+                Ok(Command::Resume) => return true,
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 }
 

@@ -48,6 +48,7 @@ pub fn run(
     exp: Experiment,
     out_dir: PathBuf,
     resume: Option<Checkpoint>,
+    force: bool,
 ) -> anyhow::Result<Summary> {
     let mut app = App::new(exp.resolved.flags);
     app.out_dir = Some(out_dir.display().to_string());
@@ -62,6 +63,7 @@ pub fn run(
             resume,
             interrupt: Some(Arc::clone(&interrupt)),
             start_paused: false,
+            force,
         },
     )?;
     exit_after_hangup(Arc::clone(&interrupt));
