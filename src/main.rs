@@ -110,29 +110,10 @@ enum Command {
         /// Run folder
         dir: PathBuf,
     },
-    /// Train a small preset with plain SGD and measure the Hessian, the Fisher matrix and the
-    /// angles between the gradient and the Newton / natural-gradient directions
-    Diagnose {
-        /// Preset file (TOML), e.g. presets/tiny.toml
-        preset: PathBuf,
-        /// Iterations at which to measure (comma-separated)
-        #[arg(long, value_name = "LIST", default_value = "100,4000,8000")]
-        at: String,
-        /// Variants to compare (comma-separated: none, ab, abg)
-        #[arg(long, value_name = "LIST", default_value = "none,ab,abg")]
-        variants: String,
-        /// Output folder (default: runs/diagnose-<preset>-<time>)
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Finite-difference step for the Hessian columns
-        #[arg(long, value_name = "H", default_value_t = ltmlp::analysis::DEFAULT_STEP)]
-        step: f64,
-        /// Do not train: re-print the table and redraw the plots of an earlier curvature.json
-        #[arg(long, value_name = "FILE")]
-        from_json: Option<PathBuf>,
-        #[command(flatten)]
-        args: RunArgs,
-    },
+    /// Measure the Hessian, the Fisher matrix, their spectra and the angles between the
+    /// gradient and the Newton / natural-gradient directions (dense for small networks,
+    /// Krylov at any size, while training a preset or on saved checkpoints)
+    Diagnose(ltmlp::analysis::command::DiagnoseArgs),
 }
 
 fn compare(opts: GridOptions) -> anyhow::Result<ExitCode> {
@@ -154,49 +135,6 @@ fn compare(opts: GridOptions) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn run_diagnose(
-    preset: &std::path::Path,
-    at: &str,
-    variants: &str,
-    out: Option<PathBuf>,
-    step: f64,
-    from_json: Option<PathBuf>,
-    args: &RunArgs,
-) -> anyhow::Result<ExitCode> {
-    use ltmlp::analysis::diagnose;
-    if let Some(json) = from_json {
-        let report = diagnose::replot(&json)?;
-        print!("{}", diagnose::table(&report));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let at = diagnose::parse_iterations(at)?;
-    let variants = diagnose::parse_variants(variants)?;
-    if !(step.is_finite() && step > 0.0) {
-        anyhow::bail!("--step: {step} is not a positive number; use e.g. 1e-4");
-    }
-    let name = preset
-        .file_stem()
-        .map_or("preset".into(), |s| s.to_string_lossy().into_owned());
-    let out = out.unwrap_or_else(|| diagnose::default_out_dir(&name));
-    let options = diagnose::Options {
-        at,
-        variants,
-        out: out.clone(),
-        step,
-    };
-    let report = diagnose::run(preset, args, &options)?;
-    print!("{}", diagnose::table(&report));
-    println!(
-        "wrote {}/curvature.json, spectra.svg, angles.svg",
-        out.display()
-    );
-    Ok(if report.variants.iter().any(|v| v.stopped.is_some()) {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 fn run_headless(
@@ -397,15 +335,7 @@ fn main() -> ExitCode {
             ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::Watch { dir }) => watch(&dir),
-        Some(Command::Diagnose {
-            preset,
-            at,
-            variants,
-            out,
-            step,
-            from_json,
-            args,
-        }) => run_diagnose(&preset, &at, &variants, out, step, from_json, &args),
+        Some(Command::Diagnose(args)) => ltmlp::analysis::command::run(&args),
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");

@@ -427,3 +427,101 @@ fn diagnose_writes_its_report_and_plots() {
     let again = diagnose::replot(&out.join("curvature.json")).unwrap();
     assert_eq!(diagnose::table(&again), table);
 }
+
+// ---- Matrix-free products and the Krylov method ----
+
+use ltmlp::analysis::krylov::{self, KrylovOptions};
+use ltmlp::analysis::CurvatureProducts;
+
+fn random_direction(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+#[test]
+fn hessian_vector_products_are_exact_directional_derivatives_of_the_gradient() {
+    // Two hidden layers with shortcuts and non-trivial α, β, γ: every term of the R-operator.
+    let net = random_net(&[6, 5, 4, 3], 21);
+    let x = random_inputs(700, 6, 4); // more than one 500-row chunk
+    let y = labels(700, 3);
+    let mut ops = CurvatureProducts::new(&net, x.view(), &y).unwrap();
+    let n = ops.weights();
+    let mut grad = WeightGradient::new(&net);
+    let mut g0 = vec![0.0; n];
+    let loss = grad.compute(&net, x.view(), &y, &mut g0);
+    assert!((loss - ops.loss).abs() < 1e-12 * loss.max(1.0));
+    let gerr = g0
+        .iter()
+        .zip(&ops.gradient)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(gerr < 1e-13, "gradient mismatch {gerr}");
+    let base = net.params.to_flat(false);
+    for seed in 0..3 {
+        let v = random_direction(n, 100 + seed);
+        let mut hv = vec![0.0; n];
+        ops.hessian_vector(&v, &mut hv);
+        // Central difference of the gradient along v, Richardson-extrapolated (error O(h⁴)).
+        let mut grad_along = |h: f64| {
+            let mut m = net.clone();
+            let mut out = vec![0.0; n];
+            let mut minus = vec![0.0; n];
+            let w: Vec<f64> = base.iter().zip(&v).map(|(b, d)| b + h * d).collect();
+            m.params.set_flat(&w, false);
+            grad.compute(&m, x.view(), &y, &mut out);
+            let w: Vec<f64> = base.iter().zip(&v).map(|(b, d)| b - h * d).collect();
+            m.params.set_flat(&w, false);
+            grad.compute(&m, x.view(), &y, &mut minus);
+            out.iter()
+                .zip(&minus)
+                .map(|(p, q)| (p - q) / (2.0 * h))
+                .collect::<Vec<f64>>()
+        };
+        let a = grad_along(1e-3);
+        let b = grad_along(5e-4);
+        let fd: Vec<f64> = a.iter().zip(&b).map(|(a, b)| (4.0 * b - a) / 3.0).collect();
+        let scale = hv.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = hv
+            .iter()
+            .zip(&fd)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+        assert!(scale > 1e-3, "Hv unexpectedly tiny: {scale}");
+        assert!(
+            err < 1e-8 * scale,
+            "Hv vs finite differences: {err} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn gauss_newton_and_hessian_products_match_the_dense_matrices() {
+    let net = random_net(&[6, 5, 4, 3], 8);
+    let x = random_inputs(600, 6, 2);
+    let y = labels(600, 3);
+    let mut ops = CurvatureProducts::new(&net, x.view(), &y).unwrap();
+    let n = ops.weights();
+    let f = fisher(&net, x.view());
+    let mut h = hessian_fd(&net, x.view(), &y, 1e-4);
+    symmetrise(&mut h);
+    for seed in 0..3 {
+        let v = random_direction(n, 7 + seed);
+        let va = Array1::from(v.clone());
+        let mut gv = vec![0.0; n];
+        ops.gauss_newton_vector(&v, &mut gv);
+        let dense = f.dot(&va);
+        let scale = dense.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = dense
+            .iter()
+            .zip(&gv)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+        assert!(err < 1e-12 * scale.max(1.0), "Fv: {err} (scale {scale})");
+        let mut hv = vec![0.0; n];
+        ops.hessian_vector(&v, &mut hv);
+        let dense = h.dot(&va);
+        let scale = dense.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = dense
+            .iter()
+            .zip(&hv)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+        assert!(err < 1e-6 * scale.max(1.0), "Hv: {err} (scale {scale})");
+    }
+}

@@ -154,7 +154,7 @@ pub fn run(preset: &Path, args: &RunArgs, options: &Options) -> anyhow::Result<R
         let exp = a
             .experiment(Some(&preset.to_path_buf()))
             .with_context(|| format!("variant {variant}"))?;
-        check(&exp, preset)?;
+        check(&exp, preset, true)?;
         experiments.push(exp);
     }
     std::fs::create_dir_all(&options.out)
@@ -180,8 +180,9 @@ fn write_json(report: &Report, out: &Path) -> anyhow::Result<()> {
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Refuses experiments the dense analysis cannot handle, naming the preset field to change.
-fn check(exp: &Experiment, preset: &Path) -> anyhow::Result<()> {
+/// Refuses experiments the analysis cannot handle (with `dense`, also those too large for dense
+/// matrices), naming the preset field to change.
+pub(crate) fn check(exp: &Experiment, preset: &Path, dense: bool) -> anyhow::Result<()> {
     let p = &exp.resolved.preset;
     if p.model.task != Task::Classify {
         bail!(
@@ -189,8 +190,10 @@ fn check(exp: &Experiment, preset: &Path) -> anyhow::Result<()> {
             preset.display()
         );
     }
-    let net = Network::<f64>::init(exp.topology.clone(), 0);
-    let weights = net.params.len(false);
+    if !dense {
+        return Ok(());
+    }
+    let weights = exp.topology.weight_count();
     if weights > MAX_DENSE_WEIGHTS {
         bail!(
             "{}: the network has {weights} weights but a dense Hessian is limited to {MAX_DENSE_WEIGHTS}; \
@@ -217,6 +220,62 @@ fn measure_variant<T: Real>(
     data: Arc<Dataset<T>>,
     options: &Options,
 ) -> anyhow::Result<VariantReport> {
+    let mut checkpoints = Vec::new();
+    let run = train_and_measure(exp, data, &options.at, &mut |m| {
+        let c = measure(
+            m.net,
+            m.x,
+            m.labels,
+            &m.xb,
+            &m.lb,
+            m.iteration,
+            options.step,
+        )?;
+        let line = format!("train loss {:.4}", c.train_loss);
+        checkpoints.push(c);
+        Ok(line)
+    })?;
+    Ok(VariantReport {
+        variant: exp.resolved.variant.clone(),
+        learning_rate: run.learning_rate,
+        batch_size: run.batch_size,
+        weights: run.weights,
+        train_examples: run.train_examples,
+        checkpoints,
+        stopped: run.stopped,
+    })
+}
+
+/// The network and data at one checkpoint of [`train_and_measure`].
+pub struct AtCheckpoint<'a> {
+    pub iteration: u64,
+    pub net: &'a Network<f64>,
+    /// The whole training set and its labels.
+    pub x: &'a Array2<f64>,
+    pub labels: &'a [u8],
+    /// The minibatch the next step would use (sequential order with wrap-around).
+    pub xb: Array2<f64>,
+    pub lb: Vec<u8>,
+}
+
+/// What [`train_and_measure`] reports about the training run.
+pub struct TrainingRun {
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub weights: usize,
+    pub train_examples: usize,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Trains the experiment with plain SGD (momentum forced to 0) and calls `each` at every
+/// iteration of `at`; `each` returns a short summary for the progress line.
+pub fn train_and_measure<T: Real>(
+    exp: &Experiment,
+    data: Arc<Dataset<T>>,
+    at: &[u64],
+    each: &mut dyn FnMut(AtCheckpoint) -> anyhow::Result<String>,
+) -> anyhow::Result<TrainingRun> {
     let p = &exp.resolved.preset;
     let variant = exp.resolved.variant.clone();
     let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
@@ -227,45 +286,59 @@ fn measure_variant<T: Real>(
     let labels = &data.train.labels;
     let n = labels.len();
     let batch = p.train.batch_size;
-    let mut report = VariantReport {
-        variant: variant.clone(),
+    let mut run = TrainingRun {
         learning_rate: trainer.learning_rate(),
         batch_size: batch,
         weights,
         train_examples: n,
-        checkpoints: Vec::new(),
         stopped: None,
     };
     eprintln!(
         "[{variant}] {weights} weights, {n} training examples, learning rate {}, batch {batch}",
-        report.learning_rate
+        run.learning_rate
     );
     let started = Instant::now();
-    for &at in &options.at {
-        while trainer.iteration < at {
+    for &iteration in at {
+        while trainer.iteration < iteration {
             if let Err(e) = trainer.step() {
-                report.stopped = Some(e.to_string());
+                run.stopped = Some(e.to_string());
                 eprintln!("[{variant}] {e}");
-                return Ok(report);
+                return Ok(run);
             }
         }
         let t0 = Instant::now();
         let net = trainer.net.cast::<f64>();
-        // The minibatch the next step would use: sequential order with wrap-around.
-        let first = (at as usize * batch) % n;
-        let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
-        let xb = x.select(ndarray::Axis(0), &idx);
-        let lb: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
-        let checkpoint = measure(&net, &x, labels, &xb, &lb, at, options.step)?;
+        let (xb, lb) = next_minibatch(&x, labels, iteration, batch);
+        let line = each(AtCheckpoint {
+            iteration,
+            net: &net,
+            x: &x,
+            labels,
+            xb,
+            lb,
+        })?;
         eprintln!(
-            "[{variant}] iteration {at}: train loss {:.4}, measured in {:.1}s ({:.0}s so far)",
-            checkpoint.train_loss,
+            "[{variant}] iteration {iteration}: {line}, measured in {:.1}s ({:.0}s so far)",
             t0.elapsed().as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
-        report.checkpoints.push(checkpoint);
     }
-    Ok(report)
+    Ok(run)
+}
+
+/// The minibatch a sequential-order run uses after `iteration` steps (wrapping around).
+pub fn next_minibatch(
+    x: &Array2<f64>,
+    labels: &[u8],
+    iteration: u64,
+    batch: usize,
+) -> (Array2<f64>, Vec<u8>) {
+    let n = labels.len();
+    let first = (iteration as usize * batch) % n;
+    let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
+    let xb = x.select(ndarray::Axis(0), &idx);
+    let lb: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+    (xb, lb)
 }
 
 /// Every measurement at one checkpoint.
