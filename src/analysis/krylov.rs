@@ -152,6 +152,8 @@ pub fn measure_matrix(
     let top = options.top.max(1);
     let tol = options.extreme_tolerance;
     let start = rademacher();
+    // Checks at geometrically spaced steps: each costs an eigendecomposition of T.
+    let mut next_check = 2 * top + 2;
     let extreme = lanczos(
         &mut apply,
         &start,
@@ -163,9 +165,10 @@ pub fn measure_matrix(
                     t.len()
                 ));
             }
-            if t.len() < 2 * top + 2 || t.len() % 5 != 0 {
+            if t.len() < next_check {
                 return false;
             }
+            next_check = (t.len() + 5).max(t.len() * 6 / 5);
             converged_extremes(t, top, tol)
         },
     );

@@ -1,11 +1,12 @@
 //! A quick curvature reading for the TUI: the angle between the minibatch gradient and the
 //! damped Newton and natural-gradient directions, and the off-diagonal ratios, for networks
-//! small enough for a dense Hessian; otherwise a refusal that says why.
+//! small enough for a dense Hessian, and the Krylov method's reading (one log line) beyond that.
 
 use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::angles::damping_grid;
+use super::krylov::{self, KrylovMatrix, KrylovOptions};
 use super::{damped_angles, eigen, fisher, hessian_fd, symmetrise, SpectrumStats, WeightGradient};
 use super::{DEFAULT_STEP, EIGEN_FLOOR};
 use crate::net::{Network, UnitKind};
@@ -97,4 +98,78 @@ pub fn quick_curvature<T: Real>(
         newton_angle: first(damped_angles(&he, &g, &grid)),
         natural_angle: first(damped_angles(&fe, &g, &grid)),
     })
+}
+
+/// Krylov budgets of the quick reading of a large network: about 70 products per matrix on
+/// [`QUICK_MAX_EXAMPLES`] examples (a minute or two on one core for 2 million weights).
+pub fn quick_krylov_options() -> KrylovOptions {
+    KrylovOptions {
+        solve_steps: 30,
+        extreme_steps: 25,
+        probes: 2,
+        probe_steps: 12,
+        ..KrylovOptions::standard()
+    }
+}
+
+/// The quick reading of a network of any size by the Krylov method, as one log line: λ_max of H
+/// and F, the estimated share of negative eigenvalues of H, and the angles at the smallest grid
+/// μ whose CG solve converged. Runs on one thread of its own (a private one-thread pool), so that
+/// it takes at most the core it runs on from training.
+pub fn krylov_line<T: Real>(
+    iteration: u64,
+    net: &Network<T>,
+    inputs: ArrayView2<T>,
+    labels: &[u8],
+    batch: ArrayView2<T>,
+    batch_labels: &[u8],
+) -> String {
+    let head = format!("curvature @ it {iteration} (Krylov)");
+    let rows = inputs.nrows().min(QUICK_MAX_EXAMPLES).min(labels.len());
+    let net = net.cast::<f64>();
+    let x: Array2<f64> = inputs.slice(s![..rows, ..]).mapv(|v| v.f64());
+    let xb: Array2<f64> = batch.mapv(|v| v.f64());
+    let options = quick_krylov_options();
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool,
+        Err(e) => return format!("{head}: cannot start a thread pool: {e}"),
+    };
+    let result = pool.install(|| {
+        krylov::measure(
+            &net,
+            x.view(),
+            &labels[..rows],
+            xb.view(),
+            batch_labels,
+            &options,
+            &mut |_| {},
+        )
+    });
+    let m = match result {
+        Ok(m) => m,
+        Err(e) => return format!("{head}: {e}"),
+    };
+    let grid = damping_grid();
+    let first = |k: &KrylovMatrix| {
+        grid.iter()
+            .zip(k.angles.iter().zip(&k.angle_residuals))
+            .find_map(|(&mu, (a, r))| match (a, r) {
+                (Some(a), Some(r)) if *r <= options.solve_tolerance => {
+                    Some(format!("{a:.1}° (μ={mu:.0e})"))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "not converged".into())
+    };
+    let top = |k: &KrylovMatrix| k.largest.first().copied().unwrap_or(f64::NAN);
+    format!(
+        "{head} on {} examples, {} weights: λmax H {:.3e} F {:.3e}, H negative ≈{:.0}%, ∠(g, Newton) {}, ∠(g, natural) {}",
+        m.examples,
+        m.weights,
+        top(&m.hessian),
+        top(&m.fisher),
+        100.0 * m.hessian.negative_share,
+        first(&m.hessian),
+        first(&m.fisher)
+    )
 }

@@ -408,16 +408,19 @@ fn nearest(grid: &[f64], mu: f64) -> usize {
         .unwrap_or(0)
 }
 
-/// The table printed on stdout: λ_max, λ_min, s = trace/n and the negative share of H, λ_max
-/// and s of F, and the angles at μ = 1e-4, at the grid μ nearest s and 10·s, and at μ = 0.5.
-/// An angle whose CG solve did not reach the tolerance is marked with `*`.
+/// The table printed on stdout: λ_max, λ_min, s = trace/n of H, λ_max and s of F, and the
+/// angles at μ = 1e-4, at the grid μ nearest λ_max/100 and λ_max/10 (the damping relative to
+/// the spectrum's scale: with millions of weights and thousands of examples almost every
+/// eigenvalue is near 0, so s is far below the scale of the directions that matter), and at
+/// μ = 0.5. An angle whose CG solve did not reach the tolerance is marked with `*`; `n/g`: the
+/// target μ lies outside the grid.
 pub fn table(report: &KrylovReport) -> String {
     let grid = &report.damping;
     let last = grid.len() - 1;
     let tol = report.options.solve_tolerance;
     let mut out = String::from(
-        "| variant | seed | epoch | iter | loss | err % | H λmax | H λmin | H s | H neg % | F λmax | F s | θN μ=1e-4 | θN μ≈s | θN μ≈10s | θN μ=0.5 | θF μ=1e-4 | θF μ≈s | θF μ≈10s | θF μ=0.5 |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| variant | seed | epoch | iter | loss | err % | H λmax | H λmin | H s | F λmax | F s | θN μ=1e-4 | θN μ≈λ/100 | θN μ≈λ/10 | θN μ=0.5 | θF μ=1e-4 | θF μ≈λ/100 | θF μ≈λ/10 | θF μ=0.5 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for e in &report.entries {
         let m = &e.measurement;
@@ -429,11 +432,20 @@ pub fn table(report: &KrylovReport) -> String {
             (Some(a), _) => format!("{a:.1}"),
             _ => "-".into(),
         };
-        let at =
-            |k: &KrylovMatrix, f: f64| a(k, nearest(grid, f * k.trace_mean.max(f64::MIN_POSITIVE)));
         let top = |k: &KrylovMatrix| k.largest.first().copied().unwrap_or(f64::NAN);
+        let at = |k: &KrylovMatrix, f: f64| {
+            let mu = f * top(k).max(f64::MIN_POSITIVE);
+            let i = nearest(grid, mu);
+            // Outside the grid by more than half a grid step: no grid μ is near the target.
+            let half_step = (grid[1] / grid[0]).ln() / 2.0;
+            if (grid[i] / mu).ln().abs() > half_step * 1.001 {
+                "n/g".to_string()
+            } else {
+                a(k, i)
+            }
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} | {:.2} | {:.3e} | {:.2e} | {:.2e} | {:.1} | {:.3e} | {:.2e} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.4} | {:.2} | {:.3e} | {:.2e} | {:.2e} | {:.3e} | {:.2e} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             e.variant,
             e.seed,
             e.epoch.map_or("-".into(), |v| v.to_string()),
@@ -443,16 +455,15 @@ pub fn table(report: &KrylovReport) -> String {
             top(&m.hessian),
             m.hessian.smallest,
             m.hessian.trace_mean,
-            100.0 * m.hessian.negative_share,
             top(&m.fisher),
             m.fisher.trace_mean,
             a(&m.hessian, 0),
-            at(&m.hessian, 1.0),
-            at(&m.hessian, 10.0),
+            at(&m.hessian, 0.01),
+            at(&m.hessian, 0.1),
             a(&m.hessian, last),
             a(&m.fisher, 0),
-            at(&m.fisher, 1.0),
-            at(&m.fisher, 10.0),
+            at(&m.fisher, 0.01),
+            at(&m.fisher, 0.1),
             a(&m.fisher, last),
         ));
     }

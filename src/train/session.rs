@@ -361,38 +361,42 @@ impl<T: StateKind> Driver<T> {
         (signal != 0).then_some(signal)
     }
 
-    /// Starts a quick curvature reading on a copy of the network; training goes on.
+    /// Starts a quick curvature reading on a copy of the network; training goes on. Networks
+    /// beyond the dense limit get the Krylov method's reading, on one core of its own.
     fn curvature_in_background(&self) {
         let weights = self.trainer.net.params.len(false);
-        if weights > QUICK_MAX_WEIGHTS {
-            let refusal = Refusal::TooLarge {
-                weights,
-                limit: QUICK_MAX_WEIGHTS,
-            };
-            self.send(Event::Log(format!("curvature: {refusal}")));
-            return;
-        }
+        let dense = weights <= QUICK_MAX_WEIGHTS;
         let net = self.trainer.net.clone();
         let data = Arc::clone(self.trainer.data());
         let (batch, labels) = self.trainer.last_batch();
         let (batch, labels) = (batch.to_owned(), labels.to_vec());
         let iteration = self.trainer.iteration;
         let events = self.events.clone();
+        let method = if dense { "dense" } else { "Krylov" };
         self.send(Event::Log(format!(
-            "curvature @ it {iteration}: measuring {weights} weights in the background…"
+            "curvature @ it {iteration}: measuring {weights} weights in the background ({method})…"
         )));
         let spawned = std::thread::Builder::new()
             .name("ltmlp-curvature".into())
             .spawn(move || {
                 let train = &data.train;
-                let reading = quick_curvature(
-                    &net,
-                    train.inputs.view(),
-                    &train.labels,
-                    batch.view(),
-                    &labels,
-                );
-                let _ = events.send(Event::Log(curvature_line(iteration, reading)));
+                let (x, y) = (train.inputs.view(), &train.labels);
+                let line = if dense {
+                    curvature_line(
+                        iteration,
+                        quick_curvature(&net, x, y, batch.view(), &labels),
+                    )
+                } else {
+                    crate::analysis::quick::krylov_line(
+                        iteration,
+                        &net,
+                        x,
+                        y,
+                        batch.view(),
+                        &labels,
+                    )
+                };
+                let _ = events.send(Event::Log(line));
             });
         if let Err(e) = spawned {
             self.send(Event::Log(format!("curvature: cannot start a thread: {e}")));
