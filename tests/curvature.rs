@@ -563,7 +563,10 @@ fn krylov_agrees_with_the_dense_method_on_tiny() {
             for (i, &lk) in kr.largest.iter().enumerate() {
                 let ld = d.eigenvalues[n - 1 - i];
                 let rel = (lk - ld).abs() / ld.abs();
-                assert!(rel < 1e-6, "{name} eigenvalue {i}: krylov {lk} dense {ld} ({rel:e})");
+                assert!(
+                    rel < 1e-6,
+                    "{name} eigenvalue {i}: krylov {lk} dense {ld} ({rel:e})"
+                );
             }
             let lmin = d.eigenvalues[0];
             assert!(kr.smallest >= lmin - 1e-9 * lmin.abs().max(1.0));
@@ -572,7 +575,10 @@ fn krylov_agrees_with_the_dense_method_on_tiny() {
                 let edge = (lmin + mu - 1e-5).abs() < 1e-3 * lmin.abs().max(1e-3);
                 match (d.angles[j], kr.angles[j]) {
                     (Some(a), Some(b)) => {
-                        assert!((a - b).abs() < 0.5, "{name} μ={mu:e}: dense {a}° krylov {b}°");
+                        assert!(
+                            (a - b).abs() < 0.5,
+                            "{name} μ={mu:e}: dense {a}° krylov {b}°"
+                        );
                         checked += 1;
                     }
                     (None, None) => {}

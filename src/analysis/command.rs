@@ -96,7 +96,9 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
     if let Some(json) = &a.from_json {
         let text = std::fs::read_to_string(json)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", json.display()))?;
-        if text.contains("\"method\":\"krylov\"") {
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", json.display()))?;
+        if value["method"] == "krylov" {
             print!("{}", scale::table(&scale::replot(json, &text)?));
         } else {
             print!("{}", diagnose::table(&diagnose::replot(json)?));
