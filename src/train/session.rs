@@ -330,8 +330,23 @@ impl<T: StateKind> Driver<T> {
         if state != self.state {
             self.state = state;
             self.clock.set_running(state == RunState::Running);
+            self.send_position();
             self.send(Event::State(state));
         }
+    }
+
+    /// A progress report of where the run is now, without a new loss (NaN): progress reports
+    /// are rate-limited, so a pause or a rate change would otherwise show a stale position.
+    fn send_position(&self) {
+        self.send(Event::Progress(Progress {
+            epoch: self.trainer.epoch,
+            iteration: self.trainer.iteration,
+            learning_rate: self.trainer.learning_rate(),
+            momentum: self.trainer.momentum(),
+            examples_per_second: self.trainer.examples_per_second(),
+            elapsed_seconds: self.clock.seconds(),
+            batch_loss: f64::NAN,
+        }));
     }
 
     /// Saves a checkpoint into the run folder, if there is one.
@@ -433,16 +448,19 @@ impl<T: StateKind> Driver<T> {
                 self.trainer.scale_learning_rate(f);
                 let rate = self.trainer.learning_rate();
                 self.send(Event::Log(format!("learning rate → {rate:.4}")));
+                self.send_position();
             }
             Command::SetLearningRate(r) => {
                 self.trainer.set_learning_rate(r);
                 let rate = self.trainer.learning_rate();
                 self.send(Event::Log(format!("learning rate → {rate:.4}")));
+                self.send_position();
             }
             Command::SetMomentum(m) => {
                 self.trainer.set_momentum(m);
                 let momentum = self.trainer.momentum();
                 self.send(Event::Log(format!("momentum → {momentum:.3}")));
+                self.send_position();
             }
         }
         false

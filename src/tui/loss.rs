@@ -22,7 +22,7 @@ const LOSS_WIDTH: usize = 8;
 /// Width of the latest error (classifiers, when there is room).
 const ERROR_WIDTH: usize = 8;
 /// Below this inner width the error figures are left out of the sparkline rows.
-const ERRORS_FROM: usize = 56;
+const ERRORS_FROM: usize = 50;
 /// Fewest columns between two epoch labels on the x axis.
 const TICK_SPACING: usize = 6;
 

@@ -42,8 +42,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                         if on { "on" } else { "off" }
                     )
                 }
-                TransformCause::Manual => "re-estimated (r)".to_string(),
-                TransformCause::Scheduled => "re-estimated (sched.)".to_string(),
+                TransformCause::Manual => "re-est. (manual)".to_string(),
+                TransformCause::Scheduled => "re-est. (sched.)".to_string(),
             };
             lines.push(Line::from(format!("last: {what}")));
             lines.push(Line::from(format!("at it {}", t.iteration)));
