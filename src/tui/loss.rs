@@ -394,15 +394,16 @@ fn chart(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     // The legend goes in the title: ratatui's legend box would cover the curves.
-    let mut title = vec![Span::raw(format!(
-        " Loss by epoch · {}{} · ",
-        window_label(app),
-        if log { ", log" } else { "" }
-    ))];
+    // The legend first, so that a narrow title still shows it; then what the axes are.
+    let mut title = vec![Span::raw(" ")];
     for s in Series::ALL {
         title.push(Span::styled(format!("━ {} ", s.name()), s.style()));
     }
-    title.push(Span::raw("(c: sparklines) "));
+    title.push(Span::raw(format!(
+        "· x: epoch, {}{} ",
+        window_label(app),
+        if log { ", log y" } else { "" }
+    )));
     let (x0, x1) = (span.0 as f64 / per_epoch, span.1 as f64 / per_epoch);
     let x_labels = axis_labels(x0, x1, area.width.saturating_sub(10) as usize);
     let y_labels = vec![
@@ -411,7 +412,12 @@ fn chart(frame: &mut Frame, area: Rect, app: &App) {
         Span::raw(label_value(hi, log)),
     ];
     let chart = Chart::new(datasets)
-        .block(panel("").title(Line::from(title)))
+        .block(
+            ratatui::widgets::Block::default()
+                .borders(ratatui::widgets::Borders::ALL)
+                .border_style(Style::default().fg(Color::DarkGray))
+                .title(Line::from(title)),
+        )
         .legend_position(None)
         .x_axis(Axis::default().bounds([x0, x1]).labels(x_labels))
         .y_axis(Axis::default().bounds([lo, hi]).labels(y_labels));
