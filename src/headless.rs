@@ -35,17 +35,29 @@ pub fn default_out_dir(preset: &str, variant: &str) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("{}: cannot create a run folder: {e}", parent.display()))
 }
 
-/// One human line per evaluation.
+/// One human line per evaluation, at most 100 columns, every field at a fixed width so that
+/// the lines of a run align: epoch, clean training, validation and test loss (and error for
+/// classifiers), learning rate, transformations, collapsed units, training time.
 pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
-    let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" ({e:.2}%)"));
+    // Losses in 6 columns: 4 decimals below 10, fewer above (autoencoders' summed errors).
+    let loss = |v: f64| {
+        let decimals = match v.abs() {
+            a if a < 10.0 => 4,
+            a if a < 100.0 => 3,
+            a if a < 1000.0 => 2,
+            _ => 0,
+        };
+        format!("{v:>6.decimals$}")
+    };
+    let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" {:>6}", format!("{e:.2}%")));
     let collapsed =
         m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>() / m.layers.len().max(1) as f64;
     // With the test set monitored, validation and test are one split: print it once.
     let held_out = match info.monitor {
         Monitor::Test => String::new(),
         Monitor::Validation => format!(
-            "valid {:.4}{}  ",
-            m.validation_loss,
+            " valid {}{}",
+            loss(m.validation_loss),
             pct(m.validation_error)
         ),
     };
@@ -53,20 +65,29 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
         Monitor::Test => "test(monitored)",
         Monitor::Validation => "test",
     };
+    let digits = info.epochs.to_string().len();
     format!(
-        "epoch {:>3}/{}  train {:.4}{}  {held_out}{test_label} {:.4}{}  lr {:.4}  {} {:>7.0} ex/s  collapsed {:.1}%  {:.1}s",
+        "ep {:>digits$}/{} train {}{}{held_out} {test_label} {}{} lr {:<6} {} coll {:>4.1}% {:>4.0}s",
         m.epoch,
         info.epochs,
-        m.train_loss,
+        loss(m.train_loss),
         pct(m.train_error),
-        m.test_loss,
+        loss(m.test_loss),
         pct(m.test_error),
-        m.learning_rate,
+        rate(m.learning_rate),
         m.flags.label(),
-        m.examples_per_second,
         100.0 * collapsed,
         m.elapsed_seconds,
     )
+}
+
+/// A learning rate in at most 6 columns.
+fn rate(v: f64) -> String {
+    if v >= 1e-3 || v == 0.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.0e}")
+    }
 }
 
 /// A one-paragraph summary for the end of a run.

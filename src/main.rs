@@ -186,11 +186,14 @@ fn run_tui(
     }
     let (exp, out, checkpoint) = match &folder.resume {
         Some(dir) => {
-            let (exp, checkpoint) = args.resume_experiment(dir)?;
+            let what = format!("{} and its data", dir.display());
+            let (exp, checkpoint) = ltmlp::tui::loading(&what, || args.resume_experiment(dir))?;
             (exp, dir.to_owned(), Some(checkpoint))
         }
         None => {
-            let exp = args.experiment(preset)?;
+            let what = preset.map_or("the default preset".into(), |p| p.display().to_string());
+            let what = format!("{what} and its data");
+            let exp = ltmlp::tui::loading(&what, || args.experiment(preset))?;
             let out = folder.new_run_dir(&exp)?;
             (exp, out, None)
         }

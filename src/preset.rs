@@ -240,6 +240,10 @@ pub struct TrainSection {
     /// learning rate, at most this many times (0: stop at the first divergence).
     #[serde(default)]
     pub divergence_rollbacks: usize,
+    /// Early stopping: stop after this many epochs without a better validation result
+    /// (error for classifiers, loss otherwise). Unset: train all epochs.
+    #[serde(default)]
+    pub patience: Option<usize>,
 }
 
 fn default_checkpoint_every() -> usize {
@@ -682,6 +686,12 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
                 format!("{budget} must be a positive number of seconds"),
             );
         }
+    }
+    if t.patience == Some(0) {
+        return err(
+            "train.patience",
+            "must be at least 1 epoch, e.g. 5 (leave it out to train every epoch)".into(),
+        );
     }
     if t.threads == 0 || t.threads > 256 {
         return err(

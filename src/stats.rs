@@ -62,6 +62,13 @@ pub struct UnitStats {
     pub tanh_slope: Vec<f64>,
     pub saturated: Vec<bool>,
     pub collapsed: Vec<bool>,
+    /// The unit's α, β and γ (0, 0, 1 for units without a transformation).
+    #[serde(default)]
+    pub alpha: Vec<f64>,
+    #[serde(default)]
+    pub beta: Vec<f64>,
+    #[serde(default)]
+    pub gamma: Vec<f64>,
 }
 
 /// Summary of one hidden layer.
@@ -115,6 +122,9 @@ fn one_layer<T: Real>(net: &Network<T>, ws: &Workspace<T>, l: usize, th: Thresho
     for j in 0..units {
         let (mut sx, mut sxx, mut sy, mut syy, mut sd, mut sslope) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         let (alpha, gamma) = tr.map_or((0.0, 1.0), |t| (t.alpha[j].f64(), t.gamma[j].f64()));
+        u.alpha.push(alpha);
+        u.beta.push(tr.map_or(0.0, |t| t.beta[j].f64()));
+        u.gamma.push(gamma);
         for i in 0..x.nrows() {
             let (xv, yv) = (x[[i, j]].f64(), y[[i, j]].f64());
             sx += xv;

@@ -36,9 +36,12 @@ fn metrics_without_timing(dir: &Path) -> Vec<Value> {
 #[test]
 fn default_preset_trains_below_seven_percent_validation_error() {
     let dir = tempfile::tempdir().unwrap();
+    // The preset's first 12 of its 50 epochs: enough for the target, and the suite stays short.
     let out = ltmlp(&[
         "run",
         "presets/default.toml",
+        "--set",
+        "train.epochs=12",
         "--out",
         dir.path().to_str().unwrap(),
     ]);
@@ -55,8 +58,8 @@ fn default_preset_trains_below_seven_percent_validation_error() {
     assert!(s["test_error_at_best"].as_f64().is_some());
     assert!(s["examples_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
-        20,
+        stdout.lines().filter(|l| l.starts_with("ep ")).count(),
+        12,
         "one line per epoch"
     );
     let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
@@ -184,7 +187,7 @@ fn an_unwritable_run_folder_is_reported_before_training() {
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .all(|l| !l.starts_with("epoch")),
+            .all(|l| !l.starts_with("ep ")),
         "no training happened"
     );
 }

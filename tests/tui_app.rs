@@ -104,14 +104,15 @@ fn a_refused_switch_is_a_warning() {
 }
 
 #[test]
-fn scheduled_reestimations_are_summed_up_per_epoch() {
+fn scheduled_reestimations_are_summed_up_on_one_line() {
     let app = common::mid_run();
     let scheduled: Vec<_> = app
         .log
         .iter()
         .filter(|l| l.text.contains("scheduled"))
         .collect();
-    assert_eq!(scheduled.len(), 3, "one line per epoch");
+    assert_eq!(scheduled.len(), 1, "three epochs in a row share a line");
+    assert_eq!(scheduled[0].scheduled, 3);
     assert!(scheduled[0].text.contains("4.2e-7"));
 }
 
@@ -232,4 +233,151 @@ fn the_docs_list_every_key() {
             k.description
         );
     }
+}
+
+#[test]
+fn keys_never_act_behind_the_help_popup() {
+    let mut app = common::mid_run();
+    app.on_key(ch('?'));
+    assert!(app.help);
+    for c in ['a', ' ', 'r', '+', 'c', 'w'] {
+        assert_eq!(app.on_key(ch(c)), None, "{c} acted behind the help");
+    }
+    assert!(!app.chart, "c did not switch the chart behind the help");
+    assert!(app.help, "other keys leave the help open");
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+    assert_eq!(
+        app.on_key(ch('a')),
+        Some(Action::Send(Command::Toggle(Param::Alpha)))
+    );
+}
+
+#[test]
+fn scheduled_re_estimations_share_one_log_line_until_another_line_comes() {
+    let mut app = common::mid_run();
+    let before = app.log.len();
+    for e in 4..=9 {
+        app.on_event(Event::Epoch(Box::new(common::epoch(e, 0.6 / e as f64))));
+    }
+    let scheduled: Vec<_> = app.log.iter().skip(before).collect();
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    assert_eq!(scheduled[0].scheduled, 6);
+    assert!(scheduled[0]
+        .text
+        .contains("6 scheduled re-estimations since it 200"));
+    assert_eq!(scheduled[0].iteration, Some(450));
+    app.on_event(Event::Log("learning rate → 0.1250".into()));
+    app.on_event(Event::Epoch(Box::new(common::epoch(10, 0.06))));
+    assert_eq!(
+        app.log.len(),
+        before + 3,
+        "a new summary after another line"
+    );
+    // The transforms panel shows the latest scheduled re-estimation.
+    assert_eq!(app.last_transform.map(|t| t.iteration), Some(500));
+}
+
+#[test]
+fn the_status_position_follows_every_event_not_only_progress_reports() {
+    let mut app = common::mid_run();
+    assert_eq!(app.iteration(), 170);
+    // A position report after a pause (NaN loss: no new minibatch) moves the position without
+    // adding a loss point.
+    let points = app.train_loss.len();
+    let mut p = common::progress(173, f64::NAN);
+    p.learning_rate = 0.125;
+    app.on_event(Event::Progress(p));
+    assert_eq!(app.iteration(), 173);
+    assert_eq!(app.progress.unwrap().learning_rate, 0.125);
+    assert_eq!(app.train_loss.len(), points);
+    // An epoch's end is newer than the last progress report.
+    app.on_event(Event::Epoch(Box::new(common::epoch(4, 0.3))));
+    assert_eq!(app.iteration(), 200);
+    // A finished run reports the epochs it completed.
+    let mut s = common::summary(RunState::Finished, None);
+    s.epochs_completed = 20;
+    s.iterations = 1000;
+    app.on_event(Event::Finished(Box::new(s)));
+    assert_eq!(app.progress.unwrap().epoch, 20);
+    assert_eq!(app.iteration(), 1000);
+}
+
+#[test]
+fn the_log_filter_takes_the_keys_while_typed() {
+    let mut app = common::mid_run();
+    app.on_key(ch('/'));
+    for c in "ALPHA".chars() {
+        assert_eq!(app.on_key(ch(c)), None);
+    }
+    app.on_key(key(KeyCode::Backspace));
+    for c in "a sw".chars() {
+        app.on_key(ch(c));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.log_filter, "ALPHa sw");
+    // Matches "α switched …"? No: the filter is literal; nothing matches.
+    assert!(app.filtered_log().is_empty());
+    app.on_key(ch('/'));
+    for _ in 0..8 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    for c in "switched".chars() {
+        app.on_key(ch(c));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.filtered_log().len(), 2);
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.log_filter.is_empty());
+}
+
+#[test]
+fn the_log_scrolls_by_pages_and_end_follows_again() {
+    let mut app = common::mid_run();
+    for i in 0..40 {
+        app.on_event(Event::Log(format!("line {i}")));
+    }
+    app.log_page.set(10);
+    app.on_key(key(KeyCode::PageUp));
+    assert_eq!(app.log_scroll, 10);
+    app.on_key(key(KeyCode::Home));
+    assert_eq!(app.log_scroll, app.log.len() - 1);
+    app.on_key(key(KeyCode::PageDown));
+    assert_eq!(app.log_scroll, app.log.len() - 11);
+    app.on_key(key(KeyCode::End));
+    assert_eq!(app.log_scroll, 0);
+}
+
+#[test]
+fn alerts_are_raised_once_and_shown() {
+    let app = common::overfitting();
+    let texts: Vec<String> = app.alerts.iter().map(|a| a.text()).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("validation loss rising")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("layer 2: 35% of units saturated")),
+        "{texts:?}"
+    );
+    let logged = app
+        .log
+        .iter()
+        .filter(|l| l.kind == LogKind::Warning && l.text.contains("saturated"))
+        .count();
+    assert_eq!(logged, 1, "an alert is logged once while it holds");
+}
+
+#[test]
+fn the_unit_cursor_stays_within_the_layer() {
+    let mut app = common::mid_run();
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::Left));
+    assert_eq!(app.unit_cursor, 0);
+    for _ in 0..300 {
+        app.on_key(key(KeyCode::Right));
+    }
+    assert_eq!(app.unit_cursor, 255);
 }

@@ -14,6 +14,45 @@ fn render(app: &App, width: u16, height: u16) -> TestBackend {
     terminal.backend().clone()
 }
 
+/// The sizes every layout must stay legible at.
+const SIZES: [(u16, u16); 4] = [(60, 16), (80, 24), (120, 40), (200, 60)];
+
+#[test]
+fn main_screen_at_every_size() {
+    for (w, h) in SIZES {
+        let screen = render(&common::mid_run(), w, h);
+        insta::assert_snapshot!(format!("main_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn unit_view_with_cursor_at_every_size() {
+    let mut app = common::mid_run();
+    app.unit_view = true;
+    app.unit_cursor = 5;
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("units_{w}x{h}"), render(&app, w, h));
+    }
+}
+
+#[test]
+fn chart_with_alerts_at_every_size() {
+    let mut app = common::overfitting();
+    app.chart = true;
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("chart_alerts_{w}x{h}"), render(&app, w, h));
+    }
+}
+
+#[test]
+fn help_at_every_size() {
+    let mut app = common::mid_run();
+    app.help = true;
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("help_{w}x{h}"), render(&app, w, h));
+    }
+}
+
 #[test]
 fn main_screen_80x24() {
     insta::assert_snapshot!(render(&common::mid_run(), 80, 24));

@@ -255,7 +255,7 @@ impl<T: StateKind> Driver<T> {
         let p = &exp.resolved.preset;
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
-        let mut early_stop = EarlyStop::new(p.compare.patience);
+        let mut early_stop = EarlyStop::new(p.train.patience.or(p.compare.patience));
         let mut clock_seconds = 0.0;
         let mut config_toml = exp.resolved.to_toml();
         if let Some(cp) = options.resume.take() {
@@ -330,8 +330,23 @@ impl<T: StateKind> Driver<T> {
         if state != self.state {
             self.state = state;
             self.clock.set_running(state == RunState::Running);
+            self.send_position();
             self.send(Event::State(state));
         }
+    }
+
+    /// A progress report of where the run is now, without a new loss (NaN): progress reports
+    /// are rate-limited, so a pause or a rate change would otherwise show a stale position.
+    fn send_position(&self) {
+        self.send(Event::Progress(Progress {
+            epoch: self.trainer.epoch,
+            iteration: self.trainer.iteration,
+            learning_rate: self.trainer.learning_rate(),
+            momentum: self.trainer.momentum(),
+            examples_per_second: self.trainer.examples_per_second(),
+            elapsed_seconds: self.clock.seconds(),
+            batch_loss: f64::NAN,
+        }));
     }
 
     /// Saves a checkpoint into the run folder, if there is one.
@@ -437,16 +452,19 @@ impl<T: StateKind> Driver<T> {
                 self.trainer.scale_learning_rate(f);
                 let rate = self.trainer.learning_rate();
                 self.send(Event::Log(format!("learning rate → {rate:.4}")));
+                self.send_position();
             }
             Command::SetLearningRate(r) => {
                 self.trainer.set_learning_rate(r);
                 let rate = self.trainer.learning_rate();
                 self.send(Event::Log(format!("learning rate → {rate:.4}")));
+                self.send_position();
             }
             Command::SetMomentum(m) => {
                 self.trainer.set_momentum(m);
                 let momentum = self.trainer.momentum();
                 self.send(Event::Log(format!("momentum → {momentum:.3}")));
+                self.send_position();
             }
         }
         false
@@ -738,10 +756,11 @@ impl<T: StateKind> Driver<T> {
 
 /// One log line for a curvature reading.
 fn curvature_line(iteration: u64, reading: Result<QuickCurvature, Refusal>) -> String {
+    // The readings are (μ, angle in degrees): the damping first, as the grid is searched.
     let angle = |a: Option<(f64, f64)>| {
         a.map_or_else(
             || "undefined".to_string(),
-            |(deg, mu)| format!("{deg:.1}° (μ={mu:.0e})"),
+            |(mu, deg)| format!("{deg:.1}° (μ={mu:.0e})"),
         )
     };
     match reading {
@@ -824,5 +843,37 @@ impl Clock {
 
     fn seconds(&self) -> f64 {
         (self.total + self.since.map_or(Duration::ZERO, |t| t.elapsed())).as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::spectrum::SpectrumStats;
+
+    #[test]
+    fn curvature_line_gives_the_angle_then_the_damping() {
+        let spectrum = SpectrumStats {
+            size: 2,
+            min: 0.1,
+            max: 1.0,
+            floor: 1e-8,
+            above_floor: 2,
+            condition: Some(10.0),
+            negative_share: 0.0,
+            negative_share_beyond_floor: 0.0,
+            off_diagonal_ratio: 0.25,
+        };
+        let reading = QuickCurvature {
+            weights: 10,
+            examples: 5,
+            hessian: spectrum.clone(),
+            fisher: spectrum,
+            newton_angle: Some((1e-4, 57.3)),
+            natural_angle: None,
+        };
+        let line = curvature_line(7, Ok(reading));
+        assert!(line.contains("∠(g, Newton) 57.3° (μ=1e-4)"), "{line}");
+        assert!(line.contains("∠(g, natural) undefined"), "{line}");
     }
 }

@@ -1,10 +1,12 @@
 //! The dashboard's state: fed by training `Event`s and keys, free of terminal code, so that it
 //! can be tested without a terminal.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
-use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
+use super::health::{self, Alert};
 use super::keymap::{self, KeyAction, LEARNING_RATE_FACTOR};
 use crate::net::Flags;
 use crate::stats::LayerStats;
@@ -18,6 +20,15 @@ const LOG_CAPACITY: usize = 500;
 /// Most training-loss points kept; beyond this, neighbours are merged (the whole run stays
 /// visible at half the resolution).
 const LOSS_POINTS: usize = 4096;
+/// Epochs shown by the loss panel's "recent" window (`w`).
+pub const RECENT_EPOCHS: usize = 10;
+/// The smoothing factors of the minibatch loss that `[` and `]` step through (TensorBoard's
+/// debiased exponential moving average; 0 is no smoothing).
+pub const SMOOTHING_STEPS: [f64; 7] = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99];
+/// Statistics snapshots kept for the unit-spread history strip.
+pub const SPREAD_SNAPSHOTS: usize = 240;
+/// Bounds of the unit-spread bins (output std), lowest first; the strip's rows.
+pub const SPREAD_BINS: [f64; 6] = [0.0, 0.03, 0.1, 0.3, 0.6, 1.0];
 
 /// What the terminal loop must do after a key.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,16 +54,46 @@ pub struct LogLine {
     pub iteration: Option<u64>,
     pub kind: LogKind,
     pub text: String,
+    /// Scheduled re-estimations summarised on this line, which later ones extend while no
+    /// other line comes between (0 for every other line).
+    pub scheduled: usize,
 }
 
-/// One evaluation, as the loss panel needs it.
+/// The running summary of consecutive scheduled re-estimations (one log line).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScheduledRun {
+    count: usize,
+    first: u64,
+    largest: f64,
+}
+
+/// One evaluation, as the loss panel needs it: the clean training, validation and test figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochPoint {
     pub epoch: usize,
     pub iteration: u64,
     pub train_loss: f64,
+    pub train_error: Option<f64>,
     pub validation_loss: f64,
     pub validation_error: Option<f64>,
+    pub test_loss: f64,
+    pub test_error: Option<f64>,
+}
+
+/// What part of the run the loss panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossWindow {
+    Whole,
+    /// The last [`RECENT_EPOCHS`] epochs.
+    Recent,
+}
+
+/// One statistics snapshot reduced to the unit-spread distribution of every hidden layer:
+/// `counts[layer][bin]` units whose output std falls in [`SPREAD_BINS`]`[bin]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpreadSnapshot {
+    pub iteration: u64,
+    pub counts: Vec<[usize; SPREAD_BINS.len()]>,
 }
 
 /// The chart marker.
@@ -88,6 +129,24 @@ pub struct App {
     pub confirm_quit: bool,
     /// Something changed since the last draw.
     pub dirty: bool,
+    pub window: LossWindow,
+    /// Index into [`SMOOTHING_STEPS`].
+    pub smoothing: usize,
+    /// Log lines scrolled back from the newest (0: following the end).
+    pub log_scroll: usize,
+    /// Rows of the log panel at the last draw: the page of PgUp / PgDn.
+    pub log_page: Cell<usize>,
+    /// The log filter being typed after `/` (keys go to it, not to the dashboard).
+    pub filter_input: Option<String>,
+    /// The applied log filter (case-insensitive substring); empty: every line.
+    pub log_filter: String,
+    /// The alerts that hold now (banner).
+    pub alerts: Vec<Alert>,
+    /// The unit under the unit view's cursor.
+    pub unit_cursor: usize,
+    /// Unit-spread distributions over the snapshots, oldest first.
+    pub spread_history: VecDeque<SpreadSnapshot>,
+    scheduled_run: Option<ScheduledRun>,
 }
 
 impl App {
@@ -114,7 +173,36 @@ impl App {
             help: false,
             confirm_quit: false,
             dirty: true,
+            window: LossWindow::Whole,
+            smoothing: 2,
+            log_scroll: 0,
+            log_page: Cell::new(10),
+            filter_input: None,
+            log_filter: String::new(),
+            alerts: Vec::new(),
+            unit_cursor: 0,
+            spread_history: VecDeque::new(),
+            scheduled_run: None,
         }
+    }
+
+    /// The smoothing factor of the minibatch loss line.
+    pub fn smoothing_factor(&self) -> f64 {
+        SMOOTHING_STEPS[self.smoothing.min(SMOOTHING_STEPS.len() - 1)]
+    }
+
+    /// Whether a popup (help, quit question, filter input) takes the keys.
+    pub fn popup_open(&self) -> bool {
+        self.help || self.confirm_quit || self.filter_input.is_some()
+    }
+
+    /// The log lines that pass the filter, oldest first.
+    pub fn filtered_log(&self) -> Vec<&LogLine> {
+        let needle = self.log_filter.to_lowercase();
+        self.log
+            .iter()
+            .filter(|l| needle.is_empty() || l.text.to_lowercase().contains(&needle))
+            .collect()
     }
 
     /// The iteration of the latest news from the trainer.
@@ -151,15 +239,100 @@ impl App {
     }
 
     pub fn push_log(&mut self, iteration: Option<u64>, kind: LogKind, text: impl Into<String>) {
-        if self.log.len() == LOG_CAPACITY {
-            self.log.pop_front();
-        }
-        self.log.push_back(LogLine {
+        self.scheduled_run = None;
+        self.push_line(LogLine {
             iteration,
             kind,
             text: text.into(),
+            scheduled: 0,
         });
+    }
+
+    fn push_line(&mut self, line: LogLine) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+        // A reader scrolled back keeps the same lines in view.
+        if self.log_scroll > 0 {
+            self.log_scroll += 1;
+        }
         self.dirty = true;
+    }
+
+    /// Logs scheduled re-estimations: consecutive ones share one line, so that a run that
+    /// re-estimates every minibatch never floods the log.
+    fn log_scheduled(&mut self, events: &[&TransformEvent]) {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return;
+        };
+        let largest = events
+            .iter()
+            .map(|t| t.max_output_change)
+            .fold(f64::NAN, f64::max);
+        // Any other line since the last summary starts a new one (push_log clears the run).
+        let run = match self.scheduled_run {
+            Some(run) => ScheduledRun {
+                count: run.count + events.len(),
+                first: run.first,
+                largest: run.largest.max(largest),
+            },
+            None => ScheduledRun {
+                count: events.len(),
+                first: first.iteration,
+                largest,
+            },
+        };
+        let text = if run.count == 1 {
+            format!("re-estimated (scheduled), max Δout {}", sci(run.largest))
+        } else {
+            format!(
+                "{} scheduled re-estimations since it {}, max Δout {}",
+                run.count,
+                run.first,
+                sci(run.largest)
+            )
+        };
+        let line = LogLine {
+            iteration: Some(last.iteration),
+            kind: LogKind::Transform,
+            text,
+            scheduled: run.count,
+        };
+        match self.log.back_mut() {
+            Some(back) if self.scheduled_run.is_some() => {
+                *back = line;
+                self.dirty = true;
+            }
+            _ => self.push_line(line),
+        }
+        self.scheduled_run = Some(run);
+    }
+
+    /// Recomputes the alerts; each new one is logged once.
+    fn check_health(&mut self) {
+        let now = health::alerts(&self.epochs, &self.layers);
+        for a in &now {
+            if !self.alerts.iter().any(|b| b.same_kind(a)) {
+                let it = Some(self.iteration());
+                self.push_log(it, LogKind::Warning, format!("alert: {}", a.text()));
+            }
+        }
+        self.alerts = now;
+    }
+
+    /// Moves the status line's position forward to `iteration` (never back): progress reports
+    /// are rate-limited, so other events can be newer.
+    fn advance_to(&mut self, iteration: u64) {
+        if let Some(p) = self.progress.as_mut() {
+            if iteration > p.iteration {
+                p.iteration = iteration;
+                if let Some(info) = &self.info {
+                    let per_epoch = info.iterations_per_epoch.max(1) as u64;
+                    p.epoch = (iteration / per_epoch) as usize;
+                }
+            }
+        }
     }
 
     /// Takes in one event from the trainer.
@@ -185,6 +358,10 @@ impl App {
                 }
                 self.info = Some(info);
             }
+            Event::Progress(p) if p.batch_loss.is_nan() && self.progress.is_some() => {
+                // A position report (after a pause or a rate change): no new loss.
+                self.progress = Some(p);
+            }
             Event::Progress(p) => {
                 self.train_loss.push((p.iteration, p.batch_loss));
                 if self.train_loss.len() > LOSS_POINTS {
@@ -203,9 +380,11 @@ impl App {
             Event::Layers { iteration, layers } => {
                 if iteration >= self.layers_iteration || self.layers.is_empty() {
                     self.set_layers(iteration, layers);
+                    self.check_health();
                 }
             }
             Event::Transform(t) => {
+                self.advance_to(t.iteration);
                 self.flags = t.flags;
                 self.push_log(Some(t.iteration), LogKind::Transform, transform_text(&t));
                 self.last_transform = Some(t);
@@ -259,8 +438,9 @@ impl App {
                     self.out_dir = Some(dir.clone());
                 }
                 if let Some(p) = self.progress.as_mut() {
-                    // Progress reports are rate-limited; the summary has the last iteration.
+                    // Progress reports are rate-limited; the summary has the last position.
                     p.iteration = summary.iterations;
+                    p.epoch = summary.epochs_completed;
                 }
                 self.state = summary.state;
                 self.confirm_quit = false;
@@ -278,33 +458,37 @@ impl App {
             .iter()
             .filter(|t| t.cause == TransformCause::Scheduled)
             .collect();
-        if let Some(last) = scheduled.last() {
-            let largest = scheduled
-                .iter()
-                .map(|t| t.max_output_change)
-                .fold(f64::NAN, f64::max);
-            let text = if scheduled.len() == 1 {
-                format!("re-estimated (scheduled), max Δout {}", sci(largest))
-            } else {
-                format!(
-                    "{} scheduled re-estimations, max Δout {}",
-                    scheduled.len(),
-                    sci(largest)
-                )
-            };
-            self.push_log(Some(last.iteration), LogKind::Transform, text);
+        self.log_scheduled(&scheduled);
+        if let Some(&&last) = scheduled.last() {
+            if self
+                .last_transform
+                .is_none_or(|t| last.iteration >= t.iteration)
+            {
+                self.last_transform = Some(last);
+            }
         }
         self.flags = m.flags;
+        self.advance_to(m.iteration);
+        if let Some(p) = self.progress.as_mut() {
+            if p.iteration == m.iteration {
+                p.learning_rate = m.learning_rate;
+                p.momentum = m.momentum;
+            }
+        }
         self.epochs.push(EpochPoint {
             epoch: m.epoch,
             iteration: m.iteration,
             train_loss: m.train_loss,
+            train_error: m.train_error,
             validation_loss: m.validation_loss,
             validation_error: m.validation_error,
+            test_loss: m.test_loss,
+            test_error: m.test_error,
         });
         if m.iteration >= self.layers_iteration {
             self.set_layers(m.iteration, m.layers);
         }
+        self.check_health();
     }
 
     fn set_layers(&mut self, iteration: u64, layers: Vec<LayerStats>) {
@@ -312,6 +496,63 @@ impl App {
         self.layers = layers;
         if self.selected >= self.layers.len() {
             self.selected = self.layers.len().saturating_sub(1);
+        }
+        self.clamp_cursor();
+        self.record_spread(iteration);
+    }
+
+    /// Adds the unit-spread distribution of the new snapshot to the history (one entry per
+    /// iteration; a repeated iteration replaces it).
+    fn record_spread(&mut self, iteration: u64) {
+        let counts = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut c = [0usize; SPREAD_BINS.len()];
+                for &s in &l.per_unit.std_out {
+                    c[spread_bin(s)] += 1;
+                }
+                c
+            })
+            .collect();
+        if self
+            .spread_history
+            .back()
+            .is_some_and(|s| s.iteration == iteration)
+        {
+            self.spread_history.pop_back();
+        }
+        if self.spread_history.len() == SPREAD_SNAPSHOTS {
+            self.spread_history.pop_front();
+        }
+        self.spread_history
+            .push_back(SpreadSnapshot { iteration, counts });
+    }
+
+    fn clamp_cursor(&mut self) {
+        let units = self
+            .selected_layer()
+            .map_or(0, |l| l.per_unit.std_out.len());
+        self.unit_cursor = self.unit_cursor.min(units.saturating_sub(1));
+    }
+
+    /// Keys while the log filter is being typed.
+    fn on_filter_key(&mut self, key: KeyEvent) {
+        let Some(input) = self.filter_input.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Enter => {
+                self.log_filter = input.trim().to_string();
+                self.filter_input = None;
+                self.log_scroll = 0;
+            }
+            KeyCode::Esc => self.filter_input = None,
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Char(c) => input.push(c),
+            _ => {}
         }
     }
 
@@ -327,13 +568,24 @@ impl App {
         if self.confirm_quit {
             self.confirm_quit = false;
             return match key.code {
-                ratatui::crossterm::event::KeyCode::Char('y' | 'Y' | 'q') => Some(Action::Quit),
+                KeyCode::Char('y' | 'Y' | 'q') => Some(Action::Quit),
                 _ => None,
             };
         }
-        if key.code == ratatui::crossterm::event::KeyCode::Esc {
-            if self.help {
+        if self.filter_input.is_some() {
+            self.on_filter_key(key);
+            return None;
+        }
+        if self.help {
+            // Keys never act behind the popup: only its own keys close it.
+            if matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q')) {
                 self.help = false;
+            }
+            return None;
+        }
+        if key.code == KeyCode::Esc {
+            if !self.log_filter.is_empty() {
+                self.log_filter.clear();
             } else {
                 self.unit_view = false;
             }
@@ -382,13 +634,42 @@ impl App {
             | KeyAction::SlowerLearning => {
                 self.push_log(None, LogKind::Info, "training is over");
             }
-            KeyAction::SelectUp => self.selected = self.selected.saturating_sub(1),
+            KeyAction::SelectUp => {
+                self.selected = self.selected.saturating_sub(1);
+                self.clamp_cursor();
+            }
             KeyAction::SelectDown => {
                 if self.selected + 1 < self.layers.len() {
                     self.selected += 1;
                 }
+                self.clamp_cursor();
             }
             KeyAction::UnitView => self.unit_view = !self.unit_view,
+            KeyAction::UnitLeft => self.unit_cursor = self.unit_cursor.saturating_sub(1),
+            KeyAction::UnitRight => {
+                self.unit_cursor += 1;
+                self.clamp_cursor();
+            }
+            KeyAction::Window => {
+                self.window = match self.window {
+                    LossWindow::Whole => LossWindow::Recent,
+                    LossWindow::Recent => LossWindow::Whole,
+                }
+            }
+            KeyAction::LessSmoothing => self.smoothing = self.smoothing.saturating_sub(1),
+            KeyAction::MoreSmoothing => {
+                self.smoothing = (self.smoothing + 1).min(SMOOTHING_STEPS.len() - 1)
+            }
+            KeyAction::LogPageUp => {
+                let most = self.filtered_log().len().saturating_sub(1);
+                self.log_scroll = (self.log_scroll + self.log_page.get().max(1)).min(most);
+            }
+            KeyAction::LogPageDown => {
+                self.log_scroll = self.log_scroll.saturating_sub(self.log_page.get().max(1))
+            }
+            KeyAction::LogOldest => self.log_scroll = self.filtered_log().len().saturating_sub(1),
+            KeyAction::LogNewest => self.log_scroll = 0,
+            KeyAction::Filter => self.filter_input = Some(self.log_filter.clone()),
             KeyAction::Chart => self.chart = !self.chart,
             KeyAction::LogScale => self.log_scale = !self.log_scale,
             KeyAction::Marker => {
@@ -428,6 +709,14 @@ pub fn transform_text(t: &TransformEvent) -> String {
         sci(t.max_output_change),
         t.flags.label()
     )
+}
+
+/// The unit-spread bin of an output std (non-finite values go to the lowest bin).
+pub fn spread_bin(std_out: f64) -> usize {
+    SPREAD_BINS
+        .iter()
+        .rposition(|&lo| std_out >= lo)
+        .unwrap_or(0)
 }
 
 /// Scientific notation with two digits, NaN as NaN.

@@ -32,6 +32,33 @@ pub struct CompareState {
     pub error: Option<String>,
 }
 
+/// Why a folder cannot be shown as a comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}: is one run's folder, not a comparison; `ltmlp watch {0}` shows it")]
+    SingleRun(String),
+    #[error(
+        "{0}: not a comparison folder (no run folders with a config.toml inside); \
+         `ltmlp compare PRESET --out {0}` makes one"
+    )]
+    NoRuns(String),
+    #[error("{0}: {1}")]
+    Unreadable(String, std::io::Error),
+}
+
+/// Checks that `dir` holds a comparison's runs before the view opens.
+pub fn check_folder(dir: &Path) -> Result<(), CompareError> {
+    let name = dir.display().to_string();
+    if dir.join(crate::sink::CONFIG_FILE).is_file() {
+        return Err(CompareError::SingleRun(name));
+    }
+    let runs = read_runs(dir).map_err(|e| CompareError::Unreadable(name.clone(), e))?;
+    if runs.is_empty() {
+        return Err(CompareError::NoRuns(name));
+    }
+    Ok(())
+}
+
 impl CompareState {
     /// Reads the folder's runs again.
     pub fn refresh(&mut self, dir: &Path) {
@@ -69,8 +96,9 @@ pub fn draw(frame: &mut Frame, state: &CompareState) {
     ])
     .areas(area);
     let status = format!(
-        " COMPARE  {} · {} runs, {} in progress{}",
+        " COMPARE  {} · {} of {} runs finished, {} in progress{}",
         state.folder,
+        state.runs - state.in_progress,
         state.runs,
         state.in_progress,
         state
@@ -135,14 +163,26 @@ fn draw_chart(frame: &mut Frame, area: Rect, state: &CompareState) {
         let v = if log { 10f64.powf(v) } else { v };
         Span::raw(format!("{v:.3}"))
     };
+    // The legend is part of the title, so that it never hides curves and stays at any size.
+    let mut title = vec![Span::raw(format!(
+        " mean {metric} per variant by epoch{} · ",
+        if log { " (log)" } else { "" }
+    ))];
+    for (i, (name, _)) in series.iter().enumerate() {
+        title.push(Span::styled(
+            format!("━ {name} "),
+            Style::default().fg(COLOURS[i % COLOURS.len()]),
+        ));
+    }
     let chart = Chart::new(datasets)
-        .block(Block::default().borders(Borders::ALL).title(format!(
-            " mean {metric} per variant{} ",
-            if log { " (log)" } else { "" }
-        )))
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Line::from(title)),
+        )
+        .legend_position(None)
         .x_axis(
             Axis::default()
-                .title("epoch")
                 .bounds([1.0, max_x])
                 .labels(vec![Span::raw("1"), Span::raw(format!("{max_x:.0}"))]),
         )
@@ -172,7 +212,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &CompareState) {
                 Style::default().fg(COLOURS[i % COLOURS.len()]),
             ),
             Line::raw(format!(
-                "{} ({} running, {} failed)",
+                "{}, {} live, {} failed",
                 r.runs,
                 r.in_progress,
                 r.failed.len()
@@ -191,11 +231,11 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &CompareState) {
         rows,
         [
             Constraint::Length(8),
-            Constraint::Length(26),
-            Constraint::Length(7),
-            Constraint::Length(16),
-            Constraint::Length(16),
-            Constraint::Min(10),
+            Constraint::Length(20),
+            Constraint::Length(5),
+            Constraint::Length(15),
+            Constraint::Length(15),
+            Constraint::Min(8),
         ],
     )
     .header(
@@ -219,6 +259,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &CompareState) {
 
 /// Shows the comparison folder until the user quits.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
+    check_folder(dir)?;
     let mut state = CompareState {
         folder: dir.display().to_string(),
         ..CompareState::default()

@@ -18,6 +18,16 @@ pub enum KeyAction {
     SelectUp,
     SelectDown,
     UnitView,
+    UnitLeft,
+    UnitRight,
+    Window,
+    LessSmoothing,
+    MoreSmoothing,
+    LogPageUp,
+    LogPageDown,
+    LogOldest,
+    LogNewest,
+    Filter,
     Chart,
     LogScale,
     Marker,
@@ -99,6 +109,47 @@ pub const KEYS: &[KeyBinding] = &[
         description: "open / close the unit view of the selected layer",
     },
     KeyBinding {
+        keys: &[
+            (KeyCode::Left, KeyAction::UnitLeft),
+            (KeyCode::Right, KeyAction::UnitRight),
+        ],
+        label: "← →",
+        short: "unit",
+        description: "move the unit view's cursor (details of one unit)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('w'), KeyAction::Window)],
+        label: "w",
+        short: "window",
+        description: "loss panel: whole run / last 10 epochs",
+    },
+    KeyBinding {
+        keys: &[
+            (KeyCode::Char('['), KeyAction::LessSmoothing),
+            (KeyCode::Char(']'), KeyAction::MoreSmoothing),
+        ],
+        label: "[ ]",
+        short: "smooth",
+        description: "less / more smoothing of the minibatch loss line",
+    },
+    KeyBinding {
+        keys: &[
+            (KeyCode::PageUp, KeyAction::LogPageUp),
+            (KeyCode::PageDown, KeyAction::LogPageDown),
+            (KeyCode::Home, KeyAction::LogOldest),
+            (KeyCode::End, KeyAction::LogNewest),
+        ],
+        label: "PgUp PgDn",
+        short: "log",
+        description: "scroll the event log (Home: oldest, End: follow the newest)",
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('/'), KeyAction::Filter)],
+        label: "/",
+        short: "filter",
+        description: "filter the event log (enter applies, esc clears)",
+    },
+    KeyBinding {
         keys: &[(KeyCode::Char('c'), KeyAction::Chart)],
         label: "c",
         short: "chart",
@@ -107,7 +158,7 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[(KeyCode::Char('l'), KeyAction::LogScale)],
         label: "l",
-        short: "log",
+        short: "log y",
         description: "logarithmic loss axis (chart and sparklines)",
     },
     KeyBinding {

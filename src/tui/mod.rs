@@ -2,6 +2,7 @@
 //! thread owns the terminal; they talk only through the session's channels.
 //!
 //! - [`app`]: the dashboard state, fed by events and keys (no terminal needed)
+//! - [`health`]: the alerts of the banner
 //! - [`keymap`]: the key table behind the keys, the footer and the help popup
 //! - [`view`]: the layout, and one module per panel
 //! - [`terminal`]: the event loop and terminal set-up / restore
@@ -9,6 +10,7 @@
 pub mod app;
 pub mod compare;
 pub mod footer;
+pub mod health;
 pub mod help;
 pub mod keymap;
 pub mod layers;
@@ -21,4 +23,4 @@ pub mod units;
 pub mod view;
 
 pub use app::{Action, App};
-pub use terminal::{run, watch};
+pub use terminal::{loading, run, watch};

@@ -1,4 +1,5 @@
-//! The status lines: run, state, position, learning rate, speed and time.
+//! The status lines: run, state, position, learning rate, speed and time, and the banner of
+//! health alerts below them when any holds.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -10,7 +11,13 @@ use super::app::App;
 use super::view::{clock, num};
 use crate::train::RunState;
 
+/// Rows of the status lines without alerts.
 pub const HEIGHT: u16 = 2;
+
+/// Rows of the status panel: the two lines, and the alert banner when there are alerts.
+pub fn height(app: &App) -> u16 {
+    HEIGHT + u16::from(!app.alerts.is_empty())
+}
 
 /// The colour of a run state.
 pub fn state_style(state: RunState) -> Style {
@@ -60,10 +67,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let total = app.total_iterations().unwrap_or(0);
     match app.progress {
         Some(p) => {
-            second.extend(field(
-                "epoch",
-                format!("{}/{}", (p.epoch + 1).min(epochs.max(1)), epochs),
-            ));
+            // While training, the epoch under way; once over, the epochs completed.
+            let epoch = if app.training() {
+                (p.epoch + 1).min(epochs.max(1))
+            } else {
+                p.epoch.min(epochs)
+            };
+            second.extend(field("epoch", format!("{epoch}/{epochs}")));
             second.extend(field("iter", format!("{}/{}", p.iteration, total)));
             second.extend(field("lr", rate(p.learning_rate)));
             second.extend(field("mom", num(p.momentum, 2)));
@@ -76,10 +86,47 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             second.extend(field("iter", format!("0/{total}")));
         }
     }
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(first), Line::from(second)]),
-        area,
-    );
+    let mut lines = vec![Line::from(first), Line::from(second)];
+    if let Some(banner) = banner(app, area.width as usize) {
+        lines.push(banner);
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The alerts in one line: as many as fit, then how many more (all are in the event log).
+fn banner(app: &App, width: usize) -> Option<Line<'static>> {
+    if app.alerts.is_empty() {
+        return None;
+    }
+    let style = Style::default()
+        .fg(Color::Black)
+        .bg(Color::LightRed)
+        .add_modifier(Modifier::BOLD);
+    let mut spans = vec![Span::styled(" ALERT ", style), Span::raw(" ")];
+    let mut used = 8;
+    let mut shown = 0;
+    for a in &app.alerts {
+        let text = if shown == 0 {
+            a.text()
+        } else {
+            format!(" · {}", a.text())
+        };
+        let rest = app.alerts.len() - shown - 1;
+        let tail = if rest > 0 { 12 } else { 0 };
+        if shown > 0 && used + text.chars().count() + tail > width {
+            break;
+        }
+        used += text.chars().count();
+        spans.push(Span::styled(text, Style::default().fg(Color::LightRed)));
+        shown += 1;
+    }
+    if shown < app.alerts.len() {
+        spans.push(Span::styled(
+            format!(" · +{} more", app.alerts.len() - shown),
+            Style::default().fg(Color::LightRed),
+        ));
+    }
+    Some(Line::from(spans))
 }
 
 /// A learning rate: four decimals in the usual range, scientific notation outside it.

@@ -42,6 +42,20 @@ fn exit_after_hangup(interrupt: Arc<AtomicUsize>) {
         });
 }
 
+/// Runs `load` (reading a preset and its data, which takes seconds on a large data set) with a
+/// "loading …" line on the terminal, so that the screen is never blank meanwhile; the line is
+/// cleared once loading ends.
+pub fn loading<R>(what: &str, load: impl FnOnce() -> R) -> R {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = write!(out, "ltmlp: loading {what} …");
+    let _ = out.flush();
+    let result = load();
+    let _ = write!(out, "\r\x1b[2K");
+    let _ = out.flush();
+    result
+}
+
 /// Trains `exp` under the dashboard, writing the run files to `out_dir`; returns the run's
 /// summary once the user quits (after the terminal is restored).
 pub fn run(

@@ -1,4 +1,5 @@
-//! The transformations panel: α, β, γ on or off, and the last switch's output change.
+//! The transformations panel: α, β, γ on or off, and the last change of them (a switch, or a
+//! manual or scheduled re-estimation) with the output change it caused.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -34,10 +35,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     match &app.last_transform {
         Some(t) => {
             let what = match t.cause {
-                TransformCause::Switch { .. } => "last switch",
-                _ => "last re-est.",
+                TransformCause::Switch { param, on } => {
+                    format!(
+                        "{} switched {}",
+                        param.symbol(),
+                        if on { "on" } else { "off" }
+                    )
+                }
+                TransformCause::Manual => "re-est. (manual)".to_string(),
+                TransformCause::Scheduled => "re-est. (sched.)".to_string(),
             };
-            lines.push(Line::from(format!("{what} @ it {}", t.iteration)));
+            lines.push(Line::from(format!("last: {what}")));
+            lines.push(Line::from(format!("at it {}", t.iteration)));
             lines.push(Line::from(format!("max Δout {}", sci(t.max_output_change))));
         }
         None => lines.push(Line::styled(

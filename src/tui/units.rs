@@ -3,12 +3,12 @@
 //! reads without colour too.
 
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::app::App;
+use super::app::{App, SPREAD_BINS};
 use super::view::{num, panel};
 use crate::stats::LayerStats;
 
@@ -41,22 +41,158 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let block = panel(format!(
-        "Units of layer {} ({} units, by output std)",
+        "Units of layer {} ({} units, by output std; ← → cursor)",
         layer.layer, layer.units
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let height = inner.height as usize;
+    let cursor = app
+        .unit_cursor
+        .min(layer.per_unit.std_out.len().saturating_sub(1));
     let mut lines = vec![summary_line(layer)];
-    let grid_rows = (inner.height as usize).saturating_sub(2);
-    lines.extend(grid(layer, inner.width as usize, grid_rows));
+    lines.extend(unit_details(layer, cursor, width));
+    // The grid gets what it needs of the rows left after the legend, then the history strip
+    // and the slope histogram take what remains, each only if it fits whole.
+    let grid_room = height.saturating_sub(lines.len() + 1);
+    let grid_lines = grid(layer, width, grid_room, cursor);
+    lines.extend(grid_lines);
     lines.push(legend());
-    // Room to spare: a histogram of the saturation measure below the grid.
-    let left = (inner.height as usize).saturating_sub(lines.len());
+    let left = height.saturating_sub(lines.len());
+    if left > SPREAD_BINS.len() + 1 {
+        lines.extend(spread_strip(app, layer.layer, width));
+    }
+    let left = height.saturating_sub(lines.len());
     if left >= MIN_HISTOGRAM_ROWS {
         lines.push(Line::raw(""));
-        lines.extend(slope_histogram(layer, inner.width as usize, left - 1));
+        lines.extend(slope_histogram(layer, width, left - 1));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The unit under the cursor: its α, β, γ, output mean and variance, mean slope, input
+/// spread and flags, on one row or two when the panel is narrow.
+fn unit_details(l: &LayerStats, j: usize, width: usize) -> Vec<Line<'static>> {
+    let u = &l.per_unit;
+    let get = |v: &[f64]| v.get(j).copied().unwrap_or(f64::NAN);
+    let flag = |v: &[bool]| v.get(j).copied().unwrap_or(false);
+    let mut flags = Vec::new();
+    if flag(&u.saturated) {
+        flags.push(Span::styled(" saturated", Style::default().fg(SATURATED.1)));
+    }
+    if flag(&u.collapsed) {
+        flags.push(Span::styled(" collapsed", Style::default().fg(COLLAPSED.1)));
+    }
+    let params = if u.alpha.is_empty() {
+        "α β γ -".to_string()
+    } else {
+        format!(
+            "α {} β {} γ {}",
+            signed(get(&u.alpha)),
+            signed(get(&u.beta)),
+            num(get(&u.gamma), 2)
+        )
+    };
+    let head = Span::styled(
+        format!("unit {j}: "),
+        Style::default().add_modifier(Modifier::BOLD),
+    );
+    let figures = format!(
+        "mean {} var {} slope {} std x {}",
+        signed(get(&u.mean_out)),
+        num(get(&u.std_out).powi(2), 3),
+        num(get(&u.mean_slope), 2),
+        num(get(&u.std_pre), 2)
+    );
+    let one_row = format!("unit {j}: {params}  {figures}").chars().count()
+        + flags
+            .iter()
+            .map(|s| s.content.chars().count())
+            .sum::<usize>();
+    if one_row <= width {
+        let mut spans = vec![head, Span::raw(format!("{params}  {figures}"))];
+        spans.extend(flags);
+        vec![Line::from(spans)]
+    } else {
+        let mut first = vec![head, Span::raw(params)];
+        first.extend(flags);
+        vec![Line::from(first), Line::raw(format!("  {figures}"))]
+    }
+}
+
+fn signed(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:+.2}")
+    } else {
+        num(v, 2)
+    }
+}
+
+/// The layer's unit-spread distribution over the snapshots, TensorBoard-histogram style: one
+/// row per output-std bin (highest on top), one column per snapshot (newest on the right),
+/// shaded by the share of units in the bin. Collapse shows as mass moving to the bottom rows.
+fn spread_strip(app: &App, layer: usize, width: usize) -> Vec<Line<'static>> {
+    const LABEL: usize = 7;
+    let columns = width.saturating_sub(LABEL);
+    let index = app.layers.iter().position(|l| l.layer == layer);
+    let history: Vec<&[usize; SPREAD_BINS.len()]> = app
+        .spread_history
+        .iter()
+        .filter_map(|s| index.and_then(|i| s.counts.get(i)))
+        .collect();
+    let shown = &history[history.len().saturating_sub(columns)..];
+    let first = app
+        .spread_history
+        .iter()
+        .rev()
+        .nth(shown.len().saturating_sub(1))
+        .map_or(0, |s| s.iteration);
+    let mut lines = vec![Line::styled(
+        format!(
+            "unit output std over {} snapshots (it {first}…{}), share of units: ░ ▒ ▓ █",
+            shown.len(),
+            app.layers_iteration
+        ),
+        Style::default().fg(Color::DarkGray),
+    )];
+    for bin in (0..SPREAD_BINS.len()).rev() {
+        let label = format!("≥{:<4} ", SPREAD_BINS[bin]);
+        let colour = if bin == 0 {
+            COLLAPSED.1
+        } else {
+            LEVELS
+                .iter()
+                .find(|(lo, _, _)| SPREAD_BINS[bin] >= *lo)
+                .map_or(Color::Gray, |l| l.2)
+        };
+        let cells: String = shown
+            .iter()
+            .map(|counts| {
+                let total = counts.iter().sum::<usize>().max(1);
+                shade(counts[bin] as f64 / total as f64)
+            })
+            .collect();
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{label:>LABEL$}"),
+                Style::default().fg(Color::DarkGray),
+            ),
+            Span::styled(cells, Style::default().fg(colour)),
+        ]));
+    }
+    lines
+}
+
+/// A share of units as a shade.
+fn shade(share: f64) -> char {
+    match share {
+        s if s <= 0.0 => ' ',
+        s if s < 0.1 => '░',
+        s if s < 0.3 => '▒',
+        s if s < 0.6 => '▓',
+        _ => '█',
+    }
 }
 
 fn summary_line(l: &LayerStats) -> Line<'static> {
@@ -96,22 +232,35 @@ pub fn unit_cell(std_out: f64, saturated: bool, collapsed: bool) -> (char, Color
         .map_or(('·', Color::DarkGray), |&(_, g, c)| (g, c))
 }
 
-/// Units in rows of `width` cells (two columns per unit when they fit, else one).
-fn grid(l: &LayerStats, width: usize, rows: usize) -> Vec<Line<'static>> {
+/// Units in rows of `width` cells (two columns per unit when they fit, else one); the unit
+/// under the cursor is drawn reversed.
+fn grid(l: &LayerStats, width: usize, rows: usize, cursor: usize) -> Vec<Line<'static>> {
     let u = &l.per_unit;
     let n = u.std_out.len();
     if width == 0 || rows == 0 || n == 0 {
         return Vec::new();
     }
-    let cell = if n.div_ceil(width / 2) <= rows { 2 } else { 1 };
-    let per_row = width / cell;
+    let cell = if n.div_ceil((width / 2).max(1)) <= rows {
+        2
+    } else {
+        1
+    };
+    let per_row = (width / cell).max(1);
+    let total = n.div_ceil(per_row);
+    // More rows than room: show the rows around the cursor and say which units are shown.
+    let (first, shown) = if total <= rows {
+        (0, total)
+    } else {
+        let visible = if rows > 1 { rows - 1 } else { 1 };
+        let cursor_row = cursor / per_row;
+        (
+            cursor_row.saturating_sub(visible - 1).min(total - visible),
+            visible,
+        )
+    };
     let mut lines = Vec::new();
-    for start in (0..n).step_by(per_row.max(1)) {
-        if lines.len() == rows {
-            let last: &mut Line = lines.last_mut().expect("rows > 0");
-            *last = Line::from(format!("… {} more units (enlarge the terminal)", n - start));
-            break;
-        }
+    for r in first..first + shown {
+        let start = r * per_row;
         let spans = (start..(start + per_row).min(n))
             .map(|j| {
                 let (glyph, colour) = unit_cell(
@@ -124,10 +273,29 @@ fn grid(l: &LayerStats, width: usize, rows: usize) -> Vec<Line<'static>> {
                 } else {
                     glyph.to_string()
                 };
-                Span::styled(text, Style::default().fg(colour))
+                let style = Style::default().fg(colour);
+                if j == cursor {
+                    Span::styled(
+                        text,
+                        style.add_modifier(Modifier::REVERSED | Modifier::BOLD),
+                    )
+                } else {
+                    Span::styled(text, style)
+                }
             })
             .collect::<Vec<_>>();
         lines.push(Line::from(spans));
+    }
+    if total > rows && rows > 1 {
+        let a = first * per_row;
+        let b = ((first + shown) * per_row).min(n);
+        lines.push(Line::styled(
+            format!(
+                "units {a}–{} of {n} shown (← → moves; enlarge for all)",
+                b - 1
+            ),
+            Style::default().fg(Color::DarkGray),
+        ));
     }
     lines
 }

@@ -25,8 +25,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         return;
     }
     let layer_rows = app.layers.len().max(1) as u16;
+    let status_height = status::height(app);
     let loss_rows = loss::sparkline_rows(app);
-    let fixed = status::HEIGHT + layer_rows + 3 + 1;
+    let fixed = status_height + layer_rows + 3 + 1;
     let free = area.height.saturating_sub(fixed);
     let loss_height = if app.chart {
         (free / 2).max(loss_rows + 2).min(free.saturating_sub(3))
@@ -34,7 +35,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         (loss_rows + 2).min(free.saturating_sub(3))
     };
     let [status_area, top, layers_area, bottom, footer_area] = Layout::vertical([
-        Constraint::Length(status::HEIGHT),
+        Constraint::Length(status_height),
         Constraint::Length(loss_height),
         Constraint::Length(layer_rows + 3),
         Constraint::Min(3),

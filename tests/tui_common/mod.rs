@@ -189,3 +189,19 @@ pub fn diverged() -> App {
     ))));
     app
 }
+
+/// A run whose validation loss rises for four epochs while a layer saturates: the alerts.
+pub fn overfitting() -> App {
+    let mut app = mid_run();
+    let mut sat = layers();
+    sat[1].saturated_fraction = 0.35;
+    for (k, e) in (4..=7usize).enumerate() {
+        let it = e as u64 * 50;
+        app.on_event(Event::Progress(progress(it, 0.2 - 0.01 * k as f64)));
+        let mut m = epoch(e, 0.3 + 0.02 * k as f64);
+        m.train_loss = 0.1 - 0.01 * k as f64;
+        m.layers = sat.clone();
+        app.on_event(Event::Epoch(Box::new(m)));
+    }
+    app
+}
