@@ -185,9 +185,12 @@ fn a_restored_trainer_continues_exactly() {
         metrics_lines: 0,
         clock_seconds: 1.0,
         state: AnyState::F64(a.snapshot()),
+        metrics_mark: None,
+        data_fingerprint: Some(7),
     })
     .unwrap();
     let decoded = checkpoint::decode(Path::new("cp"), &bytes).unwrap();
+    assert_eq!(decoded.data_fingerprint, Some(7));
     let AnyState::F64(state) = decoded.state else {
         panic!()
     };
@@ -214,6 +217,8 @@ fn damaged_checkpoints_are_refused_with_a_clear_message() {
         metrics_lines: 0,
         clock_seconds: 0.0,
         state: AnyState::F64(t.snapshot()),
+        metrics_mark: None,
+        data_fingerprint: None,
     })
     .unwrap();
     let path = Path::new("run/checkpoint.bin");
@@ -235,6 +240,11 @@ fn damaged_checkpoints_are_refused_with_a_clear_message() {
     version[8] = 99;
     let msg = error(&version);
     assert!(msg.contains("format version 99"), "{msg}");
+
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"tail");
+    let msg = error(&longer);
+    assert!(msg.contains("something was appended"), "{msg}");
 
     let msg = error(b"hello, world, this is not a checkpoint");
     assert!(msg.contains("not an ltmlp checkpoint"), "{msg}");

@@ -16,7 +16,7 @@ const MAX_NAME_SUFFIX: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
     #[error(
-        "{dir}: cannot use the run folder: {error}; choose another --out folder or free some space"
+        "{dir}: cannot write the run folder ({error}); choose another --out folder or free some space"
     )]
     Io { dir: PathBuf, error: std::io::Error },
     #[error(
