@@ -14,7 +14,7 @@ use super::angles::{damped_angles, damping_grid, INDEFINITE_FLOOR};
 use super::spectrum::{eigen, SpectrumStats, EIGEN_FLOOR};
 use super::{asymmetry, fisher, hessian_fd, symmetrise, WeightGradient};
 use crate::cli::RunArgs;
-use crate::data::Dataset;
+use crate::data::{Class, Dataset};
 use crate::net::Network;
 use crate::preset::{Task, VARIANTS};
 use crate::real::Real;
@@ -223,8 +223,8 @@ fn measure_variant<T: Real>(
     let weights = net.params.len(false);
     let mut trainer = Trainer::new(&exp.resolved, Arc::clone(&data), net);
     trainer.set_momentum(0.0);
-    let x: Array2<f64> = data.train.inputs.mapv(|v| v.f64());
-    let labels = &data.train.labels;
+    let x: Array2<f64> = data.train.inputs().mapv(|v| v.f64());
+    let labels = data.train.class_indices();
     let n = labels.len();
     let batch = p.train.batch_size;
     let mut report = VariantReport {
@@ -255,7 +255,7 @@ fn measure_variant<T: Real>(
         let first = (at as usize * batch) % n;
         let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
         let xb = x.select(ndarray::Axis(0), &idx);
-        let lb: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+        let lb: Vec<Class> = idx.iter().map(|&i| labels[i]).collect();
         let checkpoint = measure(&net, &x, labels, &xb, &lb, at, options.step)?;
         eprintln!(
             "[{variant}] iteration {at}: train loss {:.4}, measured in {:.1}s ({:.0}s so far)",
@@ -272,9 +272,9 @@ fn measure_variant<T: Real>(
 pub fn measure(
     net: &Network<f64>,
     x: &Array2<f64>,
-    labels: &[u8],
+    labels: &[Class],
     xb: &Array2<f64>,
-    lb: &[u8],
+    lb: &[Class],
     iteration: u64,
     step: f64,
 ) -> anyhow::Result<Checkpoint> {
@@ -287,7 +287,7 @@ pub fn measure(
     grad.compute(net, xb.view(), lb, &mut g);
     let mut ws = crate::net::Workspace::new(&net.topology, 1000);
     let train_error = net
-        .evaluate(x.view(), labels, true, &mut ws)
+        .evaluate(x.view(), crate::net::Target::Labels(labels), &mut ws)
         .error_percent();
     let mut h = hessian_fd(net, x.view(), labels, step);
     let hessian_asymmetry = asymmetry(&h);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::angles::damping_grid;
 use super::{damped_angles, eigen, fisher, hessian_fd, symmetrise, SpectrumStats, WeightGradient};
 use super::{DEFAULT_STEP, EIGEN_FLOOR};
+use crate::data::Class;
 use crate::net::{Network, UnitKind};
 use crate::real::Real;
 
@@ -55,9 +56,9 @@ pub struct QuickCurvature {
 pub fn quick_curvature<T: Real>(
     net: &Network<T>,
     inputs: ArrayView2<T>,
-    labels: &[u8],
+    labels: &[Class],
     batch: ArrayView2<T>,
-    batch_labels: &[u8],
+    batch_labels: &[Class],
 ) -> Result<QuickCurvature, Refusal> {
     let weights = net.params.len(false);
     if weights > QUICK_MAX_WEIGHTS {

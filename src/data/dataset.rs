@@ -1,8 +1,9 @@
 //! Turning raw images into the train / validation / test matrices the network consumes:
 //! downsampling, scaling to [0, 1], optional per-pixel centring, the held-out validation slice.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, Axis};
 
+use super::examples::Examples;
 use super::source::{RawData, RawSplit};
 use crate::real::Real;
 
@@ -23,34 +24,12 @@ pub struct Preprocess {
     pub monitor_test: bool,
 }
 
-/// One split: an input row per example and its label.
-#[derive(Debug, Clone)]
-pub struct Split<T> {
-    pub inputs: Array2<T>,
-    pub labels: Vec<u8>,
-}
-
-impl<T: Real> Split<T> {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Rows `start..end` of the inputs.
-    pub fn rows(&self, start: usize, end: usize) -> ArrayView2<'_, T> {
-        self.inputs.slice(ndarray::s![start..end, ..])
-    }
-}
-
 /// The three splits plus what the network needs to know about them.
 #[derive(Debug, Clone)]
 pub struct Dataset<T> {
-    pub train: Split<T>,
-    pub validation: Split<T>,
-    pub test: Split<T>,
+    pub train: Examples<T>,
+    pub validation: Examples<T>,
+    pub test: Examples<T>,
     /// Number of classes (largest label + 1).
     pub classes: usize,
     /// Side lengths of one (downsampled) image.
@@ -60,7 +39,7 @@ pub struct Dataset<T> {
 impl<T: Real> Dataset<T> {
     /// Number of inputs per example.
     pub fn input_dim(&self) -> usize {
-        self.train.inputs.ncols()
+        self.train.input_dim()
     }
 
     /// A CRC-32 of the splits' shapes, labels and first rows: equal for the same data and
@@ -103,7 +82,7 @@ pub enum PrepareError {
 }
 
 /// Average-pools one split's images and scales pixels to [0, 1].
-fn to_matrix<T: Real>(split: &RawSplit, factor: usize, limit: Option<usize>) -> Split<T> {
+fn to_matrix<T: Real>(split: &RawSplit, factor: usize, limit: Option<usize>) -> Examples<T> {
     let images = &split.images;
     let count = limit.map_or(images.count, |n| n.min(images.count));
     let (rows, cols) = (images.rows / factor, images.cols / factor);
@@ -124,10 +103,8 @@ fn to_matrix<T: Real>(split: &RawSplit, factor: usize, limit: Option<usize>) -> 
             }
         }
     }
-    Split {
-        inputs,
-        labels: split.labels[..count].to_vec(),
-    }
+    let classes = split.labels[..count].iter().map(|&l| l.into()).collect();
+    Examples::classified(inputs, classes).expect("one label per image: the reader checks counts")
 }
 
 /// Builds the train / validation / test splits.
@@ -145,19 +122,13 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         });
     }
     let cut = all.len() - prep.validation_size;
-    let mut train = Split {
-        inputs: all.inputs.slice(ndarray::s![..cut, ..]).to_owned(),
-        labels: all.labels[..cut].to_vec(),
-    };
-    let mut validation = Split {
-        inputs: all.inputs.slice(ndarray::s![cut.., ..]).to_owned(),
-        labels: all.labels[cut..].to_vec(),
-    };
+    let mut train = all.slice(0, cut);
+    let mut validation = all.slice(cut, all.len());
     let mut test = to_matrix::<T>(&raw.test, factor, prep.test_limit);
     if prep.zero_mean {
-        if let Some(mean) = train.inputs.mean_axis(Axis(0)) {
+        if let Some(mean) = train.inputs().mean_axis(Axis(0)) {
             for split in [&mut train, &mut validation, &mut test] {
-                split.inputs -= &mean;
+                split.map_inputs(|mut row| row -= &mean);
             }
         }
     }

@@ -387,8 +387,8 @@ impl<T: StateKind> Driver<T> {
                 let train = &data.train;
                 let reading = quick_curvature(
                     &net,
-                    train.inputs.view(),
-                    &train.labels,
+                    train.inputs(),
+                    train.class_indices(),
                     batch.view(),
                     &labels,
                 );
