@@ -341,7 +341,13 @@ fn synthetic(train_rows: usize) -> Dataset<f32> {
         validation: split(VALIDATION_ROWS),
         test: split(VALIDATION_ROWS),
         classes: CLASSES,
-        image_shape: (28, 28),
+        class_labels: (0..CLASSES as i64).collect(),
+        input_shape: vec![28, 28],
+        decoding: "synthetic".into(),
+        normalisation: crate::data::Normalisation {
+            mean: vec![0.0; INPUTS],
+            std: vec![1.0; INPUTS],
+        },
     }
 }
 

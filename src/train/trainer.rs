@@ -13,7 +13,7 @@ use rand_pcg::Pcg64Mcg;
 
 use super::optimizer::Sgd;
 use super::policy::{Policy, UpdateSource};
-use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
+use super::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Class, Dataset, Examples, Targets};
 use crate::net::{
@@ -353,6 +353,7 @@ impl<T: Real> Trainer<T> {
         let target = match self.task {
             Task::Classify => Target::Labels(&self.batch_labels),
             Task::Autoencode => Target::Values(self.batch_clean.view()),
+            Task::Regress => Target::Values(self.batch_values.view()),
         };
         let loss = self.net.output_delta(target, &mut self.ws);
         if !loss.objective.is_finite() {
@@ -551,6 +552,22 @@ impl<T: Real> Trainer<T> {
         if !validation.mean().is_finite() {
             return Err(self.divergence(format!("validation loss is {}", validation.mean())));
         }
+        let r2 = (self.task == Task::Regress).then(|| {
+            let r2 = |loss: &BatchLoss, split: &Examples<T>, rows: usize| {
+                1.0 - loss.reported / split.target_total_squares(0, rows)
+            };
+            SplitR2 {
+                train: r2(&train, &data.train, n_train),
+                validation: r2(&validation, &data.validation, data.validation.len()),
+                test: r2(&test, &data.test, data.test.len()),
+            }
+        });
+        // Regression reports the mean squared error per target value.
+        let per_value = if self.task == Task::Regress {
+            self.net.topology.size(self.net.depth()) as f64
+        } else {
+            1.0
+        };
         let classify = self.classify();
         let error = |loss: &BatchLoss| classify.then(|| loss.error_percent());
         let layers = self.layer_stats();
@@ -571,11 +588,11 @@ impl<T: Real> Trainer<T> {
             epoch: self.epoch + 1,
             iteration: self.iteration,
             elapsed_seconds,
-            train_loss: train.mean(),
+            train_loss: train.mean() / per_value,
             train_error: error(&train),
-            validation_loss: validation.mean(),
+            validation_loss: validation.mean() / per_value,
             validation_error: error(&validation),
-            test_loss: test.mean(),
+            test_loss: test.mean() / per_value,
             test_error: error(&test),
             learning_rate,
             momentum,
@@ -583,6 +600,7 @@ impl<T: Real> Trainer<T> {
             flags: self.settings.flags,
             layers,
             transform_events: self.take_transform_events(),
+            r2,
         };
         self.epoch += 1;
         Ok(metrics)
