@@ -105,6 +105,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         check_samples: usize,
     },
+    /// Evaluate a saved run on its own or other data: loss, error, per-class error, confusion
+    Eval(ltmlp::eval::EvalArgs),
+    /// Write a run's network (weights, biases, α, β, γ, preprocessing) as safetensors or .npz
+    Export(ltmlp::export::ExportArgs),
     /// Open the dashboard read-only on a run another process is writing (e.g. under nohup)
     Watch {
         /// Run folder
@@ -397,6 +401,8 @@ fn main() -> ExitCode {
             ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::Watch { dir }) => watch(&dir),
+        Some(Command::Eval(args)) => ltmlp::eval::run(&args),
+        Some(Command::Export(args)) => ltmlp::export::run(&args),
         Some(Command::Diagnose {
             preset,
             at,
