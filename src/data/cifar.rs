@@ -52,7 +52,7 @@ pub struct CifarSplit {
 
 /// Parses one batch file's bytes, appending to `split`.
 pub fn parse_into(path: &Path, bytes: &[u8], split: &mut CifarSplit) -> Result<(), CifarError> {
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(CifarError::Truncated {
             path: path.to_owned(),
             len: bytes.len(),
