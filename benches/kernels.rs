@@ -94,14 +94,14 @@ fn forward_plain(bencher: Bencher, batch: usize) {
 fn train_step_plain(bencher: Bencher, batch: usize) {
     let mut net = net(Shortcuts::Adjacent);
     let x = filled(batch, 784);
-    let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
+    let labels: Vec<u32> = (0..batch).map(|i| (i % 10) as u32).collect();
     let mut ws = Workspace::new(&net.topology, batch);
     let mut sgd = Sgd::new(&net.topology);
     bencher.bench_local(|| {
         net.forward(x.view(), &mut ws);
         net.output_delta(Target::Labels(&labels), &mut ws);
         net.backpropagate(&mut ws);
-        sgd.step_fused(&mut net, &ws, 0.001, 0.9, 0.0);
+        sgd.step_fused(&mut net, &ws, 0.001, (0.9, 0.9), 0.0);
     });
 }
 

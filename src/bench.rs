@@ -11,7 +11,7 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::data::{Dataset, Split};
+use crate::data::{Class, Dataset, Examples};
 use crate::net::kernels;
 use crate::net::{Network, Topology};
 use crate::preset::{PresetFile, Resolved};
@@ -331,16 +331,23 @@ fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<
 /// Synthetic data of MNIST shape: uniform pixels in [0, 1), uniform labels.
 fn synthetic(train_rows: usize) -> Dataset<f32> {
     let mut rng = Pcg64Mcg::seed_from_u64(2012);
-    let mut split = |rows: usize| Split {
-        inputs: Array2::from_shape_fn((rows, INPUTS), |_| rng.random_range(0.0f32..1.0)),
-        labels: (0..rows).map(|i| (i % CLASSES) as u8).collect(),
+    let mut split = |rows: usize| {
+        let inputs = Array2::from_shape_fn((rows, INPUTS), |_| rng.random_range(0.0f32..1.0));
+        let classes = (0..rows).map(|i| (i % CLASSES) as Class).collect();
+        Examples::classified(inputs, classes).expect("one class per row")
     };
     Dataset {
         train: split(train_rows),
         validation: split(VALIDATION_ROWS),
         test: split(VALIDATION_ROWS),
         classes: CLASSES,
-        image_shape: (28, 28),
+        class_labels: (0..CLASSES as i64).collect(),
+        input_shape: vec![28, 28],
+        decoding: "synthetic".into(),
+        normalisation: crate::data::Normalisation {
+            mean: vec![0.0; INPUTS],
+            std: vec![1.0; INPUTS],
+        },
     }
 }
 

@@ -6,6 +6,8 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;
+pub mod eval;
+pub mod export;
 pub mod headless;
 pub mod net;
 pub mod preset;

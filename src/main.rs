@@ -105,6 +105,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         check_samples: usize,
     },
+    /// Evaluate a saved run on its own or other data: loss, error, per-class error, confusion
+    Eval(ltmlp::eval::EvalArgs),
+    /// Write a run's network (weights, biases, α, β, γ, preprocessing) as safetensors or .npz
+    Export(ltmlp::export::ExportArgs),
     /// Open the dashboard read-only on a run another process is writing (e.g. under nohup)
     Watch {
         /// Run folder
@@ -339,6 +343,8 @@ fn main() -> ExitCode {
         }
         Some(Command::Watch { dir }) => watch(&dir),
         Some(Command::Diagnose(args)) => ltmlp::analysis::command::run(&args),
+        Some(Command::Eval(args)) => ltmlp::eval::run(&args),
+        Some(Command::Export(args)) => ltmlp::export::run(&args),
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataSource, Preprocess};
+use crate::data::csvfile::{ColumnRef, CsvOptions};
+use crate::data::{ArrayNames, DataFormat, DataSource, Preprocess, ReadOptions, TargetKind};
 use crate::net::{Flags, GammaForm, Shortcuts, Topology, UnitKind};
 
 /// Largest layer the engine accepts; larger is almost certainly a typo.
@@ -70,6 +71,22 @@ pub struct DataSection {
     pub test_limit: Option<usize>,
     /// Which split early stopping, the paper rule and the "best epoch" look at.
     pub monitor: Monitor,
+    /// How to read `source`: auto (from the path), idx, cifar10, npz, npy or csv.
+    pub format: DataFormat,
+    /// NumPy: the names of the four arrays.
+    pub arrays: ArrayNames,
+    /// CSV: the target column(s), by header name or 0-based index (default: the last column).
+    pub target_columns: Vec<ColumnRef>,
+    /// CSV: whether the first row is a header (default: detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// CSV: a separate test table (default: the last fifth of `source`'s rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_source: Option<String>,
+    /// Colour images: train on one luma channel.
+    pub grayscale: bool,
+    /// Divide every input feature by its training standard deviation (after centring).
+    pub standardize: bool,
 }
 
 /// The split a run monitors.
@@ -106,36 +123,63 @@ impl Default for DataSection {
             train_limit: None,
             test_limit: None,
             monitor: Monitor::Validation,
+            format: DataFormat::Auto,
+            arrays: ArrayNames::default(),
+            target_columns: Vec::new(),
+            header: None,
+            test_source: None,
+            grayscale: false,
+            standardize: false,
         }
     }
 }
 
 impl DataSection {
     pub fn source(&self) -> DataSource {
-        DataSource::parse(&self.source)
+        DataSource::parse(
+            &self.source,
+            ReadOptions {
+                format: self.format,
+                arrays: self.arrays.clone(),
+                csv: CsvOptions {
+                    header: self.header,
+                    targets: self.target_columns.clone(),
+                },
+                test_source: self.test_source.as_ref().map(PathBuf::from),
+            },
+        )
     }
 
-    /// The held-out examples: as set, or 1,000 for the embedded subset and 10,000 otherwise;
-    /// none when the test set is monitored.
-    pub fn validation_size(&self) -> usize {
+    /// The held-out examples: as set, or 1,000 for the embedded subset and otherwise 10,000
+    /// or a sixth of the training examples if fewer (decided once the data is read); none
+    /// when the test set is monitored.
+    pub fn validation_size(&self) -> Option<usize> {
         match (self.monitor, self.validation_size) {
-            (Monitor::Test, _) => 0,
-            (Monitor::Validation, Some(n)) => n,
+            (Monitor::Test, _) => Some(0),
+            (Monitor::Validation, Some(n)) => Some(n),
             (Monitor::Validation, None) => match self.source() {
-                DataSource::Embedded => 1_000,
-                DataSource::Directory(_) => 10_000,
+                DataSource::Embedded => Some(1_000),
+                DataSource::Path(..) => None,
             },
         }
     }
 
-    pub fn preprocess(&self) -> Preprocess {
+    /// The preprocessing for a model of `task`.
+    pub fn preprocess(&self, task: Task) -> Preprocess {
         Preprocess {
             downsample: self.downsample,
+            grayscale: self.grayscale,
             train_limit: self.train_limit,
             validation_size: self.validation_size(),
             test_limit: self.test_limit,
             zero_mean: self.zero_mean,
+            standardize: self.standardize,
             monitor_test: self.monitor == Monitor::Test,
+            targets: match task {
+                Task::Classify => TargetKind::Classes,
+                Task::Regress => TargetKind::Values,
+                Task::Autoencode => TargetKind::AsRead,
+            },
         }
     }
 }
@@ -147,6 +191,15 @@ pub enum Task {
     Classify,
     /// Linear output reconstructing the input, squared error.
     Autoencode,
+    /// Linear output predicting the file's target values, squared error (reported as MSE and R²).
+    Regress,
+}
+
+impl Task {
+    /// Whether the output is a linear layer trained on squared error.
+    pub fn squared_error(self) -> bool {
+        self != Task::Classify
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -825,12 +878,12 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
 }
 
 impl Resolved {
-    /// The network shape for data with `input_dim` inputs and `classes` classes, checked
-    /// against the data's sizes.
+    /// The network shape for data with `input_dim` inputs and `outputs` classes (or regression
+    /// targets), checked against the data's sizes.
     pub fn topology(
         &self,
         input_dim: usize,
-        classes: usize,
+        outputs: usize,
         train: usize,
     ) -> Result<Topology, PresetError> {
         let p = &self.preset;
@@ -849,8 +902,9 @@ impl Resolved {
             ));
         }
         let (output, output_kind) = match p.model.task {
-            Task::Classify => (classes, UnitKind::Softmax),
+            Task::Classify => (outputs, UnitKind::Softmax),
             Task::Autoencode => (input_dim, UnitKind::Linear),
+            Task::Regress => (outputs, UnitKind::Linear),
         };
         let mut sizes = vec![input_dim];
         sizes.extend(&p.model.hidden);
@@ -890,7 +944,7 @@ impl Resolved {
     /// means the same whatever data a resume is pointed at.
     pub fn to_toml(&self) -> String {
         let mut complete = self.preset.clone();
-        complete.data.validation_size = Some(complete.data.validation_size());
+        complete.data.validation_size = complete.data.validation_size();
         toml::to_string_pretty(&complete).unwrap_or_default()
     }
 }

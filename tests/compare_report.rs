@@ -52,6 +52,7 @@ fn metrics(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
             flags: Flags::NONE,
             layers: vec![layer(collapsed)],
             transform_events: vec![],
+            r2: None,
         })
         .collect()
 }

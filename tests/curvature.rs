@@ -20,8 +20,8 @@ fn random_inputs(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
     Array2::from_shape_fn((rows, cols), |_| rng.random_range(-1.5..1.5))
 }
 
-fn labels(rows: usize, classes: usize) -> Vec<u8> {
-    (0..rows).map(|i| ((i * 7 + 3) % classes) as u8).collect()
+fn labels(rows: usize, classes: usize) -> Vec<u32> {
+    (0..rows).map(|i| ((i * 7 + 3) % classes) as u32).collect()
 }
 
 /// A small classifier with every weight random and non-zero, and non-trivial α, β, γ.
@@ -46,7 +46,7 @@ fn random_net(sizes: &[usize], seed: u64) -> Network<f64> {
     net
 }
 
-fn mean_loss(net: &Network<f64>, x: ArrayView2<f64>, y: &[u8]) -> f64 {
+fn mean_loss(net: &Network<f64>, x: ArrayView2<f64>, y: &[u32]) -> f64 {
     let mut ws = Workspace::new(&net.topology, x.nrows());
     net.forward(x, &mut ws);
     net.output_delta(Target::Labels(y), &mut ws).objective / x.nrows() as f64
@@ -184,7 +184,7 @@ fn fisher_is_the_expected_outer_product_of_score_vectors() {
         let row = x.slice(ndarray::s![t..t + 1, ..]);
         net.forward(row, &mut ws);
         let p = ws.output().row(0).to_owned();
-        for c in 0..3u8 {
+        for c in 0..3u32 {
             net.forward(row, &mut ws);
             net.output_delta(Target::Labels(&[c]), &mut ws);
             net.backward(&mut ws, &mut grads);
@@ -193,7 +193,7 @@ fn fisher_is_the_expected_outer_product_of_score_vectors() {
                 .view()
                 .insert_axis(ndarray::Axis(1))
                 .dot(&g.view().insert_axis(ndarray::Axis(0)));
-            expected.scaled_add(p[usize::from(c)], &outer);
+            expected.scaled_add(p[c as usize], &outer);
         }
     }
     expected /= x.nrows() as f64;
@@ -255,7 +255,7 @@ fn fisher_equals_gauss_newton_from_finite_differences() {
                     let mut v = zt.clone();
                     v[a] += da;
                     v[b] += db;
-                    ce(&v, usize::from(y[t]))
+                    ce(&v, y[t] as usize)
                 };
                 hl[(a, b)] = (e(hz, hz) - e(hz, -hz) - e(-hz, hz) + e(-hz, -hz)) / (4.0 * hz * hz);
             }

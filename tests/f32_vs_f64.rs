@@ -33,10 +33,10 @@ fn topology() -> Topology {
     .unwrap()
 }
 
-fn batch(seed: u64) -> (Array2<f64>, Vec<u8>) {
+fn batch(seed: u64) -> (Array2<f64>, Vec<u32>) {
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let x = Array2::from_shape_fn((32, 20), |_| rng.random_range(-1.0..1.0));
-    let labels = (0..32).map(|i| (i % 5) as u8).collect();
+    let labels = (0..32).map(|i| (i % 5) as u32).collect();
     (x, labels)
 }
 

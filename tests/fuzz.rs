@@ -177,3 +177,59 @@ proptest! {
         }
     }
 }
+
+/// Damages valid bytes in a few random places and cuts them at a random length.
+fn damaged(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        any::<usize>(),
+    )
+        .prop_map(move |(flips, cut)| {
+            let mut bytes = valid.clone();
+            for (at, v) in flips {
+                let n = bytes.len();
+                bytes[at % n] = v;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            bytes
+        })
+}
+
+/// Fewer cases for the slower loaders (a zip archive or a CSV parse per case).
+fn light() -> ProptestConfig {
+    ProptestConfig {
+        cases: config().cases / 4,
+        ..config()
+    }
+}
+
+proptest! {
+    #![proptest_config(light())]
+
+    #[test]
+    fn npy_never_panics(bytes in damaged(ltmlp::data::npy::encode_f32(&[2, 3], &[1.5; 6]))) {
+        let _ = ltmlp::data::npy::parse(Path::new("fuzz.npy"), "x", &bytes);
+    }
+
+    #[test]
+    fn npz_never_panics(bytes in damaged({
+        let a = ltmlp::data::npy::encode_i64(&[3], &[1, 2, 3]);
+        let cursor = ltmlp::data::npy::write_npz(std::io::Cursor::new(Vec::new()), &[("y_train".into(), a)]).unwrap();
+        cursor.into_inner()
+    })) {
+        if let Ok(mut npz) = ltmlp::data::npy::Npz::new(Path::new("fuzz.npz"), std::io::Cursor::new(bytes)) {
+            let _ = npz.array("y_train", "y_train");
+        }
+    }
+
+    #[test]
+    fn csv_never_panics(bytes in damaged(b"a,b,label\n1,2,3\n4.5,-6,7\n8,9,1\n".to_vec())) {
+        let _ = ltmlp::data::csvfile::parse(Path::new("fuzz.csv"), &bytes, &Default::default());
+    }
+
+    #[test]
+    fn cifar_never_panics(bytes in damaged(vec![3; 3 * 3073])) {
+        let mut split = ltmlp::data::cifar::CifarSplit::default();
+        let _ = ltmlp::data::cifar::parse_into(Path::new("fuzz.bin"), &bytes, &mut split);
+    }
+}

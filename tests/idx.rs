@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use ltmlp::data::idx::{self, IdxImages};
+use ltmlp::data::source::RawTargets;
 use ltmlp::data::{self, DataSource, SourceError};
 
 fn sample_images() -> IdxImages {
@@ -113,7 +114,7 @@ fn count_mismatch_between_images_and_labels_is_reported() {
     ] {
         write(dir.path(), name, &bytes);
     }
-    let err = data::load(&DataSource::Directory(dir.path().to_owned())).unwrap_err();
+    let err = data::load(&DataSource::Path(dir.path().to_owned(), Default::default())).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, SourceError::Idx(_)), "{message}");
     assert!(
@@ -125,7 +126,7 @@ fn count_mismatch_between_images_and_labels_is_reported() {
 #[test]
 fn a_missing_file_names_what_the_directory_must_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let message = data::load(&DataSource::Directory(dir.path().to_owned()))
+    let message = data::load(&DataSource::Path(dir.path().to_owned(), Default::default()))
         .unwrap_err()
         .to_string();
     assert!(message.contains("train-images-idx3-ubyte"), "{message}");
@@ -149,9 +150,13 @@ fn never_panics_on_arbitrary_bytes() {
 #[test]
 fn embedded_subset_matches_its_published_facts() {
     let raw = data::load(&DataSource::Embedded).unwrap();
-    assert_eq!(raw.train.images.count, 6000);
-    assert_eq!(raw.test.images.count, 1000);
-    assert_eq!((raw.train.images.rows, raw.train.images.cols), (28, 28));
-    assert_eq!(&raw.train.labels[..5], &[5, 0, 4, 1, 9]);
-    assert_eq!(&raw.test.labels[..5], &[7, 2, 1, 0, 4]);
+    assert_eq!(raw.train.count, 6000);
+    assert_eq!(raw.test.count, 1000);
+    assert_eq!(raw.train.shape, vec![28, 28]);
+    let labels = |t: &RawTargets| match t {
+        RawTargets::Labels(l) => l[..5].to_vec(),
+        RawTargets::Values { .. } => panic!("IDX labels are integers"),
+    };
+    assert_eq!(labels(&raw.train.targets), [5, 0, 4, 1, 9]);
+    assert_eq!(labels(&raw.test.targets), [7, 2, 1, 0, 4]);
 }

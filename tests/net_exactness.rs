@@ -70,8 +70,8 @@ fn autoencoder(seed: u64) -> Network<f64> {
     )
 }
 
-fn labels(rows: usize, classes: usize) -> Vec<u8> {
-    (0..rows).map(|i| ((i * 7 + 3) % classes) as u8).collect()
+fn labels(rows: usize, classes: usize) -> Vec<u32> {
+    (0..rows).map(|i| ((i * 7 + 3) % classes) as u32).collect()
 }
 
 fn objective(

@@ -14,7 +14,7 @@ use super::angles::{damped_angles, damping_grid, INDEFINITE_FLOOR};
 use super::spectrum::{eigen, SpectrumStats, EIGEN_FLOOR};
 use super::{asymmetry, fisher, hessian_fd, symmetrise, WeightGradient};
 use crate::cli::RunArgs;
-use crate::data::Dataset;
+use crate::data::{Class, Dataset};
 use crate::net::Network;
 use crate::preset::{Task, VARIANTS};
 use crate::real::Real;
@@ -252,10 +252,10 @@ pub struct AtCheckpoint<'a> {
     pub net: &'a Network<f64>,
     /// The whole training set and its labels.
     pub x: &'a Array2<f64>,
-    pub labels: &'a [u8],
+    pub labels: &'a [crate::data::Class],
     /// The minibatch the next step would use (sequential order with wrap-around).
     pub xb: Array2<f64>,
-    pub lb: Vec<u8>,
+    pub lb: Vec<crate::data::Class>,
 }
 
 /// What [`train_and_measure`] reports about the training run.
@@ -282,8 +282,8 @@ pub fn train_and_measure<T: Real>(
     let weights = net.params.len(false);
     let mut trainer = Trainer::new(&exp.resolved, Arc::clone(&data), net);
     trainer.set_momentum(0.0);
-    let x: Array2<f64> = data.train.inputs.mapv(|v| v.f64());
-    let labels = &data.train.labels;
+    let x: Array2<f64> = data.train.inputs().mapv(|v| v.f64());
+    let labels = data.train.class_indices();
     let n = labels.len();
     let batch = p.train.batch_size;
     let mut run = TrainingRun {
@@ -329,15 +329,15 @@ pub fn train_and_measure<T: Real>(
 /// The minibatch a sequential-order run uses after `iteration` steps (wrapping around).
 pub fn next_minibatch(
     x: &Array2<f64>,
-    labels: &[u8],
+    labels: &[Class],
     iteration: u64,
     batch: usize,
-) -> (Array2<f64>, Vec<u8>) {
+) -> (Array2<f64>, Vec<Class>) {
     let n = labels.len();
     let first = (iteration as usize * batch) % n;
     let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
     let xb = x.select(ndarray::Axis(0), &idx);
-    let lb: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+    let lb: Vec<Class> = idx.iter().map(|&i| labels[i]).collect();
     (xb, lb)
 }
 
@@ -345,9 +345,9 @@ pub fn next_minibatch(
 pub fn measure(
     net: &Network<f64>,
     x: &Array2<f64>,
-    labels: &[u8],
+    labels: &[Class],
     xb: &Array2<f64>,
-    lb: &[u8],
+    lb: &[Class],
     iteration: u64,
     step: f64,
 ) -> anyhow::Result<Checkpoint> {
@@ -360,7 +360,7 @@ pub fn measure(
     grad.compute(net, xb.view(), lb, &mut g);
     let mut ws = crate::net::Workspace::new(&net.topology, 1000);
     let train_error = net
-        .evaluate(x.view(), labels, true, &mut ws)
+        .evaluate(x.view(), crate::net::Target::Labels(labels), &mut ws)
         .error_percent();
     let mut h = hessian_fd(net, x.view(), labels, step);
     let hessian_asymmetry = asymmetry(&h);

@@ -3,6 +3,7 @@
 
 use ndarray::{s, ArrayView2};
 
+use crate::data::Class;
 use crate::net::{Network, Params, Target, Workspace};
 
 /// Rows per forward/backward chunk.
@@ -33,7 +34,7 @@ impl WeightGradient {
         &mut self,
         net: &Network<f64>,
         inputs: ArrayView2<f64>,
-        labels: &[u8],
+        labels: &[Class],
         out: &mut [f64],
     ) -> f64 {
         out.fill(0.0);

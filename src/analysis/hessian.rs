@@ -4,6 +4,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::gradient::WeightGradient;
+use crate::data::Class;
 use crate::net::Network;
 
 /// Finite-difference step for the Hessian columns (the authors used 1e-3; f64 allows 1e-4).
@@ -14,7 +15,7 @@ pub const DEFAULT_STEP: f64 = 1e-4;
 pub fn hessian_fd(
     net: &Network<f64>,
     inputs: ArrayView2<f64>,
-    labels: &[u8],
+    labels: &[Class],
     h: f64,
 ) -> Array2<f64> {
     let mut work = net.clone();

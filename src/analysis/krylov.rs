@@ -309,9 +309,9 @@ pub struct KrylovMeasurement {
 pub fn measure(
     net: &Network<f64>,
     x: ArrayView2<f64>,
-    labels: &[u8],
+    labels: &[crate::data::Class],
     xb: ArrayView2<f64>,
-    lb: &[u8],
+    lb: &[crate::data::Class],
     options: &KrylovOptions,
     progress: Progress,
 ) -> Result<KrylovMeasurement, KrylovError> {

@@ -84,7 +84,7 @@ impl CurvatureProducts {
     pub fn new(
         net: &Network<f64>,
         inputs: ArrayView2<f64>,
-        labels: &[u8],
+        labels: &[crate::data::Class],
     ) -> Result<Self, ProductError> {
         let depth = net.depth();
         let out_kind = net.topology.kind(depth);

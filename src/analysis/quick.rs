@@ -9,6 +9,7 @@ use super::angles::damping_grid;
 use super::krylov::{self, KrylovMatrix, KrylovOptions};
 use super::{damped_angles, eigen, fisher, hessian_fd, symmetrise, SpectrumStats, WeightGradient};
 use super::{DEFAULT_STEP, EIGEN_FLOOR};
+use crate::data::Class;
 use crate::net::{Network, UnitKind};
 use crate::real::Real;
 
@@ -56,9 +57,9 @@ pub struct QuickCurvature {
 pub fn quick_curvature<T: Real>(
     net: &Network<T>,
     inputs: ArrayView2<T>,
-    labels: &[u8],
+    labels: &[Class],
     batch: ArrayView2<T>,
-    batch_labels: &[u8],
+    batch_labels: &[Class],
 ) -> Result<QuickCurvature, Refusal> {
     let weights = net.params.len(false);
     if weights > QUICK_MAX_WEIGHTS {
@@ -120,9 +121,9 @@ pub fn krylov_line<T: Real>(
     iteration: u64,
     net: &Network<T>,
     inputs: ArrayView2<T>,
-    labels: &[u8],
+    labels: &[crate::data::Class],
     batch: ArrayView2<T>,
-    batch_labels: &[u8],
+    batch_labels: &[crate::data::Class],
 ) -> String {
     let head = format!("curvature @ it {iteration} (Krylov)");
     let rows = inputs.nrows().min(QUICK_MAX_EXAMPLES).min(labels.len());

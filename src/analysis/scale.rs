@@ -107,15 +107,15 @@ impl Ticker {
 }
 
 /// The first `limit` rows of the training set in f64, and their labels.
-fn curvature_examples<T: Real>(data: &Dataset<T>, limit: usize) -> (Array2<f64>, Vec<u8>) {
+fn curvature_examples<T: Real>(data: &Dataset<T>, limit: usize) -> (Array2<f64>, Vec<crate::data::Class>) {
     let rows = data.train.len().min(limit);
-    let x = data.train.inputs.slice(s![..rows, ..]).mapv(|v| v.f64());
-    (x, data.train.labels[..rows].to_vec())
+    let x = data.train.inputs().slice(s![..rows, ..]).mapv(|v| v.f64());
+    (x, data.train.class_indices()[..rows].to_vec())
 }
 
-fn error_percent(net: &Network<f64>, x: &Array2<f64>, labels: &[u8]) -> f64 {
+fn error_percent(net: &Network<f64>, x: &Array2<f64>, labels: &[crate::data::Class]) -> f64 {
     let mut ws = crate::net::Workspace::new(&net.topology, 1000.min(x.nrows()).max(1));
-    net.evaluate(x.view(), labels, true, &mut ws)
+    net.evaluate(x.view(), crate::net::Target::Labels(labels), &mut ws)
         .error_percent()
 }
 
@@ -124,9 +124,9 @@ fn error_percent(net: &Network<f64>, x: &Array2<f64>, labels: &[u8]) -> f64 {
 fn measure_entry(
     net: &Network<f64>,
     x: &Array2<f64>,
-    labels: &[u8],
+    labels: &[crate::data::Class],
     xb: &Array2<f64>,
-    lb: &[u8],
+    lb: &[crate::data::Class],
     options: &KrylovOptions,
     label: String,
     head: Entry,
@@ -361,7 +361,7 @@ fn inputs<T: Real>(
     examples: usize,
     iteration: u64,
     batch: usize,
-) -> (Array2<f64>, Vec<u8>, Array2<f64>, Vec<u8>) {
+) -> (Array2<f64>, Vec<crate::data::Class>, Array2<f64>, Vec<crate::data::Class>) {
     let (x, labels) = curvature_examples(d, examples);
     let n = d.train.len();
     // The rule of the dense method's `next_minibatch`, without converting the whole set.
@@ -369,10 +369,10 @@ fn inputs<T: Real>(
     let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
     let xb = d
         .train
-        .inputs
+        .inputs()
         .select(ndarray::Axis(0), &idx)
         .mapv(|v| v.f64());
-    let lb = idx.iter().map(|&i| d.train.labels[i]).collect();
+    let lb = idx.iter().map(|&i| d.train.class_indices()[i]).collect();
     (x, labels, xb, lb)
 }
 

@@ -139,13 +139,6 @@ fn run_job(
 /// Runs the whole grid, `jobs` at a time; returns every run's outcome.
 pub fn run_grid(opts: &GridOptions) -> anyhow::Result<Vec<JobOutcome>> {
     let jobs = plan(opts)?;
-    let source = match &opts.data {
-        Some(dir) => data::DataSource::Directory(dir.clone()),
-        None => jobs
-            .first()
-            .map(|j| j.resolved.preset.data.source())
-            .unwrap_or(data::DataSource::Embedded),
-    };
     let jobs: Vec<Job> = jobs
         .into_iter()
         .map(|mut j| {
@@ -155,6 +148,10 @@ pub fn run_grid(opts: &GridOptions) -> anyhow::Result<Vec<JobOutcome>> {
             j
         })
         .collect();
+    let source = jobs
+        .first()
+        .map(|j| j.resolved.preset.data.source())
+        .unwrap_or(data::DataSource::Embedded);
     let raw = Arc::new(data::load(&source)?);
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", opts.out.display()))?;

@@ -121,10 +121,20 @@ impl<T: Real> Workspace<T> {
 /// What a batch is trained towards.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a, T> {
-    /// Class labels, for a softmax output.
-    Labels(&'a [u8]),
+    /// Class indices, for a softmax output.
+    Labels(&'a [crate::data::Class]),
     /// Target values, for a linear output (the clean input, for an autoencoder).
     Values(ArrayView2<'a, T>),
+}
+
+impl<'a, T> Target<'a, T> {
+    /// The targets of rows `start..end`.
+    pub fn rows(&self, start: usize, end: usize) -> Target<'a, T> {
+        match *self {
+            Target::Labels(labels) => Target::Labels(&labels[start..end]),
+            Target::Values(values) => Target::Values(values.slice_move(s![start..end, ..])),
+        }
+    }
 }
 
 /// Sums over a batch of the quantities reported for it.
@@ -324,7 +334,7 @@ impl<T: Real> Network<T> {
         match target {
             Target::Labels(labels) => {
                 for (i, (row, mut d)) in y.outer_iter().zip(delta.outer_iter_mut()).enumerate() {
-                    let label = usize::from(labels[i]);
+                    let label = labels[i] as usize;
                     let p = row[label].f64().max(MIN_PROBABILITY);
                     loss.objective -= p.ln();
                     d[label] -= T::one();
@@ -415,8 +425,7 @@ impl<T: Real> Network<T> {
     pub fn evaluate(
         &self,
         inputs: ArrayView2<T>,
-        labels: &[u8],
-        classify: bool,
+        target: Target<T>,
         ws: &mut Workspace<T>,
     ) -> BatchLoss {
         let mut total = BatchLoss::default();
@@ -427,12 +436,7 @@ impl<T: Real> Network<T> {
             let end = (start + chunk).min(n);
             let batch = inputs.slice(s![start..end, ..]);
             self.forward(batch, ws);
-            let target = if classify {
-                Target::Labels(&labels[start..end])
-            } else {
-                Target::Values(batch)
-            };
-            total.add(self.output_delta(target, ws));
+            total.add(self.output_delta(target.rows(start, end), ws));
             start = end;
         }
         total

@@ -135,6 +135,18 @@ pub struct EpochMetrics {
     pub layers: Vec<LayerStats>,
     /// Transformation changes since the previous evaluation.
     pub transform_events: Vec<TransformEvent>,
+    /// Regression (`model.task = "regress"`): the losses above are mean squared errors, and
+    /// these are the coefficients of determination R² of the three splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<SplitR2>,
+}
+
+/// R² = 1 − SSE / Σ(y − ȳ)² per split, pooled over the target columns (ȳ: the split's mean).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitR2 {
+    pub train: f64,
+    pub validation: f64,
+    pub test: f64,
 }
 
 /// Final and best figures of a run (written as `summary.json`).

@@ -84,7 +84,7 @@ impl Experiment {
         raw: &RawData,
         description: String,
     ) -> Result<Self, PrepareError> {
-        let prep = resolved.preset.data.preprocess();
+        let prep = resolved.preset.data.preprocess(resolved.preset.model.task);
         let origin = resolved.origin.clone();
         let wrap = |source| PrepareError::Data {
             file: origin.clone(),
@@ -99,8 +99,8 @@ impl Experiment {
             }
         };
         let (input_dim, classes, train) = match &data {
-            AnyData::F32(d) => (d.input_dim(), d.classes, d.train.len()),
-            AnyData::F64(d) => (d.input_dim(), d.classes, d.train.len()),
+            AnyData::F32(d) => (d.input_dim(), d.target_outputs(), d.train.len()),
+            AnyData::F64(d) => (d.input_dim(), d.target_outputs(), d.train.len()),
         };
         let topology = resolved.topology(input_dim, classes, train)?;
         Ok(Experiment {
@@ -395,7 +395,7 @@ impl<T: StateKind> Driver<T> {
             .name("ltmlp-curvature".into())
             .spawn(move || {
                 let train = &data.train;
-                let (x, y) = (train.inputs.view(), &train.labels);
+                let (x, y) = (train.inputs(), train.class_indices());
                 let line = if dense {
                     curvature_line(
                         iteration,

@@ -13,9 +13,9 @@ use rand_pcg::Pcg64Mcg;
 
 use super::optimizer::Sgd;
 use super::policy::{Policy, UpdateSource};
-use super::protocol::{EpochMetrics, TransformCause, TransformEvent};
+use super::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 use super::schedule::{Schedule, When};
-use crate::data::{BatchOrder, Dataset};
+use crate::data::{BatchOrder, Class, Dataset, Examples, Targets};
 use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
 };
@@ -62,7 +62,7 @@ pub struct TrainerState<T: Real> {
 pub struct Trainer<T: Real> {
     pub net: Network<T>,
     data: Arc<Dataset<T>>,
-    classify: bool,
+    task: Task,
     settings: Settings,
     policy: Policy,
     schedule: Schedule,
@@ -76,7 +76,9 @@ pub struct Trainer<T: Real> {
     batch_indices: Vec<usize>,
     batch_clean: Array2<T>,
     batch_input: Array2<T>,
-    batch_labels: Vec<u8>,
+    batch_labels: Vec<Class>,
+    /// The minibatch's regression targets (no columns for other tasks).
+    batch_values: Array2<T>,
     sample: Array2<T>,
     check_rows: usize,
     check_before: Array2<T>,
@@ -117,7 +119,7 @@ impl<T: Real> Trainer<T> {
         sample_idx.shuffle(&mut sample_rng);
         sample_idx.truncate(p.transforms.sample_size.min(data.train.len()));
         let sample = if p.transforms.policy == crate::preset::PolicyKind::Sample {
-            data.train.inputs.select(ndarray::Axis(0), &sample_idx)
+            data.train.inputs().select(ndarray::Axis(0), &sample_idx)
         } else {
             Array2::zeros((0, input_dim))
         };
@@ -125,7 +127,7 @@ impl<T: Real> Trainer<T> {
         let probe_rows = p.stats.probe_size.min(data.validation.len());
         let n_train = data.train.len() as u64;
         Trainer {
-            classify: p.model.task == Task::Classify,
+            task: p.model.task,
             settings: Settings {
                 flags: resolved.flags,
                 gamma_form: p.transforms.gamma_form,
@@ -151,6 +153,7 @@ impl<T: Real> Trainer<T> {
             batch_clean: Array2::zeros((batch, input_dim)),
             batch_input: Array2::zeros((batch, input_dim)),
             batch_labels: vec![0; batch],
+            batch_values: Array2::zeros((batch, data.train.target_dim())),
             sample,
             check_rows,
             check_before: Array2::zeros((check_rows, output_dim)),
@@ -220,7 +223,7 @@ impl<T: Real> Trainer<T> {
     }
 
     /// The last minibatch (noisy inputs) and its labels.
-    pub fn last_batch(&self) -> (ArrayView2<'_, T>, &[u8]) {
+    pub fn last_batch(&self) -> (ArrayView2<'_, T>, &[Class]) {
         (self.batch_input.view(), &self.batch_labels)
     }
 
@@ -231,7 +234,7 @@ impl<T: Real> Trainer<T> {
 
     /// Whether the output is a softmax classifier (otherwise a linear reconstruction).
     pub fn classify(&self) -> bool {
-        self.classify
+        self.task == Task::Classify
     }
 
     pub fn flags(&self) -> Flags {
@@ -302,8 +305,11 @@ impl<T: Real> Trainer<T> {
         for (row, &i) in self.batch_indices.iter().enumerate() {
             self.batch_clean
                 .row_mut(row)
-                .assign(&self.data.train.inputs.row(i));
-            self.batch_labels[row] = self.data.train.labels[i];
+                .assign(&self.data.train.input(i));
+            match self.data.train.targets() {
+                Targets::Classes(c) => self.batch_labels[row] = c[i],
+                Targets::Values(v) => self.batch_values.row_mut(row).assign(&v.row(i)),
+            }
         }
         self.batch_input.assign(&self.batch_clean);
         if self.input_noise > 0.0 {
@@ -344,10 +350,10 @@ impl<T: Real> Trainer<T> {
         } else {
             self.net.forward(self.batch_input.view(), &mut self.ws);
         }
-        let target = if self.classify {
-            Target::Labels(&self.batch_labels)
-        } else {
-            Target::Values(self.batch_clean.view())
+        let target = match self.task {
+            Task::Classify => Target::Labels(&self.batch_labels),
+            Task::Autoencode => Target::Values(self.batch_clean.view()),
+            Task::Regress => Target::Values(self.batch_values.view()),
         };
         let loss = self.net.output_delta(target, &mut self.ws);
         if !loss.objective.is_finite() {
@@ -524,9 +530,11 @@ impl<T: Real> Trainer<T> {
         layer_stats(&self.net, probe, &mut self.eval_ws, self.thresholds)
     }
 
-    fn evaluate(&mut self, inputs: ArrayView2<T>, labels: &[u8]) -> BatchLoss {
+    /// Loss sums over the first `rows` examples of `split`.
+    fn evaluate(&mut self, split: &Examples<T>, rows: usize) -> BatchLoss {
+        let target = target_of(self.task, split).rows(0, rows);
         self.net
-            .evaluate(inputs, labels, self.classify, &mut self.eval_ws)
+            .evaluate(split.rows(0, rows), target, &mut self.eval_ws)
     }
 
     /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
@@ -534,17 +542,33 @@ impl<T: Real> Trainer<T> {
     pub fn finish_epoch(&mut self, elapsed_seconds: f64) -> Result<EpochMetrics, Divergence> {
         let data = Arc::clone(&self.data);
         let n_train = self.train_eval_size.min(data.train.len());
-        let train = self.evaluate(data.train.rows(0, n_train), &data.train.labels[..n_train]);
-        let validation = self.evaluate(data.validation.inputs.view(), &data.validation.labels);
+        let train = self.evaluate(&data.train, n_train);
+        let validation = self.evaluate(&data.validation, data.validation.len());
         let test = if self.monitor_test {
             validation
         } else {
-            self.evaluate(data.test.inputs.view(), &data.test.labels)
+            self.evaluate(&data.test, data.test.len())
         };
         if !validation.mean().is_finite() {
             return Err(self.divergence(format!("validation loss is {}", validation.mean())));
         }
-        let classify = self.classify;
+        let r2 = (self.task == Task::Regress).then(|| {
+            let r2 = |loss: &BatchLoss, split: &Examples<T>, rows: usize| {
+                1.0 - loss.reported / split.target_total_squares(0, rows)
+            };
+            SplitR2 {
+                train: r2(&train, &data.train, n_train),
+                validation: r2(&validation, &data.validation, data.validation.len()),
+                test: r2(&test, &data.test, data.test.len()),
+            }
+        });
+        // Regression reports the mean squared error per target value.
+        let per_value = if self.task == Task::Regress {
+            self.net.topology.size(self.net.depth()) as f64
+        } else {
+            1.0
+        };
+        let classify = self.classify();
         let error = |loss: &BatchLoss| classify.then(|| loss.error_percent());
         let layers = self.layer_stats();
         let learning_rate = self.learning_rate();
@@ -564,11 +588,11 @@ impl<T: Real> Trainer<T> {
             epoch: self.epoch + 1,
             iteration: self.iteration,
             elapsed_seconds,
-            train_loss: train.mean(),
+            train_loss: train.mean() / per_value,
             train_error: error(&train),
-            validation_loss: validation.mean(),
+            validation_loss: validation.mean() / per_value,
             validation_error: error(&validation),
-            test_loss: test.mean(),
+            test_loss: test.mean() / per_value,
             test_error: error(&test),
             learning_rate,
             momentum,
@@ -576,6 +600,7 @@ impl<T: Real> Trainer<T> {
             flags: self.settings.flags,
             layers,
             transform_events: self.take_transform_events(),
+            r2,
         };
         self.epoch += 1;
         Ok(metrics)
@@ -587,6 +612,15 @@ impl<T: Real> Trainer<T> {
         } else {
             0.0
         }
+    }
+}
+
+/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own inputs.
+pub fn target_of<T: Real>(task: Task, split: &Examples<T>) -> Target<'_, T> {
+    match (task, split.targets()) {
+        (Task::Autoencode, _) => Target::Values(split.inputs()),
+        (_, Targets::Classes(c)) => Target::Labels(c),
+        (_, Targets::Values(v)) => Target::Values(v.view()),
     }
 }
 

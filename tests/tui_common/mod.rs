@@ -113,6 +113,7 @@ pub fn epoch(epoch: usize, validation_loss: f64) -> EpochMetrics {
             flags: AB,
             max_output_change: 4.2e-7,
         }],
+        r2: None,
     }
 }
 
