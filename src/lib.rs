@@ -12,5 +12,6 @@ pub mod preset;
 pub mod real;
 pub mod sink;
 pub mod stats;
+pub mod sweep;
 pub mod train;
 pub mod tui;
