@@ -10,9 +10,10 @@ use super::group::compare_values;
 pub fn rule(metric: &str) -> String {
     format!(
         "For each variant, the chosen setting is the one with the lowest mean over seeds of the \
-         best {metric} (each finished run's best evaluation on the validation set). A setting \
-         with a failed or diverged run, or with no finished run, is not eligible. Test figures \
-         are never used to choose. Ties go to the setting listed first."
+         best {metric} (each finished run's best evaluation on the validation set), among its \
+         settings with the fewest failed or diverged runs; a setting with no finished run \
+         cannot be chosen. Test figures are never used to choose. Ties go to the setting \
+         listed first."
     )
 }
 
@@ -25,12 +26,14 @@ pub struct Choice {
     pub label: Option<String>,
     /// The mean best validation value of the chosen setting.
     pub value: Option<f64>,
+    /// Settings it was chosen among (those with the fewest failed runs).
     pub eligible: usize,
     pub settings: usize,
 }
 
-fn eligible(g: &GroupReport) -> Option<f64> {
-    if g.counted == 0 || !g.failed.is_empty() {
+/// The mean best validation value of a setting that has a finished run.
+fn candidate(g: &GroupReport) -> Option<f64> {
+    if g.counted == 0 {
         return None;
     }
     g.best_validation.map(|s| s.mean).filter(|v| v.is_finite())
@@ -52,9 +55,15 @@ pub fn choose(groups: &[GroupReport]) -> Vec<Choice> {
                 .enumerate()
                 .filter(|(_, g)| g.variant == v)
                 .collect();
-            let candidates: Vec<(usize, f64)> = mine
+            let with_runs: Vec<(usize, f64, usize)> = mine
                 .iter()
-                .filter_map(|(i, g)| eligible(g).map(|value| (*i, value)))
+                .filter_map(|(i, g)| candidate(g).map(|value| (*i, value, g.failed.len())))
+                .collect();
+            let fewest = with_runs.iter().map(|c| c.2).min().unwrap_or(0);
+            let candidates: Vec<(usize, f64)> = with_runs
+                .iter()
+                .filter(|c| c.2 == fewest)
+                .map(|c| (c.0, c.1))
                 .collect();
             // Strictly lower wins, so that ties keep the first listed.
             let best = candidates

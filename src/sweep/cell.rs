@@ -179,6 +179,8 @@ fn train(
             ));
         }
     }
+    // A resumed session first replays the evaluations it kept; they were logged before.
+    let mut replayed = resume.as_ref().map_or(0, |cp| cp.metrics_lines);
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
     // The session takes the folder's lock itself and holds it while it trains; if another
     // process takes it in between, the session is refused as busy below.
@@ -206,6 +208,7 @@ fn train(
     for event in session.events.iter() {
         match event {
             Event::Started(info) => epochs = info.epochs,
+            Event::Epoch(_) if replayed > 0 => replayed -= 1,
             Event::Epoch(m) => log(format!(
                 "[{name}] epoch {}/{epochs}  valid {}  train loss {:.4}  {:.1}s",
                 m.epoch,
