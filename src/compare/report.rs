@@ -259,6 +259,17 @@ struct Doc<'a> {
     rule: &'a str,
 }
 
+/// One learning-curve plot of the variants at their best.
+struct CurvePlot {
+    stem: &'static str,
+    title: String,
+    x_label: &'static str,
+    /// The x of a curve point.
+    x: fn(&CurvePoint) -> f64,
+    /// Training loss (log y) instead of the validation metric.
+    train: bool,
+}
+
 /// Plot file stem of an axis.
 fn slice_stem(key: &str) -> String {
     format!("sensitivity-{key}")
@@ -425,37 +436,44 @@ impl Doc<'_> {
     fn plots(&self) -> Result<Vec<PathBuf>, String> {
         let metric = self.metric;
         let mut files = Vec::new();
-        let curves: [(&str, String, &str, fn(&CurvePoint) -> f64, bool); 4] = [
-            (
-                "validation",
-                format!("{metric} at each variant's best setting"),
-                "epoch",
-                |p| p.epoch as f64,
-                false,
-            ),
-            (
-                "validation_examples",
-                format!("{metric} against examples seen"),
-                "examples seen",
-                |p| p.examples,
-                false,
-            ),
-            (
-                "validation_seconds",
-                format!("{metric} against wall time"),
-                "wall seconds",
-                |p| p.seconds,
-                false,
-            ),
-            (
-                "train_loss",
-                "training loss at each variant's best setting".into(),
-                "epoch",
-                |p| p.epoch as f64,
-                true,
-            ),
+        let curves = [
+            CurvePlot {
+                stem: "validation",
+                title: format!("{metric} at each variant's best setting"),
+                x_label: "epoch",
+                x: |p| p.epoch as f64,
+                train: false,
+            },
+            CurvePlot {
+                stem: "validation_examples",
+                title: format!("{metric} against examples seen"),
+                x_label: "examples seen",
+                x: |p| p.examples,
+                train: false,
+            },
+            CurvePlot {
+                stem: "validation_seconds",
+                title: format!("{metric} against wall time"),
+                x_label: "wall seconds",
+                x: |p| p.seconds,
+                train: false,
+            },
+            CurvePlot {
+                stem: "train_loss",
+                title: "training loss at each variant's best setting".into(),
+                x_label: "epoch",
+                x: |p| p.epoch as f64,
+                train: true,
+            },
         ];
-        for (stem, title, x_label, x, train) in curves {
+        for CurvePlot {
+            stem,
+            title,
+            x_label,
+            x,
+            train,
+        } in curves
+        {
             let spec = PlotSpec {
                 title: &title,
                 x_label,
