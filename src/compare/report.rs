@@ -182,7 +182,18 @@ pub fn write_report(
         .first()
         .map_or("validation error %", |r| r.metric.as_str())
         .to_string();
-    let rule = rule(&metric);
+    let mut rule = rule(&metric);
+    if scan
+        .runs
+        .iter()
+        .any(|r| r.config.get("data.monitor").is_some_and(|m| m == "test"))
+    {
+        rule.push_str(
+            " WARNING: runs here set data.monitor = \"test\": their validation figures are the \
+             test set's, so this choice is made on test data and the figures at the chosen \
+             settings are optimistic; sweep with a held-out validation set for a fair choice.",
+        );
+    }
     let best: Vec<&GroupReport> = choices
         .iter()
         .filter_map(|c| c.group.map(|i| &groups[i]))

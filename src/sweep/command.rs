@@ -209,6 +209,17 @@ fn execute(
     sbatch: &[String],
 ) -> anyhow::Result<ExitCode> {
     let plan = plan::build(spec)?;
+    if !plan.axes.is_empty()
+        && plan
+            .cells
+            .iter()
+            .any(|c| c.config.data.monitor == crate::preset::Monitor::Test)
+    {
+        eprintln!(
+            "warning: data.monitor = \"test\": the best settings will be chosen on the test set; \
+             monitor the validation set for a fair choice"
+        );
+    }
     let existed = plan.write_or_check(out)?;
     let n = plan.cells.len();
     let settings = n / (plan.seeds.len().max(1));

@@ -43,7 +43,11 @@ cleanup() {
   if [ "$STARTED_MUNGE" = 1 ] && [ -s /run/munge/munged.pid ]; then
     kill "$(cat /run/munge/munged.pid)" 2>/dev/null
   fi
-  sleep 1
+  # Wait (at most 15 s) until the daemons are gone, so that nothing outlives the script.
+  for _ in $(seq 15); do
+    pgrep -x 'slurmctld|slurmd|slurmstepd' >/dev/null || break
+    sleep 1
+  done
 }
 trap cleanup EXIT
 
