@@ -231,7 +231,7 @@ fn run_job_is_idempotent_and_refuses_a_held_cell() {
     let o = ltmlp(&["run-job", s(&out), "--index", "1"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
-        text(&o).contains("held by another process (pid"),
+        text(&o).contains("another ltmlp is writing this run folder (pid"),
         "{}",
         text(&o)
     );
