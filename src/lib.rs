@@ -14,5 +14,6 @@ pub mod preset;
 pub mod real;
 pub mod sink;
 pub mod stats;
+pub mod sweep;
 pub mod train;
 pub mod tui;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use ltmlp::cli::{FolderArgs, RunArgs};
-use ltmlp::compare::{run_grid, write_report, GridOptions};
 use ltmlp::headless;
 use ltmlp::train::checkpoint::Checkpoint;
 use ltmlp::train::{Experiment, RunState, Summary};
@@ -37,32 +36,12 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Run every variant × seed of a preset and write a comparison report
-    Compare {
-        /// Preset file (TOML)
-        preset: PathBuf,
-        /// Variants to compare, comma-separated
-        #[arg(long, value_delimiter = ',', default_value = "none,ab,abg", value_parser = ["none", "ab", "abg"])]
-        variants: Vec<String>,
-        /// Seeds per variant (train.seed, train.seed + 1, …)
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
-        seeds: u16,
-        /// Runs at a time (each single-threaded when more than 1)
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
-        /// Early stopping: epochs without a better validation result
-        #[arg(long)]
-        patience: Option<usize>,
-        /// Comparison folder (default: runs/compare-<preset>-<time>)
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Data directory (overrides data.source)
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Override any preset value (repeatable)
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    /// Run every variant × seed of a preset and write a comparison report (a sweep without axes)
+    Compare(ltmlp::sweep::CompareArgs),
+    /// Run variants × settings × seeds (--grid KEY=V1,V2), here, on Slurm or from a plan
+    Sweep(ltmlp::sweep::SweepArgs),
+    /// Run one cell of a planned sweep (skips a finished cell, resumes an interrupted one)
+    RunJob(ltmlp::sweep::RunJobArgs),
     /// Rebuild report.md, report.json and the plots of a comparison folder (runs may be in progress)
     Report {
         /// Comparison folder
@@ -118,27 +97,6 @@ enum Command {
     /// gradient and the Newton / natural-gradient directions (dense for small networks,
     /// Krylov at any size, while training a preset or on saved checkpoints)
     Diagnose(ltmlp::analysis::command::DiagnoseArgs),
-}
-
-fn compare(opts: GridOptions) -> anyhow::Result<ExitCode> {
-    ltmlp::cli::set_matmul_threads(1);
-    let outcomes = run_grid(&opts)?;
-    let files = write_report(&opts.out, None, &[]).map_err(anyhow::Error::msg)?;
-    println!("\n{}", files.text);
-    println!("report: {}", files.markdown.display());
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.error.is_some() || o.state != Some(RunState::Finished))
-        .count();
-    if failed > 0 {
-        eprintln!(
-            "error: {failed} of {} runs did not finish; see {}",
-            outcomes.len(),
-            files.markdown.display()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn run_headless(
@@ -253,48 +211,10 @@ fn main() -> ExitCode {
                 None => run_headless(preset.as_ref(), &folder, &args),
             }
         }
-        Some(Command::Compare {
-            preset,
-            variants,
-            seeds,
-            jobs,
-            patience,
-            out,
-            data,
-            mut set,
-        }) => {
-            if let Some(p) = patience {
-                set.push(format!("compare.patience={p}"));
-            }
-            let name = preset
-                .file_stem()
-                .map_or("preset".into(), |s| s.to_string_lossy().into_owned());
-            compare(GridOptions {
-                out: match out {
-                    Some(out) => out,
-                    None => match headless::default_out_dir(&format!("compare-{name}"), "all") {
-                        Ok(dir) => dir,
-                        Err(e) => {
-                            eprintln!("error: {e:#}");
-                            return ExitCode::from(2);
-                        }
-                    },
-                },
-                preset,
-                variants,
-                seeds: usize::from(seeds),
-                jobs: usize::from(jobs),
-                data,
-                overrides: set,
-            })
-        }
-        Some(Command::Report { dir, target }) => write_report(&dir, target, &[])
-            .map(|files| {
-                println!("{}", files.text);
-                println!("report: {}", files.markdown.display());
-                ExitCode::SUCCESS
-            })
-            .map_err(anyhow::Error::msg),
+        Some(Command::Compare(args)) => ltmlp::sweep::compare(args),
+        Some(Command::Sweep(args)) => ltmlp::sweep::sweep(args),
+        Some(Command::RunJob(args)) => ltmlp::sweep::run_job(args),
+        Some(Command::Report { dir, target }) => ltmlp::compare::report_command(&dir, target),
         Some(Command::Tui {
             compare: Some(dir), ..
         }) => {

@@ -44,6 +44,9 @@ pub struct Preset {
     pub stats: StatsSection,
     #[serde(default)]
     pub compare: CompareSection,
+    /// What `ltmlp sweep` runs: variants, seeds and axes (`[sweep.grid]`).
+    #[serde(default, skip_serializing_if = "crate::sweep::SweepSection::is_empty")]
+    pub sweep: crate::sweep::SweepSection,
     /// Per-variant settings, merged over the rest: `[variants.abg] train.learning_rate = 0.2`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<String, toml::Table>,

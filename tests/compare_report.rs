@@ -65,18 +65,36 @@ fn write_run(
     end: Option<RunState>,
     torn: bool,
 ) {
-    let dir = root.join(format!("{variant}-seed{seed}"));
+    write_run_at(root, variant, None, seed, rows, end, torn)
+}
+
+/// A run folder at a learning rate (None: the variant's own), named like a sweep cell.
+fn write_run_at(
+    root: &Path,
+    variant: &str,
+    rate: Option<f64>,
+    seed: u64,
+    rows: &[(f64, f64, f64, f64)],
+    end: Option<RunState>,
+    torn: bool,
+) {
+    let name = match rate {
+        Some(r) => format!("{variant}-learning_rate={r}-seed{seed}"),
+        None => format!("{variant}-seed{seed}"),
+    };
+    let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
+    let mut overrides = vec![
+        format!("train.seed={seed}"),
+        "compare.target_error=5.0".into(),
+        "compare.loss_at_epochs=[1, 3]".into(),
+    ];
+    if let Some(r) = rate {
+        overrides.push(format!("train.learning_rate={r}"));
+    }
     let resolved = PresetFile::builtin_default()
         .unwrap()
-        .resolve(
-            Some(variant),
-            &[
-                format!("train.seed={seed}"),
-                "compare.target_error=5.0".into(),
-                "compare.loss_at_epochs=[1, 3]".into(),
-            ],
-        )
+        .resolve(Some(variant), &overrides)
         .unwrap();
     std::fs::write(dir.join("config.toml"), resolved.to_toml()).unwrap();
     let mut jsonl: String = metrics(rows)
@@ -120,13 +138,24 @@ fn write_run(
     }
 }
 
+/// The (only) setting of a variant in a report.
 fn variant<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["variants"]
+    report["groups"]
         .as_array()
         .unwrap()
         .iter()
         .find(|v| v["variant"] == name)
+        .unwrap_or_else(|| panic!("no group of {name}"))
+}
+
+/// The choice of a variant in a report.
+fn choice<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["choices"]
+        .as_array()
         .unwrap()
+        .iter()
+        .find(|v| v["variant"] == name)
+        .unwrap_or_else(|| panic!("no choice for {name}"))
 }
 
 fn close(v: &Value, expected: f64) {
@@ -228,13 +257,23 @@ fn aggregates_match_hand_computed_values() {
     close(&point["min"], 5.0);
     close(&point["max"], 6.0);
 
+    // none: its only run is still going, so nothing is counted yet and it is listed.
     let none = variant(&report, "none");
     assert_eq!(none["in_progress"], 1);
-    close(&none["final_validation"]["mean"], 8.0);
+    assert_eq!(none["counted"], 0);
+    assert!(none["final_validation"].is_null());
+    let missing = report["not_finished"].as_array().unwrap();
     assert!(
-        none["train_loss_at"][1][1].is_null(),
-        "no run reached epoch 3"
+        missing.iter().any(|m| m["folder"] == "none-seed1"
+            && m["status"].as_str().unwrap().contains("after epoch 2 of")),
+        "{missing:?}"
     );
+    // none has no finished run, so no setting to show at its best; abg's only setting has
+    // failed runs but is still its best (it is chosen among the settings with fewest failures).
+    assert_eq!(choice(&report, "ab")["label"], "ab");
+    assert_eq!(choice(&report, "abg")["label"], "abg");
+    assert!(choice(&report, "none")["group"].is_null());
+    assert_eq!(report["variants"].as_array().unwrap().len(), 2);
 
     let abg = variant(&report, "abg");
     assert_eq!(abg["runs"], 3);
@@ -243,7 +282,8 @@ fn aggregates_match_hand_computed_values() {
     assert_eq!(abg["final_validation"]["n"], 1);
 
     let md = std::fs::read_to_string(&files.markdown).unwrap();
-    assert!(md.contains("| ab | 2 | 5.250 ± 1.768 |"), "{md}");
+    assert!(md.contains("| ab | – | 2 | 5.250 ± 1.768 |"), "{md}");
+    assert!(md.contains("Test figures are never used to choose"), "{md}");
     assert!(md.contains("`abg-seed1`: diverged at iteration 7"), "{md}");
     assert!(md.contains("`abg-seed3`: could not start"), "{md}");
     for plot in &files.plots {
@@ -259,7 +299,7 @@ fn aggregates_match_hand_computed_values() {
             );
         }
     }
-    assert_eq!(files.plots.len(), 4);
+    assert_eq!(files.plots.len(), 8);
 }
 
 #[test]
@@ -322,7 +362,9 @@ train.learning_rate = 1e37
     assert_eq!(variant(&report, "ab")["final_validation"]["n"], 2);
     for f in [
         "report.md",
+        "plan.json",
         "validation.svg",
+        "validation_seconds.png",
         "validation.png",
         "train_loss.svg",
         "train_loss.png",
@@ -363,5 +405,134 @@ fn the_comparison_view_reads_the_folder_and_draws_every_variant() {
     assert!(
         screen.contains("8.000") && screen.contains("7.000"),
         "latest figures: {screen}"
+    );
+}
+
+/// Two evaluations whose best validation is `valid` with `test` there.
+fn best_at(valid: f64, test: f64) -> [(f64, f64, f64, f64); 2] {
+    [(valid + 2.0, test + 2.0, 0.5, 0.0), (valid, test, 0.3, 0.0)]
+}
+
+#[test]
+fn each_variant_gets_its_best_setting_on_validation_never_on_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let done = Some(RunState::Finished);
+    // none: 0.01 has the best test error but not the best validation error; 0.02 has the
+    // best validation mean (5.5); 0.04 is lower still on its finished seed, but its other
+    // seed diverged, and other settings have no failed run.
+    for (seed, v) in [(1, 6.0), (2, 7.0)] {
+        write_run_at(
+            root,
+            "none",
+            Some(0.01),
+            seed,
+            &best_at(v, 1.0),
+            done,
+            false,
+        );
+    }
+    for (seed, v) in [(1, 5.0), (2, 6.0)] {
+        write_run_at(
+            root,
+            "none",
+            Some(0.02),
+            seed,
+            &best_at(v, 9.0),
+            done,
+            false,
+        );
+    }
+    write_run_at(root, "none", Some(0.04), 1, &best_at(2.0, 2.0), done, false);
+    write_run_at(
+        root,
+        "none",
+        Some(0.04),
+        2,
+        &best_at(50.0, 50.0),
+        Some(RunState::Diverged),
+        false,
+    );
+    // ab: 0.1 and 0.2 tie on validation (4.0); the first listed (the smaller rate) wins.
+    for rate in [0.2, 0.1] {
+        for seed in [1, 2] {
+            write_run_at(
+                root,
+                "ab",
+                Some(rate),
+                seed,
+                &best_at(4.0, 5.0 - rate),
+                done,
+                false,
+            );
+        }
+    }
+    // A folder whose config cannot be read is listed, not dropped.
+    std::fs::create_dir_all(root.join("broken")).unwrap();
+    std::fs::write(root.join("broken").join("config.toml"), "name = \n").unwrap();
+
+    let files = write_report(root, None, &[]).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    assert_eq!(report["axes"], serde_json::json!(["train.learning_rate"]));
+    let none = choice(&report, "none");
+    assert_eq!(none["label"], "none learning_rate=0.02", "{none}");
+    close(&none["value"], 5.5);
+    assert_eq!(none["eligible"], 2);
+    assert_eq!(none["settings"], 3);
+    let ab = choice(&report, "ab");
+    assert_eq!(ab["label"], "ab learning_rate=0.1", "{ab}");
+    close(&ab["value"], 4.0);
+    // The variants at their best are the chosen groups, with their own test figures.
+    let best: Vec<&Value> = report["variants"].as_array().unwrap().iter().collect();
+    assert_eq!(best.len(), 2);
+    close(&best[0]["test_at_best"]["mean"], 9.0);
+    // Sensitivity along the rate: per variant, its values in order, on a log axis.
+    let slice = &report["sensitivity"][0];
+    assert_eq!(slice["key"], "train.learning_rate");
+    assert_eq!(slice["log_x"], true);
+    let line = |v: &str| {
+        slice["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["variant"] == v)
+            .unwrap()["points"]
+            .clone()
+    };
+    let none_line = line("none");
+    let xs: Vec<&str> = none_line
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(xs, ["0.01", "0.02", "0.04"]);
+    close(&none_line[1][1]["mean"], 5.5);
+    close(&none_line[2][1]["mean"], 2.0);
+    assert_eq!(none_line[2][1]["n"], 1);
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0]["folder"], "broken");
+    assert!(
+        unreadable[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("config.toml"),
+        "{unreadable:?}"
+    );
+    let md = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(
+        md.contains("| none | learning_rate=0.02 | 5.500 | 2/3 |"),
+        "{md}"
+    );
+    assert!(md.contains("`broken`"), "{md}");
+    assert!(
+        files
+            .plots
+            .iter()
+            .any(|p| p.ends_with("sensitivity-train.learning_rate.svg")),
+        "{:?}",
+        files.plots
     );
 }

@@ -1,13 +1,13 @@
-//! Comparing variants across seeds: running the variant × seed grid, reading saved runs back,
-//! aggregating them, and writing the report and learning-curve plots.
+//! Comparing runs: reading run folders back, grouping them by setting, aggregating over seeds,
+//! choosing each variant's best setting on validation, and writing the report and plots.
 
 pub mod aggregate;
-pub mod grid;
+pub mod group;
 pub mod plot;
 pub mod report;
 pub mod runs;
+pub mod select;
 
-pub use aggregate::{aggregate, Stat, VariantReport};
-pub use grid::{run_grid, GridOptions};
-pub use report::{write_report, ReportFiles};
-pub use runs::{read_runs, SavedRun};
+pub use aggregate::{aggregate, aggregate_groups, GroupReport, Include, Stat, VariantReport};
+pub use report::{report_command, write_report, ReportFiles};
+pub use runs::{read_runs, scan, SavedRun};

@@ -1,15 +1,20 @@
-//! Reading run folders back: the resolved preset, the metrics so far (a torn last line from a
-//! killed or running process is skipped), the summary if the run ended, and a failure note.
+//! Reading run folders back: the resolved preset (flattened to `key → value` for grouping),
+//! the metrics so far (a torn last line from a killed or running process is skipped), the
+//! summary if the run ended, and a failure note. A folder that cannot be read is reported with
+//! the reason, never dropped.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::preset::PresetFile;
+use crate::preset::{Preset, PresetFile};
 use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 use crate::train::{EpochMetrics, RunState, Summary};
 
 /// Written into a run folder when the run could not be started or crashed.
 pub const FAILED_FILE: &str = "failed.txt";
+/// The folder of a sweep that holds scheduler logs, not runs.
+pub const LOG_FOLDER: &str = "slurm";
 
 /// One run as found on disk.
 #[derive(Debug, Clone)]
@@ -18,6 +23,10 @@ pub struct SavedRun {
     pub variant: String,
     pub seed: u64,
     pub classify: bool,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// The resolved preset as dotted keys and their values (JSON text; strings bare).
+    pub config: BTreeMap<String, String>,
     pub metrics: Vec<EpochMetrics>,
     pub summary: Option<Summary>,
     /// Why the run failed (diverged, crashed, could not start), if it did.
@@ -25,9 +34,18 @@ pub struct SavedRun {
 }
 
 impl SavedRun {
-    /// Whether the run is still going (no summary and no failure yet).
+    /// Whether the run is still going, or was killed (no summary and no failure yet).
     pub fn in_progress(&self) -> bool {
         self.summary.is_none() && self.failure.is_none()
+    }
+
+    /// Whether the run trained to its end (including early stopping or a time budget).
+    pub fn finished(&self) -> bool {
+        self.failure.is_none()
+            && self
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.state == RunState::Finished)
     }
 
     /// Folder name, e.g. `abg-seed2`.
@@ -36,25 +54,89 @@ impl SavedRun {
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
+
+    /// Where an unfinished run is, in words.
+    pub fn status(&self) -> String {
+        let at = format!(
+            "after epoch {} of {}",
+            self.metrics.last().map_or(0, |m| m.epoch),
+            self.epochs
+        );
+        match (&self.failure, &self.summary) {
+            (Some(reason), _) => format!("failed: {reason}"),
+            (None, Some(s)) if s.state == RunState::Finished => "finished".into(),
+            (None, Some(s)) => format!(
+                "{} {at}{}; running it again resumes it",
+                s.state.label(),
+                s.reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(" ({r})"))
+            ),
+            (None, None) => format!("running, or killed, {at}"),
+        }
+    }
 }
 
-/// Parses `metrics.jsonl` text; lines that do not parse (a torn last line) are skipped.
-pub fn parse_metrics(text: &str) -> Vec<EpochMetrics> {
-    text.lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
+/// Flattens a preset to dotted keys; leaves are JSON text, strings without quotes.
+pub fn flatten(preset: &Preset) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            serde_json::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(value) = serde_json::to_value(preset) {
+        walk("", &value, &mut out);
+    }
+    out
 }
 
-/// Reads one run folder; `None` if it holds no `config.toml`.
-pub fn read_run(dir: &Path) -> Option<SavedRun> {
+/// Parses `metrics.jsonl` text; a last line that does not parse (torn by a kill) is skipped,
+/// any other is an error naming the line.
+pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>, String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(m) => out.push(m),
+            Err(_) if i + 1 == lines.len() => {}
+            Err(e) => return Err(format!("{METRICS_JSONL} line {}: {e}", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one run folder; `Ok(None)` if it holds no `config.toml` (not a run, or not started).
+pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
     let config = dir.join(CONFIG_FILE);
-    let file = PresetFile::read(&config).ok()?;
-    let metrics = fs::read_to_string(dir.join(METRICS_JSONL))
-        .map(|t| parse_metrics(&t))
-        .unwrap_or_default();
-    let summary: Option<Summary> = fs::read_to_string(dir.join(SUMMARY_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    if !config.exists() {
+        return Ok(None);
+    }
+    let file = PresetFile::read(&config).map_err(|e| e.to_string())?;
+    let metrics = match fs::read_to_string(dir.join(METRICS_JSONL)) {
+        Ok(text) => parse_metrics(&text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(format!("{METRICS_JSONL}: {e}")),
+    };
+    let summary: Option<Summary> = match fs::read_to_string(dir.join(SUMMARY_FILE)) {
+        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_FILE}: {e}"))?),
+        Err(_) => None,
+    };
     let failure = fs::read_to_string(dir.join(FAILED_FILE))
         .ok()
         .map(|t| t.trim().to_string())
@@ -64,23 +146,53 @@ pub fn read_run(dir: &Path) -> Option<SavedRun> {
                 .filter(|s| s.state == RunState::Diverged)
                 .map(|s| s.reason.clone().unwrap_or_else(|| "diverged".into()))
         });
-    Some(SavedRun {
+    let p = &file.preset;
+    Ok(Some(SavedRun {
         dir: dir.to_owned(),
-        variant: file.preset.variant.clone(),
-        seed: file.preset.train.seed,
-        classify: file.preset.model.task == crate::preset::Task::Classify,
+        variant: p.variant.clone(),
+        seed: p.train.seed,
+        classify: p.model.task == crate::preset::Task::Classify,
+        batch_size: p.train.batch_size,
+        epochs: p.train.epochs,
+        config: flatten(p),
         metrics,
         summary,
         failure,
-    })
+    }))
+}
+
+/// What a folder of runs holds.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub runs: Vec<SavedRun>,
+    /// (folder name, reason) of every folder that could not be read.
+    pub unreadable: Vec<(String, String)>,
+    /// Folders without a `config.toml` (cells not started yet, or not runs).
+    pub empty: Vec<String>,
 }
 
 /// Every run folder directly below `dir`, sorted by name.
-pub fn read_runs(dir: &Path) -> std::io::Result<Vec<SavedRun>> {
+pub fn scan(dir: &Path) -> std::io::Result<Scan> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && !p.ends_with(LOG_FOLDER))
         .collect();
     dirs.sort();
-    Ok(dirs.iter().filter_map(|d| read_run(d)).collect())
+    let mut scan = Scan::default();
+    for d in dirs {
+        let name = d
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        match read_run(&d) {
+            Ok(Some(run)) => scan.runs.push(run),
+            Ok(None) => scan.empty.push(name),
+            Err(reason) => scan.unreadable.push((name, reason)),
+        }
+    }
+    Ok(scan)
+}
+
+/// Every readable run folder directly below `dir`, sorted by name.
+pub fn read_runs(dir: &Path) -> std::io::Result<Vec<SavedRun>> {
+    scan(dir).map(|s| s.runs)
 }

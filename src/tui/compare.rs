@@ -1,5 +1,5 @@
-//! `ltmlp tui --compare DIR`: the variants of a comparison folder overlaid (mean validation
-//! curve per variant, with a table of the latest figures), re-read every second while the runs
+//! `ltmlp tui --compare DIR`: the settings of a comparison or sweep folder overlaid (mean validation
+//! curve per setting, with a table of the latest figures), re-read every second while the runs
 //! progress.
 
 use std::path::Path;
@@ -130,7 +130,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, state: &CompareState) {
                 .filter(|p| p.mean.is_finite())
                 .map(|p| (p.epoch as f64, value(p.mean, log)))
                 .collect();
-            (r.variant.clone(), points)
+            (r.label.clone(), points)
         })
         .collect();
     let all = || series.iter().flat_map(|(_, p)| p.iter());
