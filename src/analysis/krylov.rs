@@ -159,7 +159,7 @@ pub fn measure_matrix(
         &start,
         options.extreme_steps,
         &mut |t: &Tridiagonal| {
-            if t.len() % 10 == 0 {
+            if t.len().is_multiple_of(10) {
                 progress(&format!(
                     "{name}: extreme eigenvalues, Lanczos step {}",
                     t.len()
@@ -228,7 +228,7 @@ pub fn measure_matrix(
         g,
         options.solve_steps,
         &mut |t: &Tridiagonal| {
-            if t.len() % 10 == 0 {
+            if t.len().is_multiple_of(10) {
                 progress(&format!(
                     "{name}: damped solves, Lanczos/CG step {}",
                     t.len()

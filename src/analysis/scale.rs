@@ -107,7 +107,10 @@ impl Ticker {
 }
 
 /// The first `limit` rows of the training set in f64, and their labels.
-fn curvature_examples<T: Real>(data: &Dataset<T>, limit: usize) -> (Array2<f64>, Vec<crate::data::Class>) {
+fn curvature_examples<T: Real>(
+    data: &Dataset<T>,
+    limit: usize,
+) -> (Array2<f64>, Vec<crate::data::Class>) {
     let rows = data.train.len().min(limit);
     let x = data.train.inputs().slice(s![..rows, ..]).mapv(|v| v.f64());
     (x, data.train.class_indices()[..rows].to_vec())
@@ -361,7 +364,12 @@ fn inputs<T: Real>(
     examples: usize,
     iteration: u64,
     batch: usize,
-) -> (Array2<f64>, Vec<crate::data::Class>, Array2<f64>, Vec<crate::data::Class>) {
+) -> (
+    Array2<f64>,
+    Vec<crate::data::Class>,
+    Array2<f64>,
+    Vec<crate::data::Class>,
+) {
     let (x, labels) = curvature_examples(d, examples);
     let n = d.train.len();
     // The rule of the dense method's `next_minibatch`, without converting the whole set.

@@ -672,8 +672,8 @@ impl<T: StateKind> Driver<T> {
         }
         let summary = loop {
             match self.write_final_files(end) {
-                Ok(summary) => break summary,
-                Err((summary, message)) => {
+                (summary, Ok(())) => break summary,
+                (summary, Err(message)) => {
                     self.send(Event::Failed(format!(
                         "{message}; the run waits to write its files (resume to retry)"
                     )));
@@ -691,7 +691,8 @@ impl<T: StateKind> Driver<T> {
 
     /// The metrics not yet written, the last checkpoint (not after a divergence: the last
     /// good one stays) and `summary.json`.
-    fn write_final_files(&mut self, end: RunState) -> Result<Summary, (Summary, String)> {
+    /// The summary, and whether every file was written.
+    fn write_final_files(&mut self, end: RunState) -> (Summary, Result<(), String>) {
         let p = &self.exp.resolved.preset;
         let base = SummaryBase {
             preset: p.name.clone(),
@@ -706,11 +707,11 @@ impl<T: StateKind> Driver<T> {
             examples_per_second: self.trainer.examples_per_second(),
         };
         let Some(rec) = self.recorder.as_mut() else {
-            return Ok(summarize(base, None, None, None));
+            return (summarize(base, None, None, None), Ok(()));
         };
         while let Some(m) = self.unwritten.first() {
             if let Err(e) = rec.epoch(m) {
-                return Err((rec.summary(base), e.to_string()));
+                return (rec.summary(base), Err(e.to_string()));
             }
             self.unwritten.remove(0);
         }
@@ -722,21 +723,19 @@ impl<T: StateKind> Driver<T> {
                 Ok(None) => {}
                 Err(e) => {
                     let summary = self.recorder.as_ref().map(|r| r.summary(base.clone()));
-                    return Err((
+                    return (
                         summary.unwrap_or_else(|| summarize(base, None, None, None)),
-                        e,
-                    ));
+                        Err(e),
+                    );
                 }
             }
         }
         let Some(rec) = self.recorder.as_mut() else {
-            return Ok(summarize(base, None, None, None));
+            return (summarize(base, None, None, None), Ok(()));
         };
         let summary = rec.summary(base);
-        match rec.write_summary(&summary) {
-            Ok(()) => Ok(summary),
-            Err(e) => Err((summary, e.to_string())),
-        }
+        let written = rec.write_summary(&summary).map_err(|e| e.to_string());
+        (summary, written)
     }
 
     /// Waits for `Resume` (true); a signal, `Stop` or a vanished front end give false.
@@ -863,6 +862,8 @@ mod tests {
             negative_share: 0.0,
             negative_share_beyond_floor: 0.0,
             off_diagonal_ratio: 0.25,
+            diagonal_mean: 0.5,
+            diagonal_spread: Some(2.0),
         };
         let reading = QuickCurvature {
             weights: 10,
