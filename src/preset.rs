@@ -341,7 +341,7 @@ pub enum PolicyKind {
     Every,
     /// Every `every` minibatches, on a fixed sample of `sample_size` training examples.
     Sample,
-    /// The paper demo's rule (PAPER.md §3.5).
+    /// The paper demo's rule (docs/method.md).
     Paper,
     /// Never (the transforms stay as initialised or toggled).
     Never,

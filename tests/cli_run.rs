@@ -65,14 +65,14 @@ fn default_preset_trains_below_seven_percent_validation_error() {
     let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
     assert!(config.contains("variant = \"ab\""), "{config}");
     let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 21, "header and one row per epoch");
+    assert_eq!(csv.lines().count(), 13, "header and one row per epoch");
     // Every scheduled re-estimation is recorded with a tiny output change (f32).
     let metrics = metrics_without_timing(dir.path());
     let events: Vec<&Value> = metrics
         .iter()
         .flat_map(|m| m["transform_events"].as_array().unwrap())
         .collect();
-    assert_eq!(events.len(), 20 * 50, "one re-estimation per minibatch");
+    assert_eq!(events.len(), 12 * 50, "one re-estimation per minibatch");
     for e in events {
         assert!(e["max_output_change"].as_f64().unwrap() < 1e-4, "{e}");
     }
@@ -152,7 +152,7 @@ fn bad_input_exits_non_zero_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("/nonexistent-ltmlp-data") && stderr.contains("train-images-idx3-ubyte"),
+        stderr.contains("/nonexistent-ltmlp-data") && stderr.contains("no such file or folder"),
         "{stderr}"
     );
 
@@ -283,7 +283,7 @@ fn monitoring_the_test_set_trains_on_everything_and_says_so() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    let epochs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("epoch ")).collect();
+    let epochs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ep ")).collect();
     assert_eq!(epochs.len(), 2, "{stdout}");
     assert!(
         epochs

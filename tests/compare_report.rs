@@ -401,7 +401,10 @@ fn the_comparison_view_reads_the_folder_and_draws_every_variant() {
         .iter()
         .map(|c| c.symbol())
         .collect();
-    assert!(screen.contains("2 runs, 1 in progress"), "{screen}");
+    assert!(
+        screen.contains("1 of 2 runs finished, 1 in progress"),
+        "{screen}"
+    );
     assert!(
         screen.contains("8.000") && screen.contains("7.000"),
         "latest figures: {screen}"

@@ -1,4 +1,4 @@
-//! Curvature diagnostics (PAPER.md §5.2, §6): the Hessian and Fisher matrices of small
+//! Curvature diagnostics (docs/method.md): the Hessian and Fisher matrices of small
 //! classifiers with respect to their weights, their spectra, and the angles between the
 //! gradient and the damped Newton and natural-gradient directions.
 //!

@@ -1,4 +1,4 @@
-//! The function-preserving re-estimation of α, β, γ (PAPER.md §3.2–§3.4): data moments of every
+//! The function-preserving re-estimation of α, β, γ (docs/method.md): data moments of every
 //! transformed unit, the closed-form targets, and the compensation of the other weights so that
 //! the network computes exactly the same function before and after.
 
@@ -229,7 +229,7 @@ impl LayerMoments {
         }
     }
 
-    /// The closed-form α, β (PAPER.md §3.2) of unit j for the active flags.
+    /// The closed-form α, β (docs/method.md) of unit j for the active flags.
     fn alpha_beta(&self, j: usize, flags: Flags) -> (f64, f64) {
         let n = self.count.max(1.0);
         let alpha = if flags.alpha { -self.d[j] / n } else { 0.0 };
@@ -424,7 +424,7 @@ impl<T: Real> Network<T> {
     }
 
     /// Replaces α and β of layer l, pushing the linear part of the change onto the biases and
-    /// shortcut weights of later layers (PAPER.md §3.4):
+    /// shortcut weights of later layers (docs/method.md):
     /// b_m += W[m][l]·(γ⊙Δα⊙b_l + γ⊙Δβ) and W[m][k] += W[m][l]·diag(γ⊙Δα)·W[l][k].
     pub fn set_alpha_beta(
         &mut self,

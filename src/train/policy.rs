@@ -1,4 +1,4 @@
-//! When α, β, γ are re-estimated, and on which data (PAPER.md §3.5).
+//! When α, β, γ are re-estimated, and on which data (docs/method.md).
 
 use crate::preset::{PolicyKind, TransformSection};
 
