@@ -46,6 +46,19 @@ fn small_run(dir: &Path, fault: Option<&str>) -> Output {
     ltmlp(&args, fault)
 }
 
+/// A fresh small run into `dir`, moving whatever is there aside.
+fn forced_run(dir: &Path) -> Output {
+    let mut args = vec![
+        "run",
+        "presets/default.toml",
+        "--force",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(SMALL);
+    ltmlp(&args, None)
+}
+
 fn resume(dir: &Path, fault: Option<&str>) -> Output {
     ltmlp(&["run", "--resume", dir.to_str().unwrap()], fault)
 }
@@ -167,17 +180,7 @@ fn a_crash_at_any_write_resumes_to_the_same_metrics() {
                 "crash {n}: {}",
                 text(&resumed)
             );
-            let fresh = {
-                let mut args = vec![
-                    "run",
-                    "presets/default.toml",
-                    "--force",
-                    "--out",
-                    dir.to_str().unwrap(),
-                ];
-                args.extend_from_slice(SMALL);
-                ltmlp(&args, None)
-            };
+            let fresh = forced_run(&dir);
             assert!(fresh.status.success(), "crash {n}: {}", text(&fresh));
         }
         assert_eq!(records(&dir), expected, "crash {n}");
@@ -233,17 +236,7 @@ fn an_unwritable_folder_pauses_the_run_and_a_signal_still_ends_it_promptly() {
         let resumed = resume(&dir, None);
         assert!(resumed.status.success(), "{}", text(&resumed));
     } else {
-        let out = {
-            let mut args = vec![
-                "run",
-                "presets/default.toml",
-                "--force",
-                "--out",
-                dir.to_str().unwrap(),
-            ];
-            args.extend_from_slice(SMALL);
-            ltmlp(&args, None)
-        };
+        let out = forced_run(&dir);
         assert!(out.status.success(), "{}", text(&out));
     }
     assert_eq!(records(&dir), expected);
@@ -359,17 +352,7 @@ fn one_writer_per_folder_and_no_silent_replacement() {
     child.wait().unwrap();
 
     // --force moves the old run aside, it never deletes it.
-    let forced = {
-        let mut args = vec![
-            "run",
-            "presets/default.toml",
-            "--force",
-            "--out",
-            dir.to_str().unwrap(),
-        ];
-        args.extend_from_slice(SMALL);
-        ltmlp(&args, None)
-    };
+    let forced = forced_run(&dir);
     assert!(forced.status.success(), "{}", text(&forced));
     let aside: PathBuf = root.path().join("taken.old-1");
     assert_eq!(std::fs::read(aside.join("metrics.jsonl")).unwrap(), before);
