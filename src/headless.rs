@@ -16,7 +16,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::preset::Monitor;
 use crate::train::checkpoint::Checkpoint;
 use crate::train::{
-    spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Summary,
+    spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Steer, Summary,
 };
 
 /// How long a headless run waits before its first retry of a failed write; each further
@@ -173,26 +173,37 @@ pub fn warn(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+/// How a headless run starts, besides its experiment and folder.
+#[derive(Debug, Default)]
+pub struct Start {
+    pub resume: Option<Checkpoint>,
+    pub interrupt: Option<Arc<AtomicUsize>>,
+    pub force: bool,
+    /// `--replay`: another run's recorded actions.
+    pub replay: Vec<Steer>,
+    /// The detached child of `--background` or the dashboard: once the run can be attached
+    /// to, its output goes to the folder's `output.log`.
+    pub detached: bool,
+}
+
 /// Trains to the end (or a signal), printing as it goes; returns the summary.
-pub fn run(
-    exp: Experiment,
-    out_dir: &Path,
-    resume: Option<Checkpoint>,
-    interrupt: Option<Arc<AtomicUsize>>,
-    force: bool,
-) -> anyhow::Result<Summary> {
+pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summary> {
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
     let session = spawn(
         exp,
         SessionOptions {
             out_dir: Some(out_dir.to_owned()),
-            resume,
+            resume: start.resume,
             checkpoint_every,
-            interrupt,
+            interrupt: start.interrupt,
             start_paused: false,
-            force,
+            force: start.force,
+            replay: start.replay,
         },
     )?;
+    if start.detached {
+        crate::remote::background::redirect_output(out_dir)?;
+    }
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
@@ -263,7 +274,11 @@ pub fn run(
                 summary = Some(*s);
                 break;
             }
-            Event::Layers { .. } | Event::Transform(_) | Event::State(_) => {}
+            Event::Layers { .. }
+            | Event::Transform(_)
+            | Event::State(_)
+            | Event::Steered(_)
+            | Event::Tunables(_) => {}
         }
     }
     bar.finish_and_clear();

@@ -1,5 +1,6 @@
 //! The `ltmlp` binary: the TUI by default, headless runs and the lab's other commands.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,8 +11,9 @@ use clap::{Parser, Subcommand};
 
 use ltmlp::cli::{FolderArgs, RunArgs};
 use ltmlp::headless;
-use ltmlp::train::checkpoint::Checkpoint;
+use ltmlp::remote::background;
 use ltmlp::train::{Experiment, RunState, Summary};
+use ltmlp::tui::{Mode, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,13 +30,41 @@ struct Cli {
 enum Command {
     /// Train a preset without a user interface and write the run's files
     Run {
-        /// Preset file (TOML), e.g. presets/default.toml
-        #[arg(required_unless_present = "resume")]
+        /// Preset file (TOML), e.g. presets/default.toml; default: the built-in default preset
+        #[arg(conflicts_with = "replay")]
         preset: Option<PathBuf>,
         #[command(flatten)]
         folder: FolderArgs,
         #[command(flatten)]
         args: RunArgs,
+        /// Train in a process of its own and return at once (attach with `ltmlp attach DIR`)
+        #[arg(long)]
+        background: bool,
+        /// Run the experiment of the run in DIR again, applying its recorded steering actions
+        /// at the same iterations (its metrics come out the same)
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "variant", "seed", "set"])]
+        replay: Option<PathBuf>,
+        /// Set by `--background` and the dashboard for the process they start
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Open the dashboard on a run training in another process (every key; d detaches)
+    Attach {
+        /// Run folder
+        dir: PathBuf,
+    },
+    /// Steer a running run from a script: prints the trainer's acknowledgement, exits 1 on refusal
+    Ctl {
+        /// Run folder
+        dir: PathBuf,
+        #[command(subcommand)]
+        command: ltmlp::remote::ctl::CtlCommand,
+    },
+    /// List the runs under runs/ (or DIR): live or ended, state, epoch, best error, viewers
+    Ls {
+        /// Folder to look in
+        #[arg(default_value = "runs")]
+        dir: PathBuf,
     },
     /// Run every variant × seed of a preset and write a comparison report (a sweep without axes)
     Compare(ltmlp::sweep::CompareArgs),
@@ -88,7 +118,7 @@ enum Command {
     Eval(ltmlp::eval::EvalArgs),
     /// Write a run's network (weights, biases, α, β, γ, preprocessing) as safetensors or .npz
     Export(ltmlp::export::ExportArgs),
-    /// Open the dashboard read-only on a run another process is writing (e.g. under nohup)
+    /// Open the dashboard read-only on a run (live, or from its files when it has ended)
     Watch {
         /// Run folder
         dir: PathBuf,
@@ -103,37 +133,119 @@ fn run_headless(
     preset: Option<&PathBuf>,
     folder: &FolderArgs,
     args: &RunArgs,
+    detached: bool,
 ) -> anyhow::Result<ExitCode> {
     let exp = args.experiment(preset)?;
     let out = folder.new_run_dir(&exp)?;
-    finish_headless(exp, &out, None, folder.force)
+    let start = headless::Start {
+        force: folder.force,
+        detached,
+        ..Default::default()
+    };
+    finish_headless(exp, &out, start)
 }
 
-fn resume_headless(dir: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
+fn resume_headless(dir: &Path, args: &RunArgs, detached: bool) -> anyhow::Result<ExitCode> {
     let (exp, checkpoint) = args.resume_experiment(dir)?;
-    finish_headless(exp, dir, Some(checkpoint), false)
+    let start = headless::Start {
+        resume: Some(checkpoint),
+        detached,
+        ..Default::default()
+    };
+    finish_headless(exp, dir, start)
+}
+
+/// `run --replay DIR`: the experiment of DIR's `config.toml` with DIR's recorded actions.
+fn replay_headless(dir: &Path, folder: &FolderArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = dir.join(ltmlp::sink::CONFIG_FILE);
+    let resolved = ltmlp::preset::PresetFile::read(&config)?.resolve(None, &[])?;
+    ltmlp::cli::set_matmul_threads(resolved.preset.train.threads);
+    let actions = ltmlp::sink::actions::read(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let exp = Experiment::prepare(resolved, args.data.clone())?;
+    let out = folder.new_run_dir(&exp)?;
+    headless::say(&format!(
+        "replaying {} with its {} recorded actions into {}",
+        dir.display(),
+        actions.len(),
+        out.display()
+    ));
+    let start = headless::Start {
+        force: folder.force,
+        replay: actions,
+        ..Default::default()
+    };
+    finish_headless(exp, &out, start)
 }
 
 fn finish_headless(
     exp: Experiment,
     out: &Path,
-    resume: Option<Checkpoint>,
-    force: bool,
+    mut start: headless::Start,
 ) -> anyhow::Result<ExitCode> {
     let interrupt = headless::interrupt_flag();
-    let summary = headless::run(exp, out, resume, Some(Arc::clone(&interrupt)), force)?;
+    start.interrupt = Some(Arc::clone(&interrupt));
+    let summary = headless::run(exp, out, start)?;
     headless::say(&headless::summary_text(&summary));
     let signal = interrupt.load(Ordering::SeqCst);
     Ok(match summary.state {
+        // A stop asked for with `ctl stop` (or replayed) ends the run as asked.
         RunState::Finished => ExitCode::SUCCESS,
+        RunState::Stopped if signal == 0 => ExitCode::SUCCESS,
         // The reason was already printed on stderr as the run's last log line.
         RunState::Diverged => ExitCode::from(3),
-        RunState::Stopped if signal != 0 => ExitCode::from(128 + signal as u8),
+        RunState::Stopped => ExitCode::from(128 + signal as u8),
         _ => ExitCode::from(1),
     })
 }
 
-/// The dashboard when stdout is a terminal, else a headless run with a one-line notice.
+/// The arguments of this invocation for the detached `ltmlp run` child: without the
+/// subcommand's name and `--background`, and with the run folder made explicit.
+fn child_args(out: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "run" || a == "tui") {
+        args.remove(0);
+    }
+    args.retain(|a| a != "--background");
+    let named = |a: &OsString| {
+        let a = a.to_string_lossy();
+        a == "--out" || a.starts_with("--out=") || a == "--resume" || a.starts_with("--resume=")
+    };
+    if !args.iter().any(named) {
+        args.push("--out".into());
+        args.push(out.as_os_str().to_owned());
+    }
+    args
+}
+
+/// The folder a new detached run will train into: `--out`, or a fresh one under `runs/`
+/// (the preset is read to name it; its data is loaded by the child).
+fn detached_dir(
+    preset: Option<&PathBuf>,
+    folder: &FolderArgs,
+    args: &RunArgs,
+) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = folder.resume.as_ref().or(folder.out.as_ref()) {
+        return Ok(dir.clone());
+    }
+    let resolved = args.resolve(preset)?;
+    headless::default_out_dir(&resolved.preset.name, &resolved.variant)
+}
+
+/// `run --background`: starts the run in its own process and says how to reach it.
+fn run_background(
+    preset: Option<&PathBuf>,
+    folder: &FolderArgs,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let dir = detached_dir(preset, folder, args)?;
+    let run = background::start(child_args(&dir), &dir)?;
+    println!("{}", background::started_text(&run));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard when stdout is a terminal, else a headless run with a one-line notice. The
+/// run trains in a process of its own, so that it outlives the terminal; the dashboard
+/// attaches to it.
 fn run_tui(
     preset: Option<&PathBuf>,
     folder: &FolderArgs,
@@ -142,45 +254,40 @@ fn run_tui(
     if !std::io::stdout().is_terminal() {
         eprintln!("ltmlp: stdout is not a terminal; running headless");
         return match &folder.resume {
-            Some(dir) => resume_headless(dir, args),
-            None => run_headless(preset, folder, args),
+            Some(dir) => resume_headless(dir, args, false),
+            None => run_headless(preset, folder, args, false),
         };
     }
-    let (exp, out, checkpoint) = match &folder.resume {
-        Some(dir) => {
-            let what = format!("{} and its data", dir.display());
-            let (exp, checkpoint) = ltmlp::tui::loading(&what, || args.resume_experiment(dir))?;
-            (exp, dir.to_owned(), Some(checkpoint))
-        }
-        None => {
-            let what = preset.map_or("the default preset".into(), |p| p.display().to_string());
-            let what = format!("{what} and its data");
-            let exp = ltmlp::tui::loading(&what, || args.experiment(preset))?;
-            let out = folder.new_run_dir(&exp)?;
-            (exp, out, None)
-        }
-    };
-    let summary = ltmlp::tui::run(exp, out, checkpoint, folder.force)?;
-    headless::say(&headless::summary_text(&summary));
-    // A signal (SIGTERM, SIGHUP) ends the dashboard with the shell's code for it.
-    let signal = headless::interrupt_flag().load(Ordering::SeqCst);
-    if signal != 0 && summary.state == RunState::Stopped {
-        return Ok(ExitCode::from(128 + signal as u8));
-    }
-    Ok(exit_code(&summary))
+    let dir = detached_dir(preset, folder, args)?;
+    let what = preset.map_or("the default preset".into(), |p| p.display().to_string());
+    let what = format!("{what} and its data");
+    ltmlp::tui::loading(&what, || background::start(child_args(&dir), &dir))?;
+    attached(&dir, Mode::Steer)
 }
 
-fn watch(dir: &Path) -> anyhow::Result<ExitCode> {
+/// The dashboard on a run in another process, and what to say when it closes.
+fn attached(dir: &Path, mode: Mode) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!(
-            "watch draws the dashboard and needs a terminal; read {} directly instead",
-            dir.join("metrics.jsonl").display()
+            "the dashboard needs a terminal; `ltmlp ctl {} status` answers without one",
+            dir.display()
         );
     }
-    if let Some(summary) = ltmlp::tui::watch(dir)? {
-        println!("{}", headless::summary_text(&summary));
+    match ltmlp::tui::attach(dir, mode)? {
+        Outcome::Ended(summary) => {
+            headless::say(&headless::summary_text(&summary));
+            Ok(exit_code(&summary))
+        }
+        Outcome::Detached { signal } => {
+            if mode == Mode::Steer {
+                headless::warn(&format!(
+                    "detached: the run trains on. ltmlp attach {0}  ·  ltmlp ctl {0} stop",
+                    dir.display()
+                ));
+            }
+            Ok(signal.map_or(ExitCode::SUCCESS, |s| ExitCode::from(128 + s as u8)))
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn exit_code(summary: &Summary) -> ExitCode {
@@ -204,12 +311,26 @@ fn main() -> ExitCode {
             preset,
             folder,
             args,
+            background,
+            replay,
+            detached,
         }) => {
             let args = folder.apply(&args);
-            match &folder.resume {
-                Some(dir) => resume_headless(dir, &args),
-                None => run_headless(preset.as_ref(), &folder, &args),
+            match (&folder.resume, &replay) {
+                _ if background => run_background(preset.as_ref(), &folder, &args),
+                (_, Some(dir)) => replay_headless(dir, &folder, &args),
+                (Some(dir), None) => resume_headless(dir, &args, detached),
+                (None, None) => run_headless(preset.as_ref(), &folder, &args, detached),
             }
+        }
+        Some(Command::Attach { dir }) => attached(&dir, Mode::Steer),
+        Some(Command::Ctl { dir, command }) => ltmlp::remote::ctl::run(&dir, command),
+        Some(Command::Ls { dir }) => {
+            print!(
+                "{}",
+                ltmlp::remote::ls::table(&ltmlp::remote::ls::scan(&dir))
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Compare(args)) => ltmlp::sweep::compare(args),
         Some(Command::Sweep(args)) => ltmlp::sweep::sweep(args),
@@ -261,14 +382,14 @@ fn main() -> ExitCode {
             };
             ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }
-        Some(Command::Watch { dir }) => watch(&dir),
+        Some(Command::Watch { dir }) => attached(&dir, Mode::ReadOnly),
         Some(Command::Diagnose(args)) => ltmlp::analysis::command::run(&args),
         Some(Command::Eval(args)) => ltmlp::eval::run(&args),
         Some(Command::Export(args)) => ltmlp::export::run(&args),
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");
-                run_headless(None, &FolderArgs::default(), &RunArgs::default())
+                run_headless(None, &FolderArgs::default(), &RunArgs::default(), false)
             } else {
                 run_tui(None, &FolderArgs::default(), &RunArgs::default())
             }

@@ -942,6 +942,19 @@ impl Resolved {
             .map_err(|e| error("model", e.to_string()))
     }
 
+    /// This experiment with one more `key=value` applied and everything validated again, with
+    /// the messages a preset or `--set` would get (for settings changed while a run trains).
+    pub fn with_override(&self, item: &str) -> Result<Resolved, String> {
+        let mut table = toml::Table::try_from(&self.preset).map_err(|e| e.to_string())?;
+        apply_override(&mut table, item)?;
+        let preset = deserialize(&table)?;
+        validate(&preset, self.flags).map_err(|(key, message)| format!("{key}: {message}"))?;
+        Ok(Resolved {
+            preset,
+            ..self.clone()
+        })
+    }
+
     /// The resolved preset as TOML (written as `config.toml`; it runs the same experiment).
     /// Values whose default depends on other settings are written out, so that the file
     /// means the same whatever data a resume is pointed at.

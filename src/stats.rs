@@ -32,7 +32,9 @@ impl Thresholds {
 /// Smallest and largest value of a per-unit parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Range {
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub min: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub max: f64,
 }
 
@@ -54,20 +56,28 @@ impl Range {
 /// Per-unit values of one layer (not written to metrics files: too large).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UnitStats {
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub mean_out: Vec<f64>,
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub mean_slope: Vec<f64>,
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub std_out: Vec<f64>,
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub std_pre: Vec<f64>,
     /// Mean of tanh′(x), the saturation measure.
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub tanh_slope: Vec<f64>,
     pub saturated: Vec<bool>,
     pub collapsed: Vec<bool>,
     /// The unit's α, β and γ (0, 0, 1 for units without a transformation).
     #[serde(default)]
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub alpha: Vec<f64>,
     #[serde(default)]
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub beta: Vec<f64>,
     #[serde(default)]
+    #[serde(deserialize_with = "crate::nan_json::vec")]
     pub gamma: Vec<f64>,
 }
 
@@ -78,17 +88,24 @@ pub struct LayerStats {
     pub kind: UnitKind,
     pub units: usize,
     /// Mean over units of each unit's mean output.
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub mean_out: f64,
     /// Mean over units of each unit's mean slope f′.
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub mean_slope: f64,
     /// Mean over units of each unit's output variance.
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub var_out: f64,
     /// Mean over units of each unit's pre-activation standard deviation.
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub std_pre: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub saturated_fraction: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub collapsed_fraction: f64,
     /// Units whose γ is held by its cap rather than by their own scale (none without γ).
     #[serde(default)]
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub gamma_capped_fraction: f64,
     pub alpha: Range,
     pub beta: Range,

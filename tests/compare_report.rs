@@ -129,6 +129,7 @@ fn write_run_at(
             test_loss_at_best: None,
             test_error_at_best: None,
             out_dir: None,
+            steering_actions: 0,
         };
         std::fs::write(
             dir.join("summary.json"),

@@ -170,7 +170,16 @@ fn quit_asks_while_training_and_not_after() {
     // Any other key cancels.
     assert_eq!(app.on_key(ch('x')), None);
     assert!(!app.confirm_quit);
+    // Stop the run (s, or y as before), or detach from it (d).
     app.on_key(ch('q'));
+    assert_eq!(app.on_key(ch('y')), Some(Action::Stop));
+    app.on_key(ch('q'));
+    assert_eq!(app.on_key(ch('d')), Some(Action::Quit));
+    // A read-only viewer only closes itself.
+    app.stopping = false;
+    app.read_only = true;
+    app.on_key(ch('q'));
+    assert!(app.confirm_quit);
     assert_eq!(app.on_key(ch('y')), Some(Action::Quit));
 
     let mut over = common::diverged();

@@ -1,5 +1,5 @@
-//! End to end: the real binary under tmux. Pause, switch α off and on, open the help, quit;
-//! then check the screens and the run's saved metrics (both switches recorded, with an output
+//! End to end: the real binary under tmux. Pause, switch α off and on, open the help, stop
+//! the run from the quit question; then check the screens and the run's saved metrics (both switches recorded, with an output
 //! change below 1e-4). Skips with a message only if tmux is not installed.
 
 use std::path::Path;
@@ -28,32 +28,58 @@ impl Tmux {
             .expect("tmux runs")
     }
 
+    /// A detached session of 100×30 running `command` in sh.
+    fn start(&self, session: &str, command: &str) {
+        let out = self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            command,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+    }
+
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", SESSION];
+        self.keys_to(SESSION, keys)
+    }
+
+    fn keys_to(&self, session: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", session];
         args.extend_from_slice(keys);
         let out = self.run(&args);
         assert!(out.status.success(), "send-keys {keys:?}: {out:?}");
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", SESSION]).stdout)
+        self.screen_of(SESSION)
+    }
+
+    fn screen_of(&self, session: &str) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", session]).stdout)
             .into_owned()
     }
 
     /// Polls the screen until it contains `text`; returns that screen.
     fn wait_for(&self, text: &str) -> String {
-        self.wait_until(text, true)
+        self.wait_in(SESSION, text, true)
     }
 
     /// Polls the screen until `text` is gone.
     fn wait_until_gone(&self, text: &str) -> String {
-        self.wait_until(text, false)
+        self.wait_in(SESSION, text, false)
     }
 
-    fn wait_until(&self, text: &str, present: bool) -> String {
+    fn wait_in(&self, session: &str, text: &str, present: bool) -> String {
         let start = Instant::now();
         loop {
-            let screen = self.screen();
+            let screen = self.screen_of(session);
             if screen.contains(text) == present {
                 return screen;
             }
@@ -114,20 +140,7 @@ fn pause_switch_help_and_quit_under_tmux() {
         env!("CARGO_BIN_EXE_ltmlp"),
         run.display()
     );
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        SESSION,
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &command,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
+    tmux.start(SESSION, &command);
 
     // The run has started when its name is on screen (the state shows before).
     let screen = tmux.wait_for("default [ab]");
@@ -169,8 +182,8 @@ fn pause_switch_help_and_quit_under_tmux() {
     tmux.wait_until_gone("Keys (? or esc: close)");
 
     tmux.keys(&["q"]);
-    tmux.wait_for("Quit?");
-    tmux.keys(&["y"]);
+    tmux.wait_for("Stop the run, or detach?");
+    tmux.keys(&["s"]);
     let after = tmux.wait_for("LTMLP-EXIT:");
     assert!(after.contains("LTMLP-EXIT:0"), "{after}");
     assert!(
@@ -194,4 +207,106 @@ fn pause_switch_help_and_quit_under_tmux() {
     for file in ["config.toml", "metrics.csv"] {
         assert!(run.join(file).exists(), "{file} is written");
     }
+}
+
+/// `ctl DIR status` as JSON.
+fn status(run: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(["ctl", &run.display().to_string(), "status"])
+        .output()
+        .expect("ltmlp runs");
+    assert!(out.status.success(), "ctl status: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("status is JSON")
+}
+
+#[test]
+fn a_background_run_outlives_its_viewers_and_their_terminals() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = dir.path().join("run");
+    let tmux = Tmux {
+        socket: format!("ltmlp-attach-{}", std::process::id()),
+        marker: run.display().to_string(),
+    };
+    let bin = env!("CARGO_BIN_EXE_ltmlp");
+    let started = Command::new(bin)
+        .args([
+            "run",
+            "presets/tiny.toml",
+            "--background",
+            "--set",
+            "train.epochs=100000",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .expect("ltmlp runs");
+    assert!(started.status.success(), "{started:?}");
+    let said = String::from_utf8_lossy(&started.stdout);
+    assert!(said.contains("ltmlp attach"), "{said}");
+
+    // The first viewer switches α off and detaches.
+    let attach = format!(
+        "'{bin}' attach '{}'; echo LTMLP-EXIT:$?; sleep 600",
+        run.display()
+    );
+    tmux.start("first", &attach);
+    tmux.wait_in("first", "tiny [ab]", true);
+    tmux.keys_to("first", &["a"]);
+    tmux.wait_in("first", "α switched off", true);
+    tmux.keys_to("first", &["d"]);
+    let after = tmux.wait_in("first", "LTMLP-EXIT:", true);
+    assert!(after.contains("LTMLP-EXIT:0"), "{after}");
+    assert_eq!(status(&run)["state"], "running");
+
+    // A second viewer, whose terminal is then killed: the run goes on.
+    tmux.start("second", &attach);
+    tmux.wait_in("second", "tiny [ab]", true);
+    // A read-only viewer at the same time: no steering keys in its footer.
+    let watch = format!("'{bin}' watch '{}'; sleep 600", run.display());
+    tmux.start("watcher", &watch);
+    let watching = tmux.wait_in("watcher", "tiny [ab]", true);
+    assert!(!watching.contains("pause"), "{watching}");
+    let start = Instant::now();
+    while status(&run)["viewers"] != 2 {
+        assert!(start.elapsed() < TIMEOUT, "two viewers: {}", status(&run));
+        std::thread::sleep(POLL);
+    }
+    tmux.run(&["kill-session", "-t", "second"]);
+    let start = Instant::now();
+    while status(&run)["viewers"] != 1 {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the killed viewer left: {}",
+            status(&run)
+        );
+        std::thread::sleep(POLL);
+    }
+    let before = status(&run)["iteration"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let now = status(&run);
+    assert_eq!(now["state"], "running");
+    assert!(
+        now["iteration"].as_u64().unwrap() > before,
+        "it trains on: {now}"
+    );
+
+    // A new viewer sees the switch in the run's history.
+    tmux.start("third", &attach);
+    let screen = tmux.wait_in("third", "α switched off", true);
+    assert!(screen.contains("α off"), "{screen}");
+    tmux.keys_to("third", &["q"]);
+    tmux.wait_in("third", "Stop the run, or detach?", true);
+    tmux.keys_to("third", &["s"]);
+    let after = tmux.wait_in("third", "LTMLP-EXIT:", true);
+    assert!(after.contains("LTMLP-EXIT:0"), "{after}");
+    let summary = std::fs::read_to_string(run.join("summary.json")).expect("summary.json");
+    assert!(summary.contains("\"stopped\""), "{summary}");
+    assert!(
+        !run.join("control.sock").exists(),
+        "the socket is removed at the end"
+    );
 }

@@ -116,5 +116,5 @@ fn too_small_asks_before_quitting() {
     let mut app = common::mid_run();
     app.confirm_quit = true;
     let screen = render(&app, 40, 10).to_string();
-    assert!(screen.contains("y stops"), "{screen}");
+    assert!(screen.contains("s stops and saves, d detaches"), "{screen}");
 }

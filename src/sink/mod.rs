@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::train::protocol::{EpochMetrics, RunState, Summary};
 
+pub mod actions;
 pub mod fault;
 pub mod files;
 pub mod folder;
@@ -121,6 +122,21 @@ impl Recorder {
                 let _ = fs::remove_file(dir.join(name));
             }
         })
+    }
+
+    /// Undoes [`Recorder::create`] when a later step of starting the run fails: the folder is
+    /// left empty again.
+    pub fn abandon_new(self) {
+        let dir = self.dir.clone();
+        drop(self);
+        for name in [
+            CONFIG_FILE,
+            METRICS_JSONL,
+            METRICS_CSV,
+            actions::ACTIONS_FILE,
+        ] {
+            let _ = fs::remove_file(dir.join(name));
+        }
     }
 
     fn create_files(lock: RunLock, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
@@ -377,6 +393,7 @@ pub struct SummaryBase {
     pub train_seconds: f64,
     pub reestimate_seconds: f64,
     pub examples_per_second: f64,
+    pub steering_actions: usize,
 }
 
 /// A summary from the last and the best evaluation (none for a run without files).
@@ -409,6 +426,7 @@ pub fn summarize(
         test_loss_at_best: best.map(|m| m.test_loss),
         test_error_at_best: best.and_then(|m| m.test_error),
         out_dir: dir.map(|d| d.display().to_string()),
+        steering_actions: base.steering_actions,
     }
 }
 

@@ -194,6 +194,7 @@ fn train(
             interrupt: interrupt.clone(),
             start_paused: false,
             force: false,
+            replay: Vec::new(),
         },
     );
     let session = match session {

@@ -29,6 +29,14 @@ pub enum AnyState {
 }
 
 impl AnyState {
+    /// The iteration the state was saved at.
+    pub fn iteration(&self) -> u64 {
+        match self {
+            AnyState::F32(s) => s.iteration,
+            AnyState::F64(s) => s.iteration,
+        }
+    }
+
     /// The shape of the saved network.
     pub fn topology(&self) -> &crate::net::Topology {
         match self {

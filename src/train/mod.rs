@@ -8,9 +8,11 @@ pub mod protocol;
 pub mod schedule;
 pub mod session;
 pub mod trainer;
+pub mod tunables;
 
 pub use protocol::{
-    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent,
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
+    Tunable,
 };
 pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
 pub use trainer::{Divergence, Trainer, TrainerState};

@@ -8,8 +8,10 @@ use crate::net::{Flags, Param};
 use crate::preset::Monitor;
 use crate::stats::LayerStats;
 
-/// What a front end can ask of the trainer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a front end can ask of the trainer. Every command is also a wire message of the
+/// control endpoint (docs/protocol.md), hence the serde names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Pause,
     Resume,
@@ -30,6 +32,47 @@ pub enum Command {
     /// Measure the current curvature (gradient-to-Newton angle, off-diagonal ratios) in the
     /// background, for networks small enough; the answer arrives as a log line.
     Curvature,
+    /// Change a live setting (`train.momentum`, …; `crate::train::tunables`), validated by
+    /// the preset's own rules.
+    Set {
+        key: String,
+        value: String,
+    },
+}
+
+impl Command {
+    /// Whether the command changes what the network computes or learns from here on, so that
+    /// a replay must apply it at the same iteration (pauses, steps, saves and curvature
+    /// readings do not).
+    pub fn changes_training(&self) -> bool {
+        !matches!(
+            self,
+            Command::Pause
+                | Command::Resume
+                | Command::Step
+                | Command::Checkpoint
+                | Command::Curvature
+        )
+    }
+}
+
+/// One command as the trainer carried it out: at which iteration (before that minibatch),
+/// and with what outcome. Recorded in the run folder's `actions.jsonl` for `--replay`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steer {
+    pub iteration: u64,
+    pub command: Command,
+    /// False when the trainer refused it (an invalid value, a switch it cannot make).
+    pub ok: bool,
+    /// What the trainer did, in words ("momentum → 0.950", "α switched off", the refusal).
+    pub message: String,
+}
+
+/// One live setting and its current value, as TOML text (`crate::train::tunables`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tunable {
+    pub key: String,
+    pub value: String,
 }
 
 /// Where a run is.
@@ -86,11 +129,16 @@ pub struct RunInfo {
 pub struct Progress {
     pub epoch: usize,
     pub iteration: u64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub learning_rate: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub momentum: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub examples_per_second: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub elapsed_seconds: f64,
     /// Mean training loss of the minibatches since the last progress report.
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub batch_loss: f64,
 }
 
@@ -113,6 +161,7 @@ pub struct TransformEvent {
     pub cause: TransformCause,
     pub flags: Flags,
     /// Largest absolute change of any network output on the probe batch (NaN if not measured).
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub max_output_change: f64,
 }
 
@@ -121,15 +170,22 @@ pub struct TransformEvent {
 pub struct EpochMetrics {
     pub epoch: usize,
     pub iteration: u64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub elapsed_seconds: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub train_loss: f64,
     pub train_error: Option<f64>,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub validation_loss: f64,
     pub validation_error: Option<f64>,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub test_loss: f64,
     pub test_error: Option<f64>,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub learning_rate: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub momentum: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub examples_per_second: f64,
     pub flags: Flags,
     pub layers: Vec<LayerStats>,
@@ -144,8 +200,11 @@ pub struct EpochMetrics {
 /// R² = 1 − SSE / Σ(y − ȳ)² per split, pooled over the target columns (ȳ: the split's mean).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitR2 {
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub train: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub validation: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub test: f64,
 }
 
@@ -162,11 +221,15 @@ pub struct Summary {
     pub reason: Option<String>,
     pub epochs_completed: usize,
     pub iterations: u64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub wall_seconds: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub train_seconds: f64,
     /// The part of `train_seconds` spent re-estimating α, β, γ within minibatch steps.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub reestimate_seconds: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
     pub examples_per_second: f64,
     pub final_train_loss: Option<f64>,
     pub final_validation_loss: Option<f64>,
@@ -180,10 +243,14 @@ pub struct Summary {
     pub test_loss_at_best: Option<f64>,
     pub test_error_at_best: Option<f64>,
     pub out_dir: Option<String>,
+    /// Commands that steered the run (`actions.jsonl`; `ltmlp run --replay` repeats them).
+    #[serde(default)]
+    pub steering_actions: usize,
 }
 
-/// What the trainer tells the front end.
-#[derive(Debug, Clone, PartialEq)]
+/// What the trainer tells the front end (and, as wire messages, every attached viewer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     Started(RunInfo),
     Progress(Progress),
@@ -200,4 +267,8 @@ pub enum Event {
     Finished(Box<Summary>),
     /// The run could not go on (e.g. the output folder became unwritable).
     Failed(String),
+    /// A command was carried out (or refused).
+    Steered(Steer),
+    /// The live settings and their values (at the start and after every change).
+    Tunables(Vec<Tunable>),
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
-use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
+use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary};
 use super::trainer::Trainer;
 use super::trainer::TrainerState;
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
@@ -18,6 +18,7 @@ use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology};
 use crate::preset::{Precision, PresetError, Resolved, Task};
 use crate::real::Real;
+use crate::sink::actions::ActionLog;
 use crate::sink::{claim_existing, claim_new, summarize, Recorder, SinkError, SummaryBase};
 
 /// Least time between two progress events.
@@ -118,13 +119,18 @@ pub struct Session {
     pub events: Receiver<Event>,
     pub out_dir: Option<PathBuf>,
     thread: Option<JoinHandle<()>>,
+    /// The control endpoint's hub (runs with a folder).
+    hub: Option<crate::remote::hub::Hub>,
 }
 
 impl Session {
-    /// Waits for the training thread to end.
+    /// Waits for the training thread to end, and for the hub to hand out its last events.
     pub fn join(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(hub) = self.hub.take() {
+            hub.join();
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct SessionOptions {
     pub interrupt: Option<Arc<AtomicUsize>>,
     /// A new run into a folder that already holds one moves the old one aside first.
     pub force: bool,
+    /// `--replay`: the recorded actions of another run, applied at their iterations.
+    pub replay: Vec<Steer>,
 }
 
 /// Starts the training thread. The run folder is locked and its files created (or, on
@@ -164,17 +172,41 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkEr
         )?),
         (None, _) => None,
     };
+    let actions_error = |dir: &std::path::Path, error| SinkError::Write {
+        path: dir.join(crate::sink::actions::ACTIONS_FILE),
+        error,
+    };
+    let (recorder, actions) = match (recorder, &options.resume) {
+        (Some(rec), Some(cp)) => match ActionLog::resume(rec.dir(), cp.state.iteration()) {
+            Ok(log) => (Some(rec), Some(log)),
+            Err(message) => return Err(actions_error(rec.dir(), std::io::Error::other(message))),
+        },
+        (Some(rec), None) => match ActionLog::create(rec.dir()) {
+            Ok(log) => (Some(rec), Some(log)),
+            Err(error) => {
+                let e = actions_error(rec.dir(), error);
+                rec.abandon_new();
+                return Err(e);
+            }
+        },
+        (None, _) => (None, None),
+    };
     let (command_tx, command_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
     let out_dir = options.out_dir.clone();
+    // Every run with a folder can be attached to and steered (docs/protocol.md).
+    let (events, hub) = match &out_dir {
+        Some(dir) => crate::remote::hub::start(dir, event_rx, command_tx.clone()),
+        None => (event_rx, None),
+    };
     let thread = std::thread::Builder::new()
         .name("ltmlp-train".into())
         .spawn(move || match exp.data.clone() {
             AnyData::F32(d) => {
-                Driver::<f32>::new(exp, d, recorder, options, command_rx, event_tx).run()
+                Driver::<f32>::new(exp, d, recorder, actions, options, command_rx, event_tx).run()
             }
             AnyData::F64(d) => {
-                Driver::<f64>::new(exp, d, recorder, options, command_rx, event_tx).run()
+                Driver::<f64>::new(exp, d, recorder, actions, options, command_rx, event_tx).run()
             }
         })
         .map_err(|error| SinkError::Write {
@@ -183,9 +215,10 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkEr
         })?;
     Ok(Session {
         commands: command_tx,
-        events: event_rx,
+        events,
         out_dir,
         thread: Some(thread),
+        hub,
     })
 }
 
@@ -241,23 +274,40 @@ struct Driver<T: Real> {
     /// The state at the end of the last epoch, for rollbacks after a divergence.
     last_good: Option<TrainerState<T>>,
     rollbacks_left: usize,
+    /// Where the commands that steer the run are recorded.
+    actions: Option<ActionLog>,
+    /// Recorded actions still to apply (`--replay`), in order.
+    replay: std::collections::VecDeque<Steer>,
 }
 
 impl<T: StateKind> Driver<T> {
     fn new(
-        exp: Experiment,
+        mut exp: Experiment,
         data: Arc<Dataset<T>>,
         recorder: Option<Recorder>,
+        actions: Option<ActionLog>,
         mut options: SessionOptions,
         commands: Receiver<Command>,
         events: Sender<Event>,
     ) -> Self {
+        // `config.toml` (and the checkpoint's copy) is the run's start: the settings changed
+        // live since then are taken from the action log again.
+        let mut config_toml = exp.resolved.to_toml();
+        if let (Some(rec), Some(_)) = (&recorder, &options.resume) {
+            for action in crate::sink::actions::read(rec.dir()).unwrap_or_default() {
+                if let (true, Command::Set { key, value }) = (action.ok, &action.command) {
+                    if let Ok(next) = super::tunables::retune(&exp.resolved, key, value) {
+                        exp.resolved = next;
+                    }
+                }
+            }
+        }
         let p = &exp.resolved.preset;
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
         let mut early_stop = EarlyStop::new(p.train.patience.or(p.compare.patience));
         let mut clock_seconds = 0.0;
-        let mut config_toml = exp.resolved.to_toml();
+        let replay = std::mem::take(&mut options.replay);
         if let Some(cp) = options.resume.take() {
             clock_seconds = cp.clock_seconds;
             config_toml = cp.config_toml;
@@ -291,6 +341,8 @@ impl<T: StateKind> Driver<T> {
             config_toml,
             last_good: None,
             rollbacks_left: exp.resolved.preset.train.divergence_rollbacks,
+            actions,
+            replay: replay.into(),
             exp,
         }
     }
@@ -418,53 +470,188 @@ impl<T: StateKind> Driver<T> {
         }
     }
 
-    /// Applies one command; returns true when the run must end.
-    fn apply(&mut self, command: Command, step_once: &mut bool) -> bool {
-        match command {
-            Command::Pause => self.set_state(RunState::Paused),
+    /// Carries out one command, tells every front end what came of it (a `Steered` event)
+    /// and records it for replays; returns true when the run must end.
+    fn steer(&mut self, command: Command, step_once: &mut bool) -> bool {
+        let iteration = self.trainer.iteration;
+        let (end, outcome) = self.apply(&command, step_once);
+        let (ok, message) = match outcome {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        let steer = Steer {
+            iteration,
+            command,
+            ok,
+            message,
+        };
+        if let Some(log) = self.actions.as_mut() {
+            if let Err(e) = log.record(&steer) {
+                self.send(Event::Log(format!(
+                    "action not recorded (a replay will miss it): {e}"
+                )));
+            }
+        }
+        self.send(Event::Steered(steer));
+        end
+    }
+
+    /// Applies one command: (the run must end, what was done or why not).
+    fn apply(&mut self, command: &Command, step_once: &mut bool) -> (bool, Result<String, String>) {
+        let outcome = match command {
+            Command::Pause => {
+                self.set_state(RunState::Paused);
+                Ok("paused".into())
+            }
             Command::Resume => {
                 if self.flush_pending() {
                     self.set_state(RunState::Running);
+                    Ok("resumed".into())
+                } else {
+                    Err("the pending files still cannot be written; training stays paused".into())
                 }
             }
-            Command::Step => *step_once = true,
+            Command::Step => {
+                *step_once = true;
+                Ok("one minibatch".into())
+            }
             Command::Stop => {
                 self.state = RunState::Stopped;
-                return true;
+                return (true, Ok("stopping after this minibatch".into()));
             }
             Command::Checkpoint => match self.save_checkpoint() {
                 Ok(Some(path)) => {
-                    self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
+                    let m = format!("checkpoint saved: {}", path.display());
+                    self.send(Event::Log(m.clone()));
+                    Ok(m)
                 }
-                Ok(None) => self.send(Event::Log("no run folder: checkpoint not saved".into())),
-                Err(e) => self.send(Event::Log(e)),
+                Ok(None) => {
+                    let m = "no run folder: checkpoint not saved".to_string();
+                    self.send(Event::Log(m.clone()));
+                    Err(m)
+                }
+                Err(e) => {
+                    self.send(Event::Log(e.clone()));
+                    Err(e)
+                }
             },
-            Command::Curvature => self.curvature_in_background(),
-            Command::Toggle(which) => match self.trainer.toggle(which) {
-                Ok(event) => self.send(Event::Transform(event)),
-                Err(e) => self.send(Event::Log(format!("{} not switched: {e}", which.symbol()))),
+            Command::Curvature => {
+                self.curvature_in_background();
+                Ok("curvature measured in the background (the answer is a log line)".into())
+            }
+            Command::Toggle(which) => match self.trainer.toggle(*which) {
+                Ok(event) => {
+                    let m = crate::tui::app::transform_text(&event);
+                    self.send(Event::Transform(event));
+                    self.send_layers();
+                    Ok(m)
+                }
+                Err(e) => {
+                    let m = format!("{} not switched: {e}", which.symbol());
+                    self.send(Event::Log(m.clone()));
+                    Err(m)
+                }
             },
             Command::Reestimate => match self.trainer.reestimate_now() {
-                Ok(event) => self.send(Event::Transform(event)),
-                Err(e) => self.send(Event::Log(format!("re-estimation refused: {e}"))),
+                Ok(event) => {
+                    let m = crate::tui::app::transform_text(&event);
+                    self.send(Event::Transform(event));
+                    self.send_layers();
+                    Ok(m)
+                }
+                Err(e) => {
+                    let m = format!("re-estimation refused: {e}");
+                    self.send(Event::Log(m.clone()));
+                    Err(m)
+                }
             },
-            Command::ScaleLearningRate(f) => {
-                self.trainer.scale_learning_rate(f);
-                let rate = self.trainer.learning_rate();
-                self.send(Event::Log(format!("learning rate → {rate:.4}")));
-                self.send_position();
+            Command::ScaleLearningRate(f) if f.is_finite() && *f > 0.0 => {
+                self.trainer.scale_learning_rate(*f);
+                Ok(self.log_position(format!(
+                    "learning rate → {:.4}",
+                    self.trainer.learning_rate()
+                )))
             }
-            Command::SetLearningRate(r) => {
-                self.trainer.set_learning_rate(r);
-                let rate = self.trainer.learning_rate();
-                self.send(Event::Log(format!("learning rate → {rate:.4}")));
-                self.send_position();
+            Command::SetLearningRate(r) if r.is_finite() && *r > 0.0 => {
+                self.trainer.set_learning_rate(*r);
+                Ok(self.log_position(format!(
+                    "learning rate → {:.4}",
+                    self.trainer.learning_rate()
+                )))
+            }
+            Command::ScaleLearningRate(v) | Command::SetLearningRate(v) => {
+                Err(self.refuse(format!("learning rate: {v} is not a positive number")))
+            }
+            Command::SetMomentum(m) if m.is_finite() && (0.0..1.0).contains(m) => {
+                self.trainer.set_momentum(*m);
+                Ok(self.log_position(format!("momentum → {:.3}", self.trainer.momentum())))
             }
             Command::SetMomentum(m) => {
-                self.trainer.set_momentum(m);
-                let momentum = self.trainer.momentum();
-                self.send(Event::Log(format!("momentum → {momentum:.3}")));
-                self.send_position();
+                Err(self.refuse(format!("momentum {m} must be in [0, 1), e.g. 0.9")))
+            }
+            Command::Set { key, value } => self.retune(key, value),
+        };
+        (false, outcome)
+    }
+
+    /// Logs a refused command and gives its message back.
+    fn refuse(&self, message: String) -> String {
+        self.send(Event::Log(format!("refused: {message}")));
+        message
+    }
+
+    /// Logs a change that moved the status line's figures, and sends the new position.
+    fn log_position(&self, message: String) -> String {
+        self.send(Event::Log(message.clone()));
+        self.send_position();
+        message
+    }
+
+    /// Fresh statistics after a change of the transformations, so that no view shows the old
+    /// ones beside the new flags (paused or not).
+    fn send_layers(&mut self) {
+        let layers = self.trainer.layer_stats();
+        self.send(Event::Layers {
+            iteration: self.trainer.iteration,
+            layers,
+        });
+    }
+
+    /// `set KEY=VALUE`: validated as the preset would be, then in force from the next
+    /// minibatch; `config.toml` stays the run's start, the checkpoint carries the change.
+    fn retune(&mut self, key: &str, value: &str) -> Result<String, String> {
+        let next = match super::tunables::retune(&self.exp.resolved, key, value) {
+            Ok(n) => n,
+            Err(e) => return Err(self.refuse(e)),
+        };
+        self.trainer.retune(&next.preset);
+        self.early_stop.patience = next.preset.train.patience.or(next.preset.compare.patience);
+        self.exp.resolved = next;
+        self.send(Event::Tunables(super::tunables::current(
+            &self.exp.resolved.preset,
+        )));
+        let message = format!("{} = {}", key.trim(), value.trim());
+        self.send(Event::Log(message.clone()));
+        self.send_position();
+        Ok(message)
+    }
+
+    /// Applies the recorded actions due at this iteration (`--replay`); true when one of them
+    /// ends the run.
+    fn apply_replay(&mut self) -> bool {
+        while self
+            .replay
+            .front()
+            .is_some_and(|s| s.iteration <= self.trainer.iteration)
+        {
+            let Some(action) = self.replay.pop_front() else {
+                break;
+            };
+            if action.ok
+                && action.command.changes_training()
+                && self.steer(action.command, &mut false)
+            {
+                return true;
             }
         }
         false
@@ -497,7 +684,7 @@ impl<T: StateKind> Driver<T> {
                     }
                 }
             };
-            if self.apply(command, &mut step_once) {
+            if self.steer(command, &mut step_once) {
                 return (true, false);
             }
             if step_once && self.state == RunState::Paused {
@@ -575,12 +762,19 @@ impl<T: StateKind> Driver<T> {
             // A divergence in the first epoch rolls back to the start.
             self.last_good = Some(self.trainer.snapshot());
         }
-        let total_iterations = p.train.epochs as u64 * self.trainer.iterations_per_epoch;
-        let stats_every = p.stats.every as u64;
+        self.send(Event::Tunables(super::tunables::current(
+            &self.exp.resolved.preset,
+        )));
         let budget = p.train.time_budget_seconds;
         let mut last_progress = Instant::now();
         let (mut loss_sum, mut loss_count) = (0.0, 0usize);
-        while self.trainer.iteration < total_iterations {
+        // The run's length and the statistics interval are live settings: read them afresh.
+        while self.trainer.iteration
+            < self.exp.resolved.preset.train.epochs as u64 * self.trainer.iterations_per_epoch
+        {
+            if self.apply_replay() {
+                break;
+            }
             let (end, step_once) = self.handle_commands();
             if end {
                 break;
@@ -619,7 +813,11 @@ impl<T: StateKind> Driver<T> {
                 last_progress = Instant::now();
                 (loss_sum, loss_count) = (0.0, 0);
             }
-            if self.trainer.iteration.is_multiple_of(stats_every) {
+            if self
+                .trainer
+                .iteration
+                .is_multiple_of(self.exp.resolved.preset.stats.every.max(1) as u64)
+            {
                 let layers = self.trainer.layer_stats();
                 self.send(Event::Layers {
                     iteration: self.trainer.iteration,
@@ -705,6 +903,7 @@ impl<T: StateKind> Driver<T> {
             train_seconds: self.trainer.train_seconds,
             reestimate_seconds: self.trainer.reestimate_seconds,
             examples_per_second: self.trainer.examples_per_second(),
+            steering_actions: self.actions.as_ref().map_or(0, |a| a.count),
         };
         let Some(rec) = self.recorder.as_mut() else {
             return (summarize(base, None, None, None), Ok(()));

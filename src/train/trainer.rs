@@ -289,6 +289,21 @@ impl<T: Real> Trainer<T> {
         }
     }
 
+    /// Takes the live settings (`super::tunables`) of `p`, a validated preset of the same
+    /// experiment: the schedule, noise, decay, update policy, γ's form and ε, and the run's
+    /// length. The user's rate and momentum adjustments stay in force.
+    pub fn retune(&mut self, p: &crate::preset::Preset) {
+        self.schedule = Schedule::new(&p.train);
+        self.input_noise = p.train.input_noise;
+        self.weight_decay = p.train.weight_decay;
+        self.policy = Policy::new(&p.transforms);
+        self.settings.gamma_form = p.transforms.gamma_form;
+        self.settings.gamma_epsilon = p.transforms.gamma_epsilon();
+        self.thresholds.gamma_capped_above =
+            Thresholds::gamma_cap_level(p.transforms.gamma_form, p.transforms.gamma_epsilon());
+        self.total_iterations = (p.train.epochs as u64).saturating_mul(self.iterations_per_epoch);
+    }
+
     /// Transformation changes since the last call.
     pub fn take_transform_events(&mut self) -> Vec<TransformEvent> {
         std::mem::take(&mut self.pending_events)

@@ -12,7 +12,7 @@ use crate::net::Flags;
 use crate::stats::LayerStats;
 use crate::train::protocol::TransformCause;
 use crate::train::{
-    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent,
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent, Tunable,
 };
 
 /// Most lines kept in the event log.
@@ -31,12 +31,23 @@ pub const SPREAD_SNAPSHOTS: usize = 240;
 pub const SPREAD_BINS: [f64; 6] = [0.0, 0.03, 0.1, 0.3, 0.6, 1.0];
 
 /// What the terminal loop must do after a key.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Send this command to the trainer.
     Send(Command),
-    /// Leave the dashboard (stopping training if it still runs).
+    /// Leave the dashboard; a run still training goes on (detach).
     Quit,
+    /// Stop the run, wait for its files, then leave.
+    Stop,
+}
+
+/// The live-settings editor (`e`): a list of the run's tunables, one of them perhaps being
+/// edited.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SettingsEditor {
+    pub selected: usize,
+    /// The new value being typed for the selected setting.
+    pub input: Option<String>,
 }
 
 /// How the event log colours a line.
@@ -127,6 +138,13 @@ pub struct App {
     pub marker: ChartMarker,
     pub help: bool,
     pub confirm_quit: bool,
+    /// A viewer that only watches (`ltmlp watch`): no steering keys.
+    pub read_only: bool,
+    /// The run's live settings and their values.
+    pub tunables: Vec<Tunable>,
+    pub settings: Option<SettingsEditor>,
+    /// A stop was asked for: the dashboard leaves once the run's files are written.
+    pub stopping: bool,
     /// Something changed since the last draw.
     pub dirty: bool,
     pub window: LossWindow,
@@ -172,6 +190,10 @@ impl App {
             marker: ChartMarker::Braille,
             help: false,
             confirm_quit: false,
+            read_only: false,
+            tunables: Vec::new(),
+            settings: None,
+            stopping: false,
             dirty: true,
             window: LossWindow::Whole,
             smoothing: 2,
@@ -191,9 +213,26 @@ impl App {
         SMOOTHING_STEPS[self.smoothing.min(SMOOTHING_STEPS.len() - 1)]
     }
 
-    /// Whether a popup (help, quit question, filter input) takes the keys.
+    /// Whether a popup (help, quit question, filter input, settings) takes the keys.
     pub fn popup_open(&self) -> bool {
-        self.help || self.confirm_quit || self.filter_input.is_some()
+        self.help || self.confirm_quit || self.filter_input.is_some() || self.settings.is_some()
+    }
+
+    /// Forgets the run's picture (the viewer fell behind and gets it again from the start);
+    /// what the user chose to look at stays.
+    pub fn reset(&mut self) {
+        let mut fresh = App::new(self.flags);
+        fresh.read_only = self.read_only;
+        fresh.out_dir = self.out_dir.take();
+        fresh.selected = self.selected;
+        fresh.unit_view = self.unit_view;
+        fresh.chart = self.chart;
+        fresh.log_scale = self.log_scale;
+        fresh.marker = self.marker;
+        fresh.window = self.window;
+        fresh.smoothing = self.smoothing;
+        fresh.stopping = self.stopping;
+        *self = fresh;
     }
 
     /// The log lines that pass the filter, oldest first.
@@ -449,6 +488,18 @@ impl App {
             Event::Failed(reason) => {
                 self.push_log(Some(self.iteration()), LogKind::Error, reason);
             }
+            // What a command did is in the log lines the trainer sends with it.
+            Event::Steered(_) => {}
+            Event::Tunables(tunables) => {
+                let epochs = tunables
+                    .iter()
+                    .find(|t| t.key == "train.epochs")
+                    .and_then(|t| t.value.parse::<usize>().ok());
+                if let (Some(info), Some(epochs)) = (self.info.as_mut(), epochs) {
+                    info.epochs = epochs;
+                }
+                self.tunables = tunables;
+            }
         }
     }
 
@@ -568,9 +619,17 @@ impl App {
         if self.confirm_quit {
             self.confirm_quit = false;
             return match key.code {
-                KeyCode::Char('y' | 'Y' | 'q') => Some(Action::Quit),
+                KeyCode::Char('y' | 'Y' | 'q') if self.read_only => Some(Action::Quit),
+                KeyCode::Char('s' | 'S' | 'y' | 'Y') if !self.read_only => {
+                    self.stopping = true;
+                    Some(Action::Stop)
+                }
+                KeyCode::Char('d' | 'D') if !self.read_only => Some(Action::Quit),
                 _ => None,
             };
+        }
+        if self.settings.is_some() {
+            return self.on_settings_key(key);
         }
         if self.filter_input.is_some() {
             self.on_filter_key(key);
@@ -594,10 +653,56 @@ impl App {
         self.on_action(keymap::lookup(&key)?)
     }
 
+    /// Keys while the settings editor is open.
+    fn on_settings_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let count = self.tunables.len();
+        let editor = self.settings.as_mut()?;
+        if let Some(input) = editor.input.as_mut() {
+            match key.code {
+                KeyCode::Enter => {
+                    let value = input.trim().to_string();
+                    editor.input = None;
+                    let key = self.tunables.get(editor.selected)?.key.clone();
+                    return Some(Action::Send(Command::Set { key, value }));
+                }
+                KeyCode::Esc => editor.input = None,
+                KeyCode::Backspace => {
+                    input.pop();
+                }
+                KeyCode::Char(c) if input.len() < 200 => input.push(c),
+                _ => {}
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => editor.selected = editor.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                editor.selected = (editor.selected + 1).min(count.saturating_sub(1))
+            }
+            KeyCode::Enter => {
+                editor.input = self.tunables.get(editor.selected).map(|t| t.value.clone())
+            }
+            KeyCode::Esc | KeyCode::Char('e' | 'q') => self.settings = None,
+            _ => {}
+        }
+        None
+    }
+
     /// Carries out one key action.
     pub fn on_action(&mut self, action: KeyAction) -> Option<Action> {
         self.dirty = true;
         let training = self.training();
+        let steers = keymap::KEYS
+            .iter()
+            .any(|b| b.steers && b.keys.iter().any(|&(_, a)| a == action));
+        if steers && self.read_only {
+            self.push_log(
+                None,
+                LogKind::Info,
+                "read-only viewer: `ltmlp attach DIR` steers the run",
+            );
+            return None;
+        }
         match action {
             KeyAction::PauseResume => match self.state {
                 RunState::Running if training => return Some(Action::Send(Command::Pause)),
@@ -678,6 +783,15 @@ impl App {
                     ChartMarker::HalfBlock => ChartMarker::Braille,
                 }
             }
+            KeyAction::Settings if training => {
+                if self.tunables.is_empty() {
+                    self.push_log(None, LogKind::Info, "the run has not said its settings yet");
+                } else {
+                    self.settings = Some(SettingsEditor::default());
+                }
+            }
+            KeyAction::Settings => self.push_log(None, LogKind::Info, "training is over"),
+            KeyAction::Detach => return Some(Action::Quit),
             KeyAction::Help => self.help = !self.help,
             KeyAction::Quit => {
                 if training {

@@ -7,17 +7,26 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::App;
-use super::keymap::{KeyBinding, KEYS};
+use super::keymap::{self, KeyBinding};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let key = Style::default()
         .fg(Color::Black)
         .bg(Color::Gray)
         .add_modifier(Modifier::BOLD);
-    let line = if app.confirm_quit {
+    let line = if app.confirm_quit && app.read_only {
         Line::from(vec![
             Span::styled(" y ", key),
-            Span::raw(" stop, save and quit  "),
+            Span::raw(" close the viewer (the run goes on)  "),
+            Span::styled(" any key ", key),
+            Span::raw(" stay"),
+        ])
+    } else if app.confirm_quit {
+        Line::from(vec![
+            Span::styled(" s ", key),
+            Span::raw(" stop and save  "),
+            Span::styled(" d ", key),
+            Span::raw(" detach  "),
             Span::styled(" any key ", key),
             Span::raw(" stay"),
         ])
@@ -31,10 +40,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         // Help and quit first, so that they show on the narrowest screen.
         let first = |k: &&KeyBinding| matches!(k.label, "?" | "q");
-        for k in KEYS
+        let keys: Vec<&KeyBinding> = keymap::visible(app.read_only).collect();
+        for k in keys
             .iter()
+            .copied()
             .filter(first)
-            .chain(KEYS.iter().filter(|k| !first(k)))
+            .chain(keys.iter().copied().filter(|k| !first(k)))
         {
             let len = k.label.chars().count() + k.short.chars().count() + 3;
             if used + len > area.width as usize {

@@ -7,23 +7,25 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::keymap::KEYS;
+use super::keymap::{self, KeyBinding};
 use super::view::centered;
 
-pub fn draw(frame: &mut Frame, area: Rect) {
-    let key_width = KEYS
+pub fn draw(frame: &mut Frame, area: Rect, read_only: bool) {
+    let keys: Vec<&KeyBinding> = keymap::visible(read_only).collect();
+    let keys = &keys[..];
+    let key_width = keys
         .iter()
         .map(|k| k.label.chars().count())
         .max()
         .unwrap_or(6) as u16;
-    let width = KEYS
+    let width = keys
         .iter()
         .map(|k| k.description.chars().count())
         .max()
         .unwrap_or(40) as u16
         + key_width
         + 3;
-    let height = KEYS.len() as u16 + 2;
+    let height = keys.len() as u16 + 2;
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(Color::Cyan))
@@ -31,7 +33,7 @@ pub fn draw(frame: &mut Frame, area: Rect) {
     if width <= area.width && height <= area.height {
         let popup = centered(area, width, height);
         frame.render_widget(Clear, popup);
-        let rows = KEYS.iter().map(|k| {
+        let rows = keys.iter().map(|k| {
             Row::new([
                 Cell::from(k.label).style(Style::default().add_modifier(Modifier::BOLD)),
                 Cell::from(k.description),
@@ -42,17 +44,17 @@ pub fn draw(frame: &mut Frame, area: Rect) {
         return;
     }
     // Compact: "label short" entries in as many columns as the width allows.
-    let entry = KEYS
+    let entry = keys
         .iter()
         .map(|k| k.label.chars().count() + k.short.chars().count() + 3)
         .max()
         .unwrap_or(16);
     let inner_width = area.width.saturating_sub(2) as usize;
     let per_row = (inner_width / entry).max(1);
-    let rows = KEYS.len().div_ceil(per_row);
+    let rows = keys.len().div_ceil(per_row);
     let popup = centered(area, (per_row * entry + 2) as u16, rows as u16 + 2);
     frame.render_widget(Clear, popup);
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = keys
         .chunks(per_row)
         .map(|chunk| {
             Line::from(

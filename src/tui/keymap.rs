@@ -31,6 +31,8 @@ pub enum KeyAction {
     Chart,
     LogScale,
     Marker,
+    Settings,
+    Detach,
     Help,
     Quit,
 }
@@ -46,6 +48,8 @@ pub struct KeyBinding {
     pub short: &'static str,
     /// A sentence for the help popup.
     pub description: &'static str,
+    /// The keys change the run: a read-only viewer (`ltmlp watch`) neither shows nor takes them.
+    pub steers: bool,
 }
 
 /// The learning-rate factor of `+` (and its inverse for `-`).
@@ -58,12 +62,14 @@ pub const KEYS: &[KeyBinding] = &[
         label: "space",
         short: "pause",
         description: "pause / resume training",
+        steers: true,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('n'), KeyAction::Step)],
         label: "n",
         short: "step",
         description: "run one minibatch while paused",
+        steers: true,
     },
     KeyBinding {
         keys: &[
@@ -74,12 +80,14 @@ pub const KEYS: &[KeyBinding] = &[
         label: "a b g",
         short: "α β γ",
         description: "switch α / β / γ on or off (function-preserving)",
+        steers: true,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('r'), KeyAction::Reestimate)],
         label: "r",
         short: "re-estimate",
         description: "re-estimate the active transformations now",
+        steers: true,
     },
     KeyBinding {
         keys: &[
@@ -90,6 +98,7 @@ pub const KEYS: &[KeyBinding] = &[
         label: "+ -",
         short: "lr",
         description: "learning rate ×1.25 / ÷1.25",
+        steers: true,
     },
     KeyBinding {
         keys: &[
@@ -101,12 +110,14 @@ pub const KEYS: &[KeyBinding] = &[
         label: "↑ ↓",
         short: "layer",
         description: "select a hidden layer (also k / j)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Enter, KeyAction::UnitView)],
         label: "enter",
         short: "units",
         description: "open / close the unit view of the selected layer",
+        steers: false,
     },
     KeyBinding {
         keys: &[
@@ -116,12 +127,14 @@ pub const KEYS: &[KeyBinding] = &[
         label: "← →",
         short: "unit",
         description: "move the unit view's cursor (details of one unit)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('w'), KeyAction::Window)],
         label: "w",
         short: "window",
         description: "loss panel: whole run / last 10 epochs",
+        steers: false,
     },
     KeyBinding {
         keys: &[
@@ -131,6 +144,7 @@ pub const KEYS: &[KeyBinding] = &[
         label: "[ ]",
         short: "smooth",
         description: "less / more smoothing of the minibatch loss line",
+        steers: false,
     },
     KeyBinding {
         keys: &[
@@ -142,56 +156,84 @@ pub const KEYS: &[KeyBinding] = &[
         label: "PgUp PgDn",
         short: "log",
         description: "scroll the event log (Home: oldest, End: follow the newest)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('/'), KeyAction::Filter)],
         label: "/",
         short: "filter",
         description: "filter the event log (enter applies, esc clears)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('c'), KeyAction::Chart)],
         label: "c",
         short: "chart",
         description: "switch between sparklines and a large loss chart",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('l'), KeyAction::LogScale)],
         label: "l",
         short: "log y",
         description: "logarithmic loss axis (chart and sparklines)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('m'), KeyAction::Marker)],
         label: "m",
         short: "marker",
         description: "chart marker: braille dots / half blocks (no Braille font)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('s'), KeyAction::Checkpoint)],
         label: "s",
         short: "save",
         description: "save a checkpoint now (quitting saves one too)",
+        steers: true,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('h'), KeyAction::Curvature)],
         label: "h",
         short: "curvature",
         description: "curvature: gradient-to-Newton angle, off-diagonal ratios (small nets)",
+        steers: true,
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('e'), KeyAction::Settings)],
+        label: "e",
+        short: "settings",
+        description: "edit the live settings: rates, noise, decay, policy, γ, epochs, patience",
+        steers: true,
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('d'), KeyAction::Detach)],
+        label: "d",
+        short: "detach",
+        description: "detach: close the dashboard and leave the run training (ltmlp attach)",
+        steers: true,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('?'), KeyAction::Help)],
         label: "?",
         short: "help",
         description: "show / hide this help (esc closes it too)",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('q'), KeyAction::Quit)],
         label: "q",
         short: "quit",
-        description: "quit (asks to confirm while training); ctrl-c quits at once",
+        description: "quit: stop the run or detach from it (asks); ctrl-c detaches at once",
+        steers: false,
     },
 ];
+
+/// The rows a viewer shows: all of them, or without the steering keys when read-only.
+pub fn visible(read_only: bool) -> impl Iterator<Item = &'static KeyBinding> {
+    KEYS.iter().filter(move |k| !(read_only && k.steers))
+}
 
 /// The action bound to a key, if any.
 pub fn lookup(key: &KeyEvent) -> Option<KeyAction> {

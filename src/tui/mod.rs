@@ -1,5 +1,6 @@
-//! The full-screen terminal UI. The training thread owns the network and the data; this
-//! thread owns the terminal; they talk only through the session's channels.
+//! The full-screen terminal UI, a client of a run's control endpoint: the trainer (in its own
+//! process) owns the network and the data; the dashboard owns the terminal; they talk only
+//! through the endpoint's events and commands (`crate::remote`).
 //!
 //! - [`app`]: the dashboard state, fed by events and keys (no terminal needed)
 //! - [`health`]: the alerts of the banner
@@ -16,6 +17,7 @@ pub mod keymap;
 pub mod layers;
 pub mod log;
 pub mod loss;
+pub mod settings;
 pub mod status;
 pub mod terminal;
 pub mod transforms;
@@ -23,4 +25,4 @@ pub mod units;
 pub mod view;
 
 pub use app::{Action, App};
-pub use terminal::{loading, run, watch};
+pub use terminal::{attach, loading, Mode, Outcome};

@@ -1,7 +1,8 @@
-//! The UI thread's loop: drain trainer events, read keys, redraw at most ten times a second
-//! and only when something changed; restore the terminal however the loop ends.
+//! The dashboard's loop on a run it is attached to: drain the run's events, read keys, redraw
+//! at most ten times a second and only when something changed; restore the terminal however
+//! the loop ends, and leave (the run trains on) when the terminal goes away.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,25 +10,25 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use ratatui::DefaultTerminal;
 
-use super::app::{Action, App};
+use super::app::{Action, App, LogKind};
 use super::view;
-use crate::train::checkpoint::Checkpoint;
-use crate::train::{spawn, Command, Event, Experiment, SessionOptions, Summary};
+use crate::remote::client::{Connection, Feed};
+use crate::remote::wire::Role;
+use crate::train::{Command, Summary};
 
 /// Least time between two draws (at most ten frames a second).
 const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 /// How long to wait for a key before looking at the trainer's events again.
 const INPUT_POLL: Duration = Duration::from_millis(50);
-/// How long to wait for the trainer to save its files after a stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the dashboard checks that its terminal is still there.
+const TTY_CHECK: Duration = Duration::from_secs(1);
 
-/// Time a signalled dashboard gets to leave by itself before the process is ended: enough for
-/// the trainer to finish its minibatch and save its files.
-const HANGUP_GRACE: Duration = Duration::from_secs(10);
+/// Time a signalled dashboard gets to leave by itself before the process is ended.
+const HANGUP_GRACE: Duration = Duration::from_secs(3);
 
 /// After SIGHUP (a dropped SSH connection) the terminal is gone and reading keys from it can
-/// spin forever; the trainer stops and saves on the same signal, so end the process once it
-/// has had time to do so. On a live terminal the dashboard leaves well before this fires.
+/// block or spin; the run lives in its own process, so the viewer just ends. On a live
+/// terminal the dashboard leaves well before this fires.
 fn exit_after_hangup(interrupt: Arc<AtomicUsize>) {
     let _ = std::thread::Builder::new()
         .name("ltmlp-hangup".into())
@@ -56,97 +57,143 @@ pub fn loading<R>(what: &str, load: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Trains `exp` under the dashboard, writing the run files to `out_dir`; returns the run's
-/// summary once the user quits (after the terminal is restored).
-pub fn run(
-    exp: Experiment,
-    out_dir: PathBuf,
-    resume: Option<Checkpoint>,
-    force: bool,
-) -> anyhow::Result<Summary> {
-    let mut app = App::new(exp.resolved.flags);
-    app.out_dir = Some(out_dir.display().to_string());
-    // A dropped SSH connection (SIGHUP) or a kill (SIGTERM) stops, saves and restores.
+/// How a dashboard is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every key: pause, switches, settings, stop (`ltmlp attach`, the dashboard).
+    Steer,
+    /// Watch only (`ltmlp watch`).
+    ReadOnly,
+}
+
+/// How a dashboard ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The viewer left a run that trains on (detach, a read-only viewer closed, a signal, a
+    /// vanished terminal).
+    Detached { signal: Option<usize> },
+    /// The run is over (finished, stopped by the user, diverged); its summary.
+    Ended(Box<Summary>),
+}
+
+/// Attaches the dashboard to the run in `dir`, which trains in another process. A finished
+/// run with no live trainer is shown from its files.
+pub fn attach(dir: &Path, mode: Mode) -> anyhow::Result<Outcome> {
+    let (feed, commands) = match Connection::open(dir, Role::Viewer) {
+        Ok(conn) => conn.into_feed(),
+        Err(_) if mode == Mode::ReadOnly && dir.join(crate::sink::CONFIG_FILE).is_file() => {
+            // No live trainer: show what the files hold (and follow them if someone writes).
+            let events = crate::sink::follow::follow(dir)?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            std::thread::spawn(move || {
+                for e in events.iter() {
+                    if tx.send(Feed::Event(e)).is_err() {
+                        break;
+                    }
+                }
+            });
+            (rx, crossbeam_channel::unbounded().0)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut app = App::new(crate::net::Flags::NONE);
+    app.read_only = mode == Mode::ReadOnly;
+    app.out_dir = Some(dir.display().to_string());
     let interrupt = crate::headless::interrupt_flag();
-    let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
-    let session = spawn(
-        exp,
-        SessionOptions {
-            out_dir: Some(out_dir),
-            checkpoint_every,
-            resume,
-            interrupt: Some(Arc::clone(&interrupt)),
-            start_paused: false,
-            force,
-        },
-    )?;
     exit_after_hangup(Arc::clone(&interrupt));
     // `init` enters the alternate screen and raw mode and installs a panic hook that
     // restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
-    let result = event_loop(
-        &mut terminal,
-        &mut app,
-        &session.events,
-        &session.commands,
-        &interrupt,
-    );
+    let result = event_loop(&mut terminal, &mut app, &feed, &commands, &interrupt);
     ratatui::restore();
-    result?;
-    let summary = match app.summary.take() {
-        Some(s) => s,
-        None => {
-            // Quit while training: stop after the current minibatch and wait for the files.
-            let _ = session.commands.send(Command::Stop);
-            wait_for_summary(&session.events)?
-        }
-    };
-    session.join();
-    Ok(summary)
+    let left = result?;
+    if let Some(summary) = app.summary.take() {
+        return Ok(Outcome::Ended(Box::new(summary)));
+    }
+    let signal = interrupt.load(Ordering::SeqCst);
+    Ok(Outcome::Detached {
+        signal: (signal != 0).then_some(signal).or(left),
+    })
 }
 
-/// Shows the run that another process is writing into `dir`, read-only, until the user
-/// quits; returns its summary if it has ended.
-pub fn watch(dir: &std::path::Path) -> anyhow::Result<Option<Summary>> {
-    let events = crate::sink::follow::follow(dir)?;
-    let mut app = App::new(crate::net::Flags::NONE);
-    app.out_dir = Some(dir.display().to_string());
-    // Nobody listens: keys that steer training change nothing.
-    let (commands, _) = crossbeam_channel::unbounded();
-    let interrupt = crate::headless::interrupt_flag();
-    let mut terminal = ratatui::try_init()?;
-    let result = event_loop(&mut terminal, &mut app, &events, &commands, &interrupt);
-    ratatui::restore();
-    result?;
-    Ok(app.summary.take())
-}
-
+/// The UI loop; returns when the user leaves, the run's stop has completed, a signal came,
+/// or the terminal went away (then with SIGHUP's number).
 fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    events: &crossbeam_channel::Receiver<Event>,
+    feed: &crossbeam_channel::Receiver<Feed>,
     commands: &crossbeam_channel::Sender<Command>,
     interrupt: &AtomicUsize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<usize>> {
     let mut last_draw: Option<Instant> = None;
+    let mut last_tty_check = Instant::now();
     loop {
         if interrupt.load(Ordering::SeqCst) != 0 {
-            return Ok(());
+            return Ok(None);
         }
-        for e in events.try_iter() {
-            app.on_event(e);
+        if last_tty_check.elapsed() >= TTY_CHECK {
+            if terminal_gone() {
+                return Ok(Some(signal_hook::consts::SIGHUP as usize));
+            }
+            last_tty_check = Instant::now();
+        }
+        loop {
+            match feed.try_recv() {
+                Ok(Feed::Event(e)) => app.on_event(e),
+                Ok(Feed::Reset) => app.reset(),
+                Ok(Feed::Error(message)) => {
+                    let it = Some(app.iteration());
+                    app.push_log(it, LogKind::Error, message);
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    // The trainer is gone: after a stop we are done; otherwise keep what we
+                    // saw on screen until the user leaves.
+                    if app.stopping {
+                        return Ok(None);
+                    }
+                    if app.training() {
+                        let it = Some(app.iteration());
+                        app.push_log(it, LogKind::Error, "the run's process has gone away");
+                        app.state = crate::train::RunState::Stopped;
+                    }
+                    break;
+                }
+            }
+        }
+        if app.stopping && app.summary.is_some() {
+            return Ok(None);
         }
         if app.dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL) {
-            terminal.draw(|frame| view::draw(frame, app))?;
+            if terminal.draw(|frame| view::draw(frame, app)).is_err() {
+                return Ok(Some(signal_hook::consts::SIGHUP as usize));
+            }
             app.dirty = false;
             last_draw = Some(Instant::now());
         }
-        if !event::poll(INPUT_POLL)? {
+        // A terminal that went away makes polling and reading fail: leave, the run goes on.
+        let Ok(ready) = event::poll(INPUT_POLL) else {
+            return Ok(Some(signal_hook::consts::SIGHUP as usize));
+        };
+        if !ready {
             continue;
         }
-        match event::read()? {
+        let Ok(input) = event::read() else {
+            return Ok(Some(signal_hook::consts::SIGHUP as usize));
+        };
+        match input {
             TermEvent::Key(key) => match app.on_key(key) {
-                Some(Action::Quit) => return Ok(()),
+                Some(Action::Quit) => return Ok(None),
+                Some(Action::Stop) => {
+                    app.push_log(
+                        None,
+                        LogKind::Info,
+                        "stopping: waiting for the run's files…",
+                    );
+                    if commands.send(Command::Stop).is_err() {
+                        return Ok(None);
+                    }
+                }
                 Some(Action::Send(c)) => {
                     // A closed channel means the trainer has ended; its summary is on the way.
                     let _ = commands.send(c);
@@ -162,14 +209,12 @@ fn event_loop(
     }
 }
 
-fn wait_for_summary(events: &crossbeam_channel::Receiver<Event>) -> anyhow::Result<Summary> {
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(Event::Finished(s)) => return Ok(*s),
-            Ok(_) => {}
-            Err(_) => anyhow::bail!("the training thread did not save its files in time"),
-        }
-    }
+/// Whether this process has lost its terminal (an SSH link or tmux session that went away):
+/// its controlling terminal can no longer be opened.
+fn terminal_gone() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
 }

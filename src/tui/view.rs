@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::App;
-use super::{footer, help, layers, log, loss, status, transforms, units};
+use super::{footer, help, layers, log, loss, settings, status, transforms, units};
 
 /// Smallest usable terminal: below this a message replaces the dashboard.
 pub const MIN_WIDTH: u16 = 60;
@@ -62,15 +62,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     footer::draw(frame, footer_area, app);
     if app.help {
-        help::draw(frame, area);
+        help::draw(frame, area, app.read_only);
     } else if app.confirm_quit {
-        confirm_quit(frame, area);
+        confirm_quit(frame, area, app.read_only);
+    } else if app.settings.is_some() {
+        settings::draw(frame, area, app);
     }
 }
 
 fn too_small(frame: &mut Frame, area: Rect, app: &App) {
-    let last = if app.confirm_quit {
-        "training is still going: y stops, saves and quits"
+    let last = if app.confirm_quit && app.read_only {
+        "close this viewer? y: yes (the run goes on)"
+    } else if app.confirm_quit {
+        "s stops and saves, d detaches"
     } else {
         "enlarge it, or press q to quit"
     };
@@ -85,20 +89,39 @@ fn too_small(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
 }
 
-fn confirm_quit(frame: &mut Frame, area: Rect) {
-    let popup = centered(area, 46, 4);
+fn confirm_quit(frame: &mut Frame, area: Rect, read_only: bool) {
+    let bold = |s: &'static str| {
+        ratatui::text::Span::styled(s, Style::default().add_modifier(Modifier::BOLD))
+    };
+    let raw = ratatui::text::Span::raw;
+    let (title, text) = if read_only {
+        (
+            " Close the viewer? ",
+            vec![
+                Line::from("This viewer only watches: the run goes on."),
+                Line::from(vec![bold("y"), raw(": close   any other key: stay")]),
+            ],
+        )
+    } else {
+        (
+            " Stop the run, or detach? ",
+            vec![
+                Line::from("Training is still going."),
+                Line::from(vec![bold("s"), raw(": stop it, save its files and quit")]),
+                Line::from(vec![
+                    bold("d"),
+                    raw(": detach, it trains on (ltmlp attach)"),
+                ]),
+                Line::from("any other key: stay"),
+            ],
+        )
+    };
+    let popup = centered(area, 48, text.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(" Quit? ")
+        .title(title)
         .border_style(Style::default().fg(Color::Yellow));
-    let text = vec![
-        Line::from("Training is still going."),
-        Line::from(vec![
-            ratatui::text::Span::styled("y", Style::default().add_modifier(Modifier::BOLD)),
-            ratatui::text::Span::raw(": stop, save and quit   any other key: stay"),
-        ]),
-    ];
     frame.render_widget(Paragraph::new(text).block(block), popup);
 }
 

@@ -173,6 +173,7 @@ pub fn summary(state: RunState, reason: Option<&str>) -> Summary {
         test_loss_at_best: Some(0.4),
         test_error_at_best: Some(10.5),
         out_dir: Some("runs/default-ab-test".into()),
+        steering_actions: 0,
         monitor: Default::default(),
     }
 }

@@ -1,0 +1,426 @@
+//! The hub in every run's process: it takes the trainer's events, keeps the snapshot for late
+//! viewers, fans every event out to the attached clients, and hands their commands to the
+//! trainer. The trainer never waits on it, and it never waits on a client: each client has a
+//! bounded queue; one that falls behind is re-synchronised from the snapshot.
+
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+
+use super::endpoint::{self, Bound};
+use super::snapshot::Snapshot;
+use super::wire::{self, Reply, Request, Role, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+use crate::train::{Command, Event};
+
+/// Lines queued for one client before it counts as fallen behind.
+const CLIENT_QUEUE: usize = 4096;
+/// Clients served at once.
+const MAX_CLIENTS: usize = 32;
+/// How long a client may take to say hello, and a write to a client may block.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read and dropped after an oversized message, before the connection closes.
+const DRAIN_BYTES: u64 = 4 << 20;
+/// Malformed messages a client may send before it is disconnected.
+const MAX_BAD_MESSAGES: usize = 20;
+
+/// One attached client, as the hub sees it.
+struct Client {
+    id: u64,
+    queue: Sender<Arc<str>>,
+    /// Set when its queue overflowed: its writer discards the queue and sends a snapshot.
+    behind: Arc<AtomicBool>,
+    role: Role,
+}
+
+struct State {
+    snapshot: Snapshot,
+    clients: Vec<Client>,
+    next_id: u64,
+    ended: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    commands: Sender<Command>,
+    dir: String,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn viewers(state: &State) -> usize {
+        state
+            .clients
+            .iter()
+            .filter(|c| c.role == Role::Viewer)
+            .count()
+    }
+}
+
+/// The hub of a running session.
+pub struct Hub {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Hub {
+    /// Waits until the trainer's last event has been handed out and the socket is gone.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Opens the control endpoint of the run folder `dir` and starts the hub between `events`
+/// (the trainer's) and the returned receiver (the in-process front end's, which sees every
+/// event as before). If the socket cannot be opened, the run goes on without it and the
+/// front end is told why.
+pub fn start(
+    dir: &Path,
+    events: Receiver<Event>,
+    commands: Sender<Command>,
+) -> (Receiver<Event>, Option<Hub>) {
+    let (local_tx, local_rx) = unbounded();
+    let bound = match endpoint::bind(dir) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = local_tx.send(Event::Log(format!(
+                "no control endpoint ({}: {e}); the run cannot be attached to",
+                dir.join(endpoint::SOCKET_FILE).display()
+            )));
+            // Forward the events without a hub.
+            let spawned = std::thread::Builder::new()
+                .name("ltmlp-events".into())
+                .spawn(move || {
+                    for e in events.iter() {
+                        let _ = local_tx.send(e);
+                    }
+                });
+            return (local_rx, spawned.ok().map(|t| Hub { thread: Some(t) }));
+        }
+    };
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            snapshot: Snapshot::default(),
+            clients: Vec::new(),
+            next_id: 0,
+            ended: false,
+        }),
+        commands,
+        dir: dir.display().to_string(),
+    });
+    let acceptor = Arc::clone(&shared);
+    let listener = bound.listener.try_clone();
+    let accepting = listener.map(|listener| {
+        std::thread::Builder::new()
+            .name("ltmlp-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    if acceptor.lock().ended {
+                        break;
+                    }
+                    serve(Arc::clone(&acceptor), stream);
+                }
+            })
+    });
+    let thread = std::thread::Builder::new()
+        .name("ltmlp-hub".into())
+        .spawn(move || {
+            fan_out(&shared, events, local_tx);
+            shared.lock().ended = true;
+            // Wake the acceptor so that it sees the end; then the socket goes.
+            let _ = UnixStream::connect(dir_socket(&bound));
+            if let Ok(Ok(t)) = accepting {
+                let _ = t.join();
+            }
+            drop(bound);
+        });
+    (local_rx, thread.ok().map(|t| Hub { thread: Some(t) }))
+}
+
+fn dir_socket(bound: &Bound) -> PathBuf {
+    bound
+        .listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+        .unwrap_or_default()
+}
+
+/// The hub's loop: every event into the snapshot, to each client, and to the front end.
+fn fan_out(shared: &Shared, events: Receiver<Event>, local: Sender<Event>) {
+    for event in events.iter() {
+        {
+            let mut state = shared.lock();
+            state.snapshot.apply(&event);
+            if !state.clients.is_empty() {
+                let line: Arc<str> = wire::encode(&Reply::event(&event)).into();
+                state.clients.retain(|c| {
+                    if c.behind.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    match c.queue.try_send(Arc::clone(&line)) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(_)) => {
+                            c.behind.store(true, Ordering::SeqCst);
+                            true
+                        }
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                });
+            }
+        }
+        let _ = local.send(event);
+    }
+    // Dropping the queues lets each writer send what it holds and close.
+    shared.lock().clients.clear();
+}
+
+/// Serves one new connection on threads of its own.
+fn serve(shared: Arc<Shared>, stream: UnixStream) {
+    let _ = std::thread::Builder::new()
+        .name("ltmlp-client".into())
+        // A refused client has had its error reply; nothing else is to be done about it.
+        .spawn(move || drop(admit(&shared, stream)));
+}
+
+fn send_now(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
+    stream.write_all(wire::encode(reply).as_bytes())
+}
+
+/// The handshake, then the client's reader loop (its writer runs on another thread).
+fn admit(shared: &Arc<Shared>, mut stream: UnixStream) -> Result<(), String> {
+    let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+    let refuse = |stream: &mut UnixStream, message: String| {
+        let _ = send_now(
+            stream,
+            &Reply::Error {
+                message: message.clone(),
+            },
+        );
+        Err(message)
+    };
+    let ours = endpoint::current_uid();
+    match endpoint::peer_uid(&stream) {
+        Ok(uid) if uid == ours => {}
+        Ok(uid) => {
+            return refuse(
+                &mut stream,
+                format!("refused: this run belongs to uid {ours}, and you are uid {uid}"),
+            )
+        }
+        Err(e) => return refuse(&mut stream, format!("refused: no peer credentials ({e})")),
+    }
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut line = Vec::new();
+    let role = match wire::read_line(&mut reader, MAX_REQUEST_BYTES, &mut line) {
+        Ok(true) => match wire::decode_request(&line) {
+            Ok(Request::Hello { version, role }) if version == PROTOCOL_VERSION => role,
+            Ok(Request::Hello { version, .. }) => {
+                return refuse(
+                    &mut stream,
+                    format!(
+                        "protocol version {version} is not this run's {PROTOCOL_VERSION}: \
+                         use the ltmlp that started the run"
+                    ),
+                )
+            }
+            Ok(_) => return refuse(&mut stream, "say hello first (docs/protocol.md)".into()),
+            Err(e) => return refuse(&mut stream, e),
+        },
+        Ok(false) => return Ok(()),
+        Err(e) => return refuse(&mut stream, e.to_string()),
+    };
+    let (queue, lines) = bounded::<Arc<str>>(CLIENT_QUEUE);
+    let behind = Arc::new(AtomicBool::new(false));
+    let (id, first) = {
+        let mut state = shared.lock();
+        if state.clients.len() >= MAX_CLIENTS {
+            drop(state);
+            return refuse(
+                &mut stream,
+                format!("refused: {MAX_CLIENTS} clients are attached already"),
+            );
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        let mut first = vec![wire::encode(&Reply::Welcome {
+            version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            dir: shared.dir.clone(),
+        })];
+        if role == Role::Viewer {
+            first.extend(snapshot_lines(&state.snapshot, false));
+        }
+        if !state.ended {
+            state.clients.push(Client {
+                id,
+                queue: queue.clone(),
+                behind: Arc::clone(&behind),
+                role,
+            });
+        }
+        (id, first)
+    };
+    drop(queue);
+    let writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    let writer_shared = Arc::clone(shared);
+    let replies = {
+        // Replies to this client's requests go through its own small queue, never blocked by
+        // the event queue's bound.
+        let (tx, rx) = bounded::<Arc<str>>(64);
+        let writer_behind = Arc::clone(&behind);
+        let _ = std::thread::Builder::new()
+            .name("ltmlp-client-writer".into())
+            .spawn(move || {
+                write_loop(
+                    &writer_shared,
+                    writer_stream,
+                    first,
+                    lines,
+                    rx,
+                    &writer_behind,
+                    role,
+                )
+            });
+        tx
+    };
+    let _ = stream.set_read_timeout(None);
+    let mut bad = 0;
+    loop {
+        match wire::read_line(&mut reader, MAX_REQUEST_BYTES, &mut line) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = replies.send(
+                    wire::encode(&Reply::Error {
+                        message: format!("{e}; closing the connection"),
+                    })
+                    .into(),
+                );
+                // Read what the client is still sending (bounded), so that closing does not
+                // reset the connection before it has read the error.
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = std::io::copy(
+                    &mut std::io::Read::take(&mut reader, DRAIN_BYTES),
+                    &mut std::io::sink(),
+                );
+                break;
+            }
+        }
+        let reply = match wire::decode_request(&line) {
+            Ok(Request::Command(command)) => match shared.commands.send(command.clone()) {
+                Ok(()) => Reply::Accepted { command },
+                Err(_) => Reply::Error {
+                    message: "the run has ended".into(),
+                },
+            },
+            Ok(Request::Status) => {
+                let state = shared.lock();
+                let status =
+                    state
+                        .snapshot
+                        .status(&shared.dir, std::process::id(), Shared::viewers(&state));
+                Reply::Status(Box::new(status))
+            }
+            Ok(Request::Hello { .. }) => Reply::Error {
+                message: "already said hello".into(),
+            },
+            Err(message) => {
+                bad += 1;
+                Reply::Error { message }
+            }
+        };
+        if replies.send(wire::encode(&reply).into()).is_err() || bad >= MAX_BAD_MESSAGES {
+            break;
+        }
+    }
+    shared.lock().clients.retain(|c| c.id != id);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+fn snapshot_lines(snapshot: &Snapshot, resync: bool) -> Vec<String> {
+    let mut lines = vec![wire::encode(&Reply::SnapshotBegin { resync })];
+    lines.extend(
+        snapshot
+            .events()
+            .iter()
+            .map(|e| wire::encode(&Reply::event(e))),
+    );
+    lines.push(wire::encode(&Reply::SnapshotEnd));
+    lines
+}
+
+/// Writes to one client: its first lines, then events and replies as they come; a client
+/// that fell behind gets a fresh snapshot instead of the events it missed.
+fn write_loop(
+    shared: &Shared,
+    mut stream: UnixStream,
+    first: Vec<String>,
+    events: Receiver<Arc<str>>,
+    replies: Receiver<Arc<str>>,
+    behind: &AtomicBool,
+    role: Role,
+) {
+    for line in &first {
+        if stream.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+    }
+    loop {
+        if behind.load(Ordering::SeqCst) {
+            let lines = {
+                let state = shared.lock();
+                while events.try_recv().is_ok() {}
+                behind.store(false, Ordering::SeqCst);
+                if role == Role::Viewer {
+                    snapshot_lines(&state.snapshot, true)
+                } else {
+                    Vec::new()
+                }
+            };
+            for line in &lines {
+                if stream.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+        crossbeam_channel::select! {
+            recv(events) -> line => match line {
+                Ok(line) => {
+                    if stream.write_all(line.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                // The run ended: what is left of the replies, then close.
+                Err(_) => {
+                    while let Ok(line) = replies.try_recv() {
+                        let _ = stream.write_all(line.as_bytes());
+                    }
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+            },
+            recv(replies) -> line => match line {
+                Ok(line) => {
+                    if stream.write_all(line.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            default(Duration::from_millis(500)) => {}
+        }
+    }
+}

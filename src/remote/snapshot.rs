@@ -1,0 +1,167 @@
+//! What a viewer that attaches late needs to see the whole run: the events so far, folded
+//! into a bounded picture that is replayed to it as events before the live ones.
+
+use std::collections::VecDeque;
+
+use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, Tunable};
+
+use super::wire::Status;
+use crate::stats::LayerStats;
+
+/// Loss points kept for the sparkline (older ones are thinned to every other one).
+const PROGRESS_POINTS: usize = 2048;
+/// Log-like events kept (log lines, switches, re-estimations, failures, steering).
+const TAIL_EVENTS: usize = 300;
+
+/// The run so far.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    info: Option<RunInfo>,
+    /// Every evaluation; the per-unit statistics only of the latest (see `events`).
+    epochs: Vec<EpochMetrics>,
+    layers: Option<(u64, Vec<LayerStats>)>,
+    progress: Vec<Progress>,
+    /// The latest position report (no new loss).
+    position: Option<Progress>,
+    tail: VecDeque<Event>,
+    state: Option<RunState>,
+    tunables: Vec<Tunable>,
+    finished: Option<Summary>,
+    steering_actions: usize,
+    /// The switches now (from the latest evaluation or change).
+    flags: Option<crate::net::Flags>,
+}
+
+impl Snapshot {
+    /// Takes in one event of the run.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Started(info) => self.info = Some(info.clone()),
+            Event::Progress(p) if p.batch_loss.is_nan() => self.position = Some(*p),
+            Event::Progress(p) => {
+                self.position = None;
+                self.progress.push(*p);
+                if self.progress.len() > PROGRESS_POINTS {
+                    let mut keep = false;
+                    self.progress.retain(|_| {
+                        keep = !keep;
+                        keep
+                    });
+                }
+            }
+            Event::Epoch(m) => {
+                // Per-unit statistics of old epochs are dropped (they would make a late
+                // viewer's snapshot tens of megabytes); the latest layers are kept whole.
+                if let Some(last) = self.epochs.last_mut() {
+                    for l in &mut last.layers {
+                        l.per_unit = Default::default();
+                    }
+                }
+                self.flags = Some(m.flags);
+                self.epochs.push((**m).clone());
+            }
+            Event::Layers { iteration, layers } => {
+                if self.layers.as_ref().is_none_or(|(it, _)| iteration >= it) {
+                    self.layers = Some((*iteration, layers.clone()));
+                }
+            }
+            Event::State(s) => self.state = Some(*s),
+            Event::Tunables(t) => self.tunables = t.clone(),
+            Event::Finished(s) => {
+                self.state = Some(s.state);
+                self.finished = Some((**s).clone());
+            }
+            Event::Steered(_) => {
+                self.steering_actions += 1;
+                self.push_tail(event);
+            }
+            Event::Transform(t) => {
+                self.flags = Some(t.flags);
+                self.push_tail(event);
+            }
+            Event::Log(_) | Event::Failed(_) => self.push_tail(event),
+        }
+    }
+
+    fn push_tail(&mut self, event: &Event) {
+        if self.tail.len() == TAIL_EVENTS {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(event.clone());
+    }
+
+    /// The run so far as events, in an order a fresh dashboard can take in.
+    pub fn events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        out.extend(self.info.clone().map(Event::Started));
+        if !self.tunables.is_empty() {
+            out.push(Event::Tunables(self.tunables.clone()));
+        }
+        // The progress points and log lines come in iteration order around the epochs.
+        let mut progress = self.progress.iter().peekable();
+        let mut tail = self.tail.iter().peekable();
+        for m in &self.epochs {
+            while let Some(p) = progress.next_if(|p| p.iteration <= m.iteration) {
+                out.push(Event::Progress(*p));
+            }
+            while let Some(e) = tail.next_if(|e| iteration_of(e).is_none_or(|it| it <= m.iteration))
+            {
+                out.push(e.clone());
+            }
+            out.push(Event::Epoch(Box::new(m.clone())));
+        }
+        out.extend(progress.map(|p| Event::Progress(*p)));
+        out.extend(tail.cloned());
+        out.extend(self.position.map(Event::Progress));
+        if let Some((iteration, layers)) = &self.layers {
+            out.push(Event::Layers {
+                iteration: *iteration,
+                layers: layers.clone(),
+            });
+        }
+        out.extend(self.state.map(Event::State));
+        out.extend(self.finished.clone().map(|s| Event::Finished(Box::new(s))));
+        out
+    }
+
+    /// Where the run is now.
+    pub fn status(&self, dir: &str, pid: u32, viewers: usize) -> Status {
+        let last_progress = self.position.or(self.progress.last().copied());
+        let best = self
+            .epochs
+            .iter()
+            .map(|m| m.validation_error.unwrap_or(m.validation_loss))
+            .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
+        Status {
+            dir: dir.to_string(),
+            pid,
+            state: self.state,
+            preset: self.info.as_ref().map(|i| i.preset.clone()),
+            variant: self.info.as_ref().map(|i| i.variant.clone()),
+            epoch: self.epochs.last().map_or(0, |m| m.epoch),
+            // The run's length is a live setting: its latest value wins.
+            epochs: self
+                .tunables
+                .iter()
+                .find(|t| t.key == "train.epochs")
+                .and_then(|t| t.value.parse().ok())
+                .unwrap_or(self.info.as_ref().map_or(0, |i| i.epochs)),
+            iteration: last_progress.map_or(0, |p| p.iteration),
+            learning_rate: last_progress.map(|p| p.learning_rate),
+            flags: self.flags,
+            best,
+            viewers,
+            steering_actions: self.steering_actions,
+            tunables: self.tunables.clone(),
+        }
+    }
+}
+
+/// The iteration a log-like event belongs to, where it says.
+fn iteration_of(event: &Event) -> Option<u64> {
+    match event {
+        Event::Transform(t) => Some(t.iteration),
+        Event::Steered(s) => Some(s.iteration),
+        _ => None,
+    }
+}
