@@ -532,3 +532,95 @@ fn crafted_inputs_are_refused_quickly_with_short_messages() {
         text(&out)
     );
 }
+
+/// A real full disk: a small tmpfs, filled up to a few pages by another file. The run pauses
+/// when its checkpoint does not fit, keeps its records whole, and finishes the same run once
+/// space is freed. Needs root to mount; skips with the reason otherwise.
+#[test]
+fn a_real_full_disk_pauses_the_run_and_freeing_space_finishes_it() {
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("small-disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("SKIPPED: cannot mount a tmpfs here (needs root): {mounted:?}");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let expected = reference(root.path());
+
+    // Leave 64 KiB: the config and the first metrics fit, a checkpoint does not.
+    let filler = mnt.join("filler");
+    let stat = free_bytes(&mnt);
+    std::fs::write(&filler, vec![0u8; (stat - 64 * 1024) as usize]).unwrap();
+    let dir = mnt.join("run");
+    let mut args = vec![
+        "run".to_string(),
+        "presets/default.toml".into(),
+        "--out".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(SMALL.iter().map(|s| s.to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the run never paused on the full disk: {said:?}"));
+        let paused = line.contains("training stays paused") || line.contains("waits to write");
+        said.push(line);
+        if paused {
+            break;
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("No space left")),
+        "the message names the cause: {said:?}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "paused, not ended");
+    std::fs::remove_file(&filler).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {said:?}");
+    assert_eq!(records(&dir), expected);
+    assert_no_temporaries(&dir);
+    assert_eq!(summary(&dir)["state"], "finished");
+}
+
+/// Free bytes of the file system holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs fills the struct we own from a valid NUL-terminated path.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
+        s.f_bavail as u64 * s.f_frsize as u64
+    }
+}

@@ -233,3 +233,29 @@ proptest! {
         let _ = ltmlp::data::cifar::parse_into(Path::new("fuzz.bin"), &bytes, &mut split);
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The control endpoint's decoder (docs/protocol.md) on damaged valid messages and on
+    /// arbitrary bytes: an error or a request, never a panic; what it accepts re-encodes to a
+    /// request that decodes the same.
+    #[test]
+    fn protocol_decoder_never_panics(bytes in prop_oneof![
+        damaged(br#"{"command":{"set":{"key":"train.momentum","value":"0.95"}}}"#.to_vec()),
+        damaged(br#"{"hello":{"version":1,"role":"viewer"}}"#.to_vec()),
+        damaged(br#"{"command":{"toggle":"alpha"}}"#.to_vec()),
+        prop::collection::vec(any::<u8>(), 0..80),
+    ]) {
+        use ltmlp::remote::wire;
+        if let Ok(request) = wire::decode_request(&bytes) {
+            let line = wire::encode(&request);
+            prop_assert_eq!(wire::decode_request(line.trim_end().as_bytes()).unwrap(), request);
+        }
+        let mut reader = std::io::BufReader::new(&bytes[..]);
+        let mut line = Vec::new();
+        while let Ok(true) = wire::read_line(&mut reader, 16, &mut line) {
+            prop_assert!(line.len() <= 16);
+        }
+    }
+}

@@ -424,3 +424,66 @@ fn write_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::time::Instant;
+
+    #[test]
+    fn a_viewer_that_does_not_read_never_holds_the_run_back_and_is_resynchronised() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events_tx, events_rx) = unbounded();
+        let (commands_tx, _commands_rx) = unbounded();
+        let (local, hub) = start(dir.path(), events_rx, commands_tx);
+        let hub = hub.unwrap();
+        let mut stream = endpoint::connect(dir.path()).unwrap();
+        stream
+            .write_all(
+                wire::encode(&Request::Hello {
+                    version: PROTOCOL_VERSION,
+                    role: Role::Viewer,
+                })
+                .as_bytes(),
+            )
+            .unwrap();
+        // Wait until the hub counts the viewer, then flood it without reading.
+        let counted = Instant::now();
+        loop {
+            events_tx.send(Event::Log("hello".into())).unwrap();
+            if local.try_iter().count() > 0 && counted.elapsed() > Duration::from_millis(200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let line = "x".repeat(1000);
+        let total = 4 * CLIENT_QUEUE;
+        let started = Instant::now();
+        for _ in 0..total {
+            events_tx.send(Event::Log(line.clone())).unwrap();
+        }
+        let mut seen = 0;
+        while seen < total {
+            local
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the front end gets every event while the viewer sleeps");
+            seen += 1;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Now read: somewhere comes a fresh snapshot.
+        drop(events_tx);
+        let mut reader = std::io::BufReader::new(stream);
+        let mut resynced = false;
+        let mut text = String::new();
+        while reader.read_line(&mut text).unwrap_or(0) > 0 {
+            if text.contains("\"snapshot_begin\":{\"resync\":true}") {
+                resynced = true;
+            }
+            text.clear();
+        }
+        assert!(resynced, "the viewer that fell behind got a new snapshot");
+        hub.join();
+        assert!(!dir.path().join(endpoint::SOCKET_FILE).exists());
+    }
+}

@@ -75,7 +75,11 @@ pub fn current(preset: &Preset) -> Vec<Tunable> {
             }
             let value = node
                 .and_then(|t| t.get(parts[parts.len() - 1]))
-                .map_or_else(|| "unset".to_string(), |v| v.to_string());
+                .map_or_else(
+                    || "unset".to_string(),
+                    // Strings as typed (`--set transforms.policy=paper`), without TOML quotes.
+                    |v| v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                );
             let value = match (k.key, preset.transforms.gamma_epsilon) {
                 // The default depends on the form: show the value in force.
                 ("transforms.gamma_epsilon", None) => preset.transforms.gamma_epsilon().to_string(),
