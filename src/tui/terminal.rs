@@ -20,6 +20,8 @@ use crate::train::{Command, Summary};
 const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 /// How long to wait for a key before looking at the trainer's events again.
 const INPUT_POLL: Duration = Duration::from_millis(50);
+/// How often a viewer whose run went away looks for it again (a `--resume` of it).
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How often the dashboard checks that its terminal is still there.
 const TTY_CHECK: Duration = Duration::from_secs(1);
 
@@ -104,7 +106,7 @@ pub fn attach(dir: &Path, mode: Mode) -> anyhow::Result<Outcome> {
     // `init` enters the alternate screen and raw mode and installs a panic hook that
     // restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
-    let result = event_loop(&mut terminal, &mut app, &feed, &commands, &interrupt);
+    let result = event_loop(&mut terminal, &mut app, dir, feed, commands, &interrupt);
     ratatui::restore();
     let left = result?;
     if let Some(summary) = app.summary.take() {
@@ -121,13 +123,25 @@ pub fn attach(dir: &Path, mode: Mode) -> anyhow::Result<Outcome> {
 fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    feed: &crossbeam_channel::Receiver<Feed>,
-    commands: &crossbeam_channel::Sender<Command>,
+    dir: &Path,
+    mut feed: crossbeam_channel::Receiver<Feed>,
+    mut commands: crossbeam_channel::Sender<Command>,
     interrupt: &AtomicUsize,
 ) -> anyhow::Result<Option<usize>> {
     let mut last_draw: Option<Instant> = None;
     let mut last_tty_check = Instant::now();
+    // Set when the run's process went away: from then on, look for a resumed run.
+    let mut lost: Option<Instant> = None;
     loop {
+        if lost.is_some_and(|t| t.elapsed() >= RECONNECT_EVERY) {
+            lost = Some(Instant::now());
+            if let Ok(conn) = Connection::open(dir, Role::Viewer) {
+                (feed, commands) = conn.into_feed();
+                app.reset();
+                app.push_log(None, LogKind::Info, "the run is back: attached again");
+                lost = None;
+            }
+        }
         if interrupt.load(Ordering::SeqCst) != 0 {
             return Ok(None);
         }
@@ -152,10 +166,17 @@ fn event_loop(
                     if app.stopping {
                         return Ok(None);
                     }
-                    if app.training() {
-                        let it = Some(app.iteration());
-                        app.push_log(it, LogKind::Error, "the run's process has gone away");
-                        app.state = crate::train::RunState::Stopped;
+                    if lost.is_none() {
+                        if app.training() {
+                            let it = Some(app.iteration());
+                            app.push_log(
+                                it,
+                                LogKind::Error,
+                                "the run's process has gone away; waiting for it to be resumed",
+                            );
+                            app.state = crate::train::RunState::Stopped;
+                        }
+                        lost = Some(Instant::now());
                     }
                     break;
                 }
