@@ -41,16 +41,20 @@ def main():
     root = sys.argv[1]
     epochs = [int(e) for e in (sys.argv[2] if len(sys.argv) > 2 else "1,5,10,20,50,100,150").split(",")]
     by_variant = {}
-    print("| run | epochs | final test % | best test % (epoch) | ≤ 2.0 %: epoch, s | ≤ 1.5 %: epoch, s |")
-    print("|---|---|---|---|---|---|")
+    print("| run | epochs | final test % | best test % (epoch) | ≤ 2.0 %: epoch, s | ≤ 1.5 %: epoch, s | re-estimations | largest Δout |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, records in runs(root):
         variant = name.split("-seed")[0]
         best = min(records, key=lambda m: m["test_error"])
         e2, s2 = first(records, 2.0)
         e15, s15 = first(records, 1.5)
         fmt = lambda e, s: "–" if e is None else f"{e}, {s:.0f}"
+        changes = [t["max_output_change"] for m in records for t in m["transform_events"]]
+        measured = [c for c in changes if c is not None]
+        largest = f"{max(measured):.1e}" if measured else "–"
         print(f"| {name} | {records[-1]['epoch']} | {records[-1]['test_error']:.2f} | "
-              f"{best['test_error']:.2f} ({best['epoch']}) | {fmt(e2, s2)} | {fmt(e15, s15)} |")
+              f"{best['test_error']:.2f} ({best['epoch']}) | {fmt(e2, s2)} | {fmt(e15, s15)} | "
+              f"{len(changes)} | {largest} |")
         by_variant.setdefault(variant, []).append(records)
     print()
     print("Per variant, mean (min–max) over seeds:")
