@@ -122,6 +122,18 @@ pub fn summary_text(s: &Summary) -> String {
             100.0 * s.reestimate_seconds / (s.train_seconds - s.reestimate_seconds),
         ));
     }
+    if let Some(w) = &s.wall {
+        let other = s.wall_seconds - w.steps - w.evaluation - w.statistics - w.files;
+        text.push_str(&format!(
+            "\nwall time {:.1}s: steps {:.1}s, evaluation {:.1}s, statistics {:.1}s, files {:.1}s, other {:.1}s",
+            s.wall_seconds,
+            w.steps,
+            w.evaluation,
+            w.statistics,
+            w.files,
+            other.max(0.0)
+        ));
+    }
     if let Some(reason) = &s.reason {
         text.push_str(&format!("\nreason: {reason}"));
     }

@@ -50,6 +50,7 @@ fn metrics(dir: &Path) -> Vec<Value> {
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap();
             v.as_object_mut().unwrap().remove("elapsed_seconds");
+            v.as_object_mut().unwrap().remove("wall");
             v.as_object_mut().unwrap().remove("examples_per_second");
             v
         })

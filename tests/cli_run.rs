@@ -27,6 +27,7 @@ fn metrics_without_timing(dir: &Path) -> Vec<Value> {
             let mut v: Value = serde_json::from_str(line).unwrap();
             let obj = v.as_object_mut().unwrap();
             obj.remove("elapsed_seconds");
+            obj.remove("wall");
             obj.remove("examples_per_second");
             v
         })
@@ -335,4 +336,92 @@ fn bias_momentum_is_a_real_option() {
     assert_ne!(plain[0]["train_loss"], own[0]["train_loss"]);
     assert!(!plain_config.contains("bias_momentum"));
     assert!(own_config.contains("bias_momentum = 0.9"), "{own_config}");
+}
+
+/// The wall-time accounts: cumulative in every metrics line, never more than the wall time,
+/// `steps` equal to the training seconds, and carried on by a resume (not restarted).
+#[test]
+fn the_wall_time_is_accounted_for_and_survives_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let small = [
+        "--set",
+        "model.hidden=[32]",
+        "--set",
+        "data.train_limit=2000",
+        "--set",
+        "train.train_eval_size=500",
+    ];
+    let mut args = vec![
+        "run",
+        "presets/default.toml",
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&small);
+    args.extend_from_slice(&["--set", "train.epochs=2"]);
+    assert!(ltmlp(&args).status.success());
+    let s = summary(&run);
+    let w = &s["wall"];
+    let parts: f64 = ["steps", "evaluation", "statistics", "files"]
+        .iter()
+        .map(|k| w[k].as_f64().unwrap())
+        .sum();
+    assert!(parts <= s["wall_seconds"].as_f64().unwrap() + 1e-6, "{s}");
+    assert_eq!(w["steps"], s["train_seconds"], "{s}");
+    assert!(w["evaluation"].as_f64().unwrap() > 0.0, "{s}");
+    let lines: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let evaluation = |m: &Value| m["wall"]["evaluation"].as_f64().unwrap();
+    assert!(evaluation(&lines[1]) > evaluation(&lines[0]));
+
+    // Interrupted after its first epoch (SIGTERM on the first metrics line), then resumed.
+    let again = dir.path().join("again");
+    let mut args = vec![
+        "run",
+        "presets/default.toml",
+        "--out",
+        again.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&small);
+    args.extend_from_slice(&["--set", "train.epochs=40"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = again.join("metrics.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 1 {
+        assert!(start.elapsed().as_secs() < 60, "no first epoch");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert_eq!(
+        summary(&again)["state"],
+        "stopped",
+        "interrupted before its end"
+    );
+    let kept: Vec<Value> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let before = evaluation(kept.last().unwrap());
+    assert!(ltmlp(&["run", "--resume", again.to_str().unwrap()])
+        .status
+        .success());
+    let after = summary(&again)["wall"]["evaluation"].as_f64().unwrap();
+    assert!(
+        after > before,
+        "the resumed run continues the accounts: {after} vs {before}"
+    );
+    assert_eq!(summary(&again)["epochs_completed"], 40);
 }

@@ -53,6 +53,7 @@ fn metrics(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
             layers: vec![layer(collapsed)],
             transform_events: vec![],
             r2: None,
+            wall: None,
         })
         .collect()
 }
@@ -130,6 +131,7 @@ fn write_run_at(
             test_error_at_best: None,
             out_dir: None,
             steering_actions: 0,
+            wall: None,
         };
         std::fs::write(
             dir.join("summary.json"),

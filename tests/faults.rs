@@ -91,6 +91,7 @@ fn records(dir: &Path) -> Vec<Value> {
                 .unwrap_or_else(|e| panic!("{}: bad line {line}: {e}", dir.display()));
             let obj = v.as_object_mut().unwrap();
             obj.remove("elapsed_seconds");
+            obj.remove("wall");
             obj.remove("examples_per_second");
             v
         })

@@ -141,6 +141,7 @@ fn metrics(dir: &Path) -> Vec<serde_json::Value> {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
             let m = v.as_object_mut().unwrap();
             m.remove("elapsed_seconds");
+            m.remove("wall");
             m.remove("examples_per_second");
             v
         })

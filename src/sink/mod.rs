@@ -394,6 +394,7 @@ pub struct SummaryBase {
     pub reestimate_seconds: f64,
     pub examples_per_second: f64,
     pub steering_actions: usize,
+    pub wall: Option<crate::train::WallTime>,
 }
 
 /// A summary from the last and the best evaluation (none for a run without files).
@@ -427,6 +428,7 @@ pub fn summarize(
         test_error_at_best: best.and_then(|m| m.test_error),
         out_dir: dir.map(|d| d.display().to_string()),
         steering_actions: base.steering_actions,
+        wall: base.wall,
     }
 }
 

@@ -12,7 +12,7 @@ pub mod tunables;
 
 pub use protocol::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
-    Tunable,
+    Tunable, WallTime,
 };
 pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
 pub use trainer::{Divergence, Trainer, TrainerState};

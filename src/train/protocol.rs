@@ -195,6 +195,25 @@ pub struct EpochMetrics {
     /// these are the coefficients of determination R² of the three splits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r2: Option<SplitR2>,
+    /// Where the run's wall time went up to this evaluation (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<WallTime>,
+}
+
+/// Where a run's wall time went, cumulative seconds (pauses excluded): training steps (which
+/// include the re-estimations within them, `reestimate_seconds`), epoch evaluations (with
+/// the epoch-end re-estimation of the paper policy), statistics snapshots, and writing files.
+/// The rest of the wall time is the run's own bookkeeping and the trainer waiting for commands.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct WallTime {
+    #[serde(deserialize_with = "crate::nan_json::f64")]
+    pub steps: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
+    pub evaluation: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
+    pub statistics: f64,
+    #[serde(deserialize_with = "crate::nan_json::f64")]
+    pub files: f64,
 }
 
 /// R² = 1 − SSE / Σ(y − ȳ)² per split, pooled over the target columns (ȳ: the split's mean).
@@ -246,6 +265,9 @@ pub struct Summary {
     /// Commands that steered the run (`actions.jsonl`; `ltmlp run --replay` repeats them).
     #[serde(default)]
     pub steering_actions: usize,
+    /// Where the wall time went.
+    #[serde(default)]
+    pub wall: Option<WallTime>,
 }
 
 /// What the trainer tells the front end (and, as wire messages, every attached viewer).

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
-use super::protocol::{Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary};
+use super::protocol::{
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, WallTime,
+};
 use super::trainer::Trainer;
 use super::trainer::TrainerState;
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
@@ -278,6 +280,8 @@ struct Driver<T: Real> {
     actions: Option<ActionLog>,
     /// Recorded actions still to apply (`--replay`), in order.
     replay: std::collections::VecDeque<Steer>,
+    /// Where the wall time went (`steps` is the trainer's own count, filled in when read).
+    wall: WallTime,
 }
 
 impl<T: StateKind> Driver<T> {
@@ -302,6 +306,12 @@ impl<T: StateKind> Driver<T> {
                 }
             }
         }
+        // A resumed run continues its time accounts from its last kept evaluation.
+        let wall = recorder
+            .iter()
+            .flat_map(|r| r.history().last())
+            .find_map(|m| m.wall)
+            .unwrap_or_default();
         let p = &exp.resolved.preset;
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
@@ -343,6 +353,7 @@ impl<T: StateKind> Driver<T> {
             rollbacks_left: exp.resolved.preset.train.divergence_rollbacks,
             actions,
             replay: replay.into(),
+            wall,
             exp,
         }
     }
@@ -722,10 +733,21 @@ impl<T: StateKind> Driver<T> {
     /// Records an evaluation and, when due, a checkpoint; on a write failure, pauses instead
     /// of losing either.
     fn record(&mut self, metrics: &EpochMetrics, checkpoint: bool) {
+        let started = Instant::now();
         self.unwritten.push(metrics.clone());
         self.checkpoint_due |= checkpoint;
-        if !self.flush_pending() {
+        let written = self.flush_pending();
+        self.wall.files += started.elapsed().as_secs_f64();
+        if !written {
             self.set_state(RunState::Paused);
+        }
+    }
+
+    /// The time accounts now.
+    fn wall_time(&self) -> WallTime {
+        WallTime {
+            steps: self.trainer.train_seconds,
+            ..self.wall
         }
     }
 
@@ -818,7 +840,9 @@ impl<T: StateKind> Driver<T> {
                 .iteration
                 .is_multiple_of(self.exp.resolved.preset.stats.every.max(1) as u64)
             {
+                let started = Instant::now();
                 let layers = self.trainer.layer_stats();
+                self.wall.statistics += started.elapsed().as_secs_f64();
                 self.send(Event::Layers {
                     iteration: self.trainer.iteration,
                     layers,
@@ -828,7 +852,10 @@ impl<T: StateKind> Driver<T> {
             if !self.trainer.at_epoch_boundary() && !over_budget {
                 continue;
             }
-            let metrics = match self.trainer.finish_epoch(self.clock.seconds()) {
+            let evaluating = Instant::now();
+            let evaluated = self.trainer.finish_epoch(self.clock.seconds());
+            self.wall.evaluation += evaluating.elapsed().as_secs_f64();
+            let mut metrics = match evaluated {
                 Ok(m) => m,
                 Err(div) => {
                     if self.roll_back(div.to_string()) {
@@ -841,6 +868,7 @@ impl<T: StateKind> Driver<T> {
                 self.last_good = Some(self.trainer.snapshot());
             }
             let every = self.options.checkpoint_every;
+            metrics.wall = Some(self.wall_time());
             self.record(&metrics, every > 0 && metrics.epoch.is_multiple_of(every));
             let stop = self.early_stop.after(&metrics);
             self.send(Event::Epoch(Box::new(metrics)));
@@ -904,6 +932,7 @@ impl<T: StateKind> Driver<T> {
             reestimate_seconds: self.trainer.reestimate_seconds,
             examples_per_second: self.trainer.examples_per_second(),
             steering_actions: self.actions.as_ref().map_or(0, |a| a.count),
+            wall: Some(self.wall_time()),
         };
         let Some(rec) = self.recorder.as_mut() else {
             return (summarize(base, None, None, None), Ok(()));

@@ -616,6 +616,7 @@ impl<T: Real> Trainer<T> {
             layers,
             transform_events: self.take_transform_events(),
             r2,
+            wall: None,
         };
         self.epoch += 1;
         Ok(metrics)

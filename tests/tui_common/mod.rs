@@ -114,6 +114,7 @@ pub fn epoch(epoch: usize, validation_loss: f64) -> EpochMetrics {
             max_output_change: 4.2e-7,
         }],
         r2: None,
+        wall: None,
     }
 }
 
@@ -174,6 +175,7 @@ pub fn summary(state: RunState, reason: Option<&str>) -> Summary {
         test_error_at_best: Some(10.5),
         out_dir: Some("runs/default-ab-test".into()),
         steering_actions: 0,
+        wall: None,
         monitor: Default::default(),
     }
 }
