@@ -16,8 +16,9 @@ pub struct RunArgs {
     /// Data directory with the four MNIST-format IDX files (overrides data.source)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Variant: none, ab (α β) or abg (α β γ); default: the preset's `variant`
-    #[arg(long, value_parser = ["none", "ab", "abg"])]
+    /// Variant: none, ab (α β), abg (α β γ), bn (batch norm) or ln (layer norm); default: the
+    /// preset's `variant`
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::preset::VARIANTS))]
     pub variant: Option<String>,
     /// Seed for initialisation, noise and order (overrides train.seed)
     #[arg(long)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::csvfile::{ColumnRef, CsvOptions};
 use crate::data::{ArrayNames, DataFormat, DataSource, Preprocess, ReadOptions, TargetKind};
-use crate::net::{Flags, GammaForm, Shortcuts, Topology, UnitKind};
+use crate::net::{Flags, GammaForm, Norm, Shortcuts, Topology, UnitKind};
 
 /// Largest layer the engine accepts; larger is almost certainly a typo.
 const MAX_LAYER_UNITS: usize = 100_000;
@@ -21,8 +21,11 @@ const MAX_HIDDEN_LAYERS: usize = 100;
 const MAX_PRESET_BYTES: u64 = 1 << 20;
 /// Largest weight count accepted (about 4 GiB of f32 weights, gradients and momentum).
 const MAX_WEIGHTS: usize = 300_000_000;
-/// Variant names the papers compare.
-pub const VARIANTS: [&str; 3] = ["none", "ab", "abg"];
+/// Every variant: the papers' three (no transformation, α β, α β γ) and the modern
+/// baselines, batch and layer normalisation of the plain tanh network.
+pub const VARIANTS: [&str; 5] = ["none", "ab", "abg", "bn", "ln"];
+/// The variants the papers compare: what `compare` and `sweep` run when none are named.
+pub const PAPER_VARIANTS: [&str; 3] = ["none", "ab", "abg"];
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,9 @@ pub struct Preset {
     pub transforms: TransformSection,
     #[serde(default)]
     pub stats: StatsSection,
+    /// What to do with units that collapse (`[guard]`, off by default).
+    #[serde(default)]
+    pub guard: crate::train::guard::GuardSection,
     #[serde(default)]
     pub compare: CompareSection,
     /// What `ltmlp sweep` runs: variants, seeds and axes (`[sweep.grid]`).
@@ -300,6 +306,47 @@ pub struct TrainSection {
     /// (error for classifiers, loss otherwise). Unset: train all epochs.
     #[serde(default)]
     pub patience: Option<usize>,
+    /// `sgd` (heavy-ball momentum, the papers') or `adam`.
+    #[serde(default, skip_serializing_if = "OptimizerKind::is_sgd")]
+    pub optimizer: OptimizerKind,
+    /// Adam's β1, β2 and ε (defaults 0.9, 0.999, 1e-8); Adam ignores the momentum keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_beta1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_beta2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_epsilon: Option<f64>,
+    /// Adam: apply `weight_decay` to the weights directly (AdamW) instead of to the gradient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoupled_weight_decay: bool,
+}
+
+/// Which optimizer trains the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Sgd,
+    Adam,
+}
+
+impl OptimizerKind {
+    fn is_sgd(&self) -> bool {
+        *self == OptimizerKind::Sgd
+    }
+}
+
+impl TrainSection {
+    /// Adam's constants, the defaults filled in.
+    pub fn adam_settings(&self) -> crate::train::adam::AdamSettings {
+        crate::train::adam::AdamSettings {
+            beta1: self.adam_beta1.unwrap_or(0.9),
+            beta2: self.adam_beta2.unwrap_or(0.999),
+            epsilon: self.adam_epsilon.unwrap_or(1e-8),
+            decay: self.weight_decay,
+            decoupled: self.decoupled_weight_decay,
+        }
+    }
 }
 
 fn default_checkpoint_every() -> usize {
@@ -504,7 +551,8 @@ impl PresetFile {
                     file: path.to_owned(),
                     line: find_line(&text, &format!("[variants.{name}]")),
                     message: format!(
-                        "unknown variant `{name}` in [variants.{name}]; variants are none, ab, abg"
+                        "unknown variant `{name}` in [variants.{name}]; variants are {}",
+                        VARIANTS.join(", ")
                     ),
                 });
             }
@@ -561,7 +609,10 @@ impl PresetFile {
         let flags = flags_of(&variant).ok_or_else(|| {
             self.error(
                 "variant",
-                format!("unknown variant `{variant}`; choose none, ab or abg"),
+                format!(
+                    "unknown variant `{variant}`; choose one of {}",
+                    VARIANTS.join(", ")
+                ),
             )
         })?;
         let mut table = self.variant_table(&variant)?;
@@ -617,7 +668,17 @@ pub fn flags_of(variant: &str) -> Option<Flags> {
             beta: true,
             gamma: true,
         }),
+        "bn" | "ln" => Some(Flags::NONE),
         _ => None,
+    }
+}
+
+/// The normalisation of a variant's hidden layers.
+pub fn norm_of(variant: &str) -> Norm {
+    match variant {
+        "bn" => Norm::Batch,
+        "ln" => Norm::Layer,
+        _ => Norm::None,
     }
 }
 
@@ -696,6 +757,43 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
                 return err(key, format!("{value} must be in [0, 1), e.g. 0.9"));
             }
             _ => {}
+        }
+    }
+    let cap = p.guard.gamma_cap;
+    if !(cap.is_finite() && cap >= 1.0) {
+        return err(
+            "guard.gamma_cap",
+            format!("{cap} must be a number ≥ 1 (γ's bound for a collapsed unit), e.g. 4"),
+        );
+    }
+    if t.optimizer == OptimizerKind::Adam && flags.any() {
+        return err(
+            "train.optimizer",
+            format!(
+                "\"adam\" with α/β/γ ({}): the re-estimation's compensation mixes weights \
+                 across layers and Adam's per-weight second moments cannot follow it; use \
+                 optimizer = \"sgd\" with ab/abg, or adam with none, bn or ln",
+                flags.label()
+            ),
+        );
+    }
+    for (key, value) in [
+        ("train.adam_beta1", t.adam_beta1),
+        ("train.adam_beta2", t.adam_beta2),
+    ] {
+        match value {
+            Some(value) if !(value.is_finite() && (0.0..1.0).contains(&value)) => {
+                return err(key, format!("{value} must be in [0, 1), e.g. 0.9 or 0.999"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(eps) = t.adam_epsilon {
+        if !(eps.is_finite() && eps > 0.0) {
+            return err(
+                "train.adam_epsilon",
+                format!("{eps} is not a positive number; use e.g. 1e-8"),
+            );
         }
     }
     if !(t.warmup_fraction.is_finite() && (0.0..0.5).contains(&t.warmup_fraction)) {
@@ -939,6 +1037,7 @@ impl Resolved {
         }));
         kinds.push(output_kind);
         Topology::new(sizes, kinds, p.model.shortcuts, p.model.bottleneck)
+            .map(|t| t.with_norm(norm_of(&self.variant)))
             .map_err(|e| error("model", e.to_string()))
     }
 

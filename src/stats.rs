@@ -79,6 +79,19 @@ pub struct UnitStats {
     #[serde(default)]
     #[serde(deserialize_with = "crate::nan_json::vec")]
     pub gamma: Vec<f64>,
+    /// What the γ guard did to the unit: its γ bounded ("cap") or held at 1 ("off").
+    #[serde(default)]
+    pub guarded: Vec<Option<GuardMark>>,
+}
+
+/// The γ guard's mark on a unit, for the unit view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardMark {
+    /// γ bounded by the guard's cap.
+    Capped,
+    /// γ held at 1.
+    Off,
 }
 
 /// Summary of one hidden layer.
@@ -142,6 +155,15 @@ fn one_layer<T: Real>(net: &Network<T>, ws: &Workspace<T>, l: usize, th: Thresho
         u.alpha.push(alpha);
         u.beta.push(tr.map_or(0.0, |t| t.beta[j].f64()));
         u.gamma.push(gamma);
+        u.guarded.push(tr.and_then(|t| {
+            if t.gamma_fixed[j] {
+                Some(GuardMark::Off)
+            } else if t.gamma_max[j].f64().is_finite() {
+                Some(GuardMark::Capped)
+            } else {
+                None
+            }
+        }));
         for i in 0..x.nrows() {
             let (xv, yv) = (x[[i, j]].f64(), y[[i, j]].f64());
             sx += xv;

@@ -154,18 +154,19 @@ fn after_sigkill_the_run_resumes_from_its_last_checkpoint_to_the_same_end() {
 }
 
 fn small_trainer() -> Trainer<f64> {
+    trainer_of("abg", &[])
+}
+
+fn trainer_of(variant: &str, extra: &[&str]) -> Trainer<f64> {
     let file = PresetFile::builtin_default().unwrap();
-    let resolved = file
-        .resolve(
-            Some("abg"),
-            &[
-                "model.hidden=[12]".into(),
-                "train.precision=\"f64\"".into(),
-                "data.shuffle=true".into(),
-                "train.input_noise=0.3".into(),
-            ],
-        )
-        .unwrap();
+    let mut overrides: Vec<String> = vec![
+        "model.hidden=[12]".into(),
+        "train.precision=\"f64\"".into(),
+        "data.shuffle=true".into(),
+        "train.input_noise=0.3".into(),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    let resolved = file.resolve(Some(variant), &overrides).unwrap();
     let raw = data::load(&DataSource::Embedded).unwrap();
     let exp = Experiment::from_raw(resolved.clone(), &raw, String::new()).unwrap();
     let AnyData::F64(data) = exp.data else {
@@ -175,9 +176,18 @@ fn small_trainer() -> Trainer<f64> {
     Trainer::new(&resolved, Arc::clone(&data), net)
 }
 
+/// The papers' SGD with α β γ, batch normalisation (running averages, gains, shifts) and
+/// layer normalisation under Adam (both moments and the step count) all continue exactly.
 #[test]
 fn a_restored_trainer_continues_exactly() {
-    let mut a = small_trainer();
+    let adam = ["train.optimizer=\"adam\"", "train.learning_rate=0.003"];
+    for (variant, extra) in [("abg", &[][..]), ("bn", &[][..]), ("ln", &adam[..])] {
+        restored_trainer_continues_exactly(|| trainer_of(variant, extra));
+    }
+}
+
+fn restored_trainer_continues_exactly(make: impl Fn() -> Trainer<f64>) {
+    let mut a = make();
     for _ in 0..30 {
         a.step().unwrap();
     }
@@ -195,7 +205,7 @@ fn a_restored_trainer_continues_exactly() {
     let AnyState::F64(state) = decoded.state else {
         panic!()
     };
-    let mut b = small_trainer();
+    let mut b = make();
     b.restore(state);
     for _ in 0..40 {
         let (la, lb) = (a.step().unwrap(), b.step().unwrap());

@@ -16,7 +16,7 @@ use super::{asymmetry, fisher, hessian_fd, symmetrise, WeightGradient};
 use crate::cli::RunArgs;
 use crate::data::{Class, Dataset};
 use crate::net::Network;
-use crate::preset::{Task, VARIANTS};
+use crate::preset::{Task, PAPER_VARIANTS};
 use crate::real::Real;
 use crate::train::{AnyData, Experiment, Trainer};
 
@@ -57,8 +57,14 @@ pub fn parse_variants(text: &str) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for item in text.split(',') {
         let item = item.trim();
-        if !VARIANTS.contains(&item) {
-            bail!("--variants: unknown variant `{item}`; choose from none, ab, abg");
+        if !PAPER_VARIANTS.contains(&item) {
+            // The curvature products differentiate the papers' network; the normalised
+            // baselines' batch statistics would make them another function.
+            bail!(
+                "--variants: `{item}` is not one of the variants curvature diagnostics cover; \
+                 choose from {}",
+                PAPER_VARIANTS.join(", ")
+            );
         }
         if !out.iter().any(|v| v == item) {
             out.push(item.to_string());

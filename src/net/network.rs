@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, matmul};
+use super::norm::{self, Mode, Norm, NormBuffers, RunningStats};
 use super::params::Params;
 use super::topology::{Topology, UnitKind};
 use super::transform::{LayerMoments, Moments};
@@ -25,15 +26,21 @@ pub struct Transform<T> {
     pub alpha: Array1<T>,
     pub beta: Array1<T>,
     pub gamma: Array1<T>,
+    /// Upper bound on each unit's re-estimated γ (+∞: none); set by the γ guard.
+    pub gamma_max: Array1<T>,
+    /// Units whose γ the guard holds at `gamma_max` whatever the re-estimation says.
+    pub gamma_fixed: Vec<bool>,
 }
 
 impl<T: Real> Transform<T> {
-    /// Plain tanh: α = β = 0, γ = 1.
+    /// Plain tanh: α = β = 0, γ = 1, γ unbounded.
     pub fn neutral(units: usize) -> Self {
         Transform {
             alpha: Array1::zeros(units),
             beta: Array1::zeros(units),
             gamma: Array1::ones(units),
+            gamma_max: Array1::from_elem(units, T::infinity()),
+            gamma_fixed: vec![false; units],
         }
     }
 }
@@ -45,6 +52,8 @@ pub struct Network<T> {
     pub params: Params<T>,
     /// `transforms[l]` is present for transformed tanh layers.
     pub transforms: Vec<Option<Transform<T>>>,
+    /// `running[l]` is present for batch-normalised layers: what evaluation normalises with.
+    pub running: Vec<Option<RunningStats<T>>>,
 }
 
 /// Per-layer buffers for one batch: pre-activations, tanh values, outputs and backpropagated
@@ -55,6 +64,8 @@ pub struct Workspace<T> {
     pub t: Vec<Array2<T>>,
     pub y: Vec<Array2<T>>,
     pub delta: Vec<Array2<T>>,
+    /// Normalised layers' x̂, statistics and gain/shift gradient sums.
+    pub norm: Vec<Option<NormBuffers<T>>>,
     rows: usize,
 }
 
@@ -70,6 +81,12 @@ impl<T: Real> Workspace<T> {
             t: (0..=depth).map(|l| alloc(l, tanh(l))).collect(),
             y: (0..=depth).map(|l| alloc(l, true)).collect(),
             delta: (0..=depth).map(|l| alloc(l, l > 0)).collect(),
+            norm: (0..=depth)
+                .map(|l| {
+                    let norm = topology.norm_of(l);
+                    (norm != Norm::None).then(|| NormBuffers::new(norm, capacity, topology.size(l)))
+                })
+                .collect(),
             rows: 0,
         }
     }
@@ -184,6 +201,14 @@ impl<T: Real> Network<T> {
         for b in params.biases.iter_mut().skip(1) {
             b.mapv_inplace(|_| T::of(rng.random_range(-BIAS_INIT_SCALE..BIAS_INIT_SCALE)));
         }
+        for g in params.gains.iter_mut() {
+            g.fill(T::one());
+        }
+        let running = (0..=topology.depth())
+            .map(|l| {
+                (topology.norm_of(l) == Norm::Batch).then(|| RunningStats::new(topology.size(l)))
+            })
+            .collect();
         let transforms = (0..=topology.depth())
             .map(|l| {
                 (l > 0 && l < topology.depth() && topology.kind(l) == UnitKind::Tanh)
@@ -194,6 +219,7 @@ impl<T: Real> Network<T> {
             topology,
             params,
             transforms,
+            running,
         }
     }
 
@@ -201,19 +227,48 @@ impl<T: Real> Network<T> {
         self.topology.depth()
     }
 
-    /// Runs the batch `input` (one example per row) through the network into `ws`.
+    /// Runs the batch `input` (one example per row) through the network into `ws`, as
+    /// evaluation does (batch normalisation uses its running averages).
     pub fn forward(&self, input: ArrayView2<T>, ws: &mut Workspace<T>) {
-        self.forward_collecting(input, ws, None);
+        self.pass(input, ws, None, Mode::Eval);
     }
 
-    /// [`Network::forward`] that also adds every transformed layer's moments of this batch to
-    /// `moments`, in the same pass that computes the activations (re-estimating on the current
-    /// minibatch then needs no second pass over them).
+    /// The forward pass of a training step: batch normalisation uses the batch's statistics
+    /// (and the backward pass differentiates through them).
+    pub fn forward_train(&self, input: ArrayView2<T>, ws: &mut Workspace<T>) {
+        self.pass(input, ws, None, Mode::Train);
+    }
+
+    /// [`Network::forward_train`] that also adds every transformed layer's moments of this
+    /// batch to `moments`, in the same pass that computes the activations (re-estimating on
+    /// the current minibatch then needs no second pass over them).
     pub fn forward_collecting(
         &self,
         input: ArrayView2<T>,
         ws: &mut Workspace<T>,
+        moments: Option<&mut Moments>,
+    ) {
+        self.pass(input, ws, moments, Mode::Train);
+    }
+
+    /// Moves batch normalisation's running averages towards the statistics of the last
+    /// training pass in `ws`.
+    pub fn update_running(&mut self, ws: &Workspace<T>) {
+        for (running, buf) in self.running.iter_mut().zip(&ws.norm) {
+            if let (Some(running), Some(buf)) = (running, buf) {
+                if buf.mode == Mode::Train {
+                    running.update(&buf.mean, &buf.var, ws.rows);
+                }
+            }
+        }
+    }
+
+    fn pass(
+        &self,
+        input: ArrayView2<T>,
+        ws: &mut Workspace<T>,
         mut moments: Option<&mut Moments>,
+        mode: Mode,
     ) {
         let rows = input.nrows();
         if rows > ws.capacity() {
@@ -234,6 +289,17 @@ impl<T: Real> Network<T> {
                         &mut x,
                     );
                 }
+            }
+            if let Some(buf) = ws.norm[l].as_mut() {
+                norm::forward(
+                    self.topology.norm_of(l),
+                    mode,
+                    &mut x,
+                    &self.params.gains[l],
+                    &self.params.shifts[l],
+                    self.running[l].as_ref(),
+                    buf,
+                );
             }
             let y = ws.y[l].slice_mut(s![..rows, ..]);
             match self.topology.kind(l) {
@@ -359,6 +425,12 @@ impl<T: Real> Network<T> {
     /// objective into `grads`. α, β, γ are constants here.
     pub fn backward(&self, ws: &mut Workspace<T>, grads: &mut Params<T>) {
         self.backpropagate(ws);
+        self.gradients(ws, grads);
+    }
+
+    /// Writes the gradient of the mean objective into `grads` from the errors δ that
+    /// [`Network::backpropagate`] left in `ws`.
+    pub fn gradients(&self, ws: &Workspace<T>, grads: &mut Params<T>) {
         let rows = ws.rows;
         let scale = T::one() / T::of(rows as f64);
         for (l, k, g) in grads.blocks_mut() {
@@ -372,6 +444,10 @@ impl<T: Real> Network<T> {
                 scale,
                 &mut grads.biases[l],
             );
+            if let Some(buf) = &ws.norm[l] {
+                grads.gains[l].assign(&(&buf.gain_grad * scale));
+                grads.shifts[l].assign(&(&buf.shift_grad * scale));
+            }
         }
     }
 
@@ -418,6 +494,15 @@ impl<T: Real> Network<T> {
                         .for_each(|(d, t)| run(t, d));
                 }
             }
+            if let Some(buf) = ws.norm[l].as_mut() {
+                let mut delta = ws.delta[l].slice_mut(s![..rows, ..]);
+                norm::backward(
+                    self.topology.norm_of(l),
+                    &mut delta,
+                    &self.params.gains[l],
+                    buf,
+                );
+            }
         }
     }
 
@@ -456,6 +541,18 @@ impl<T: Real> Network<T> {
                         alpha: cast1(&tr.alpha),
                         beta: cast1(&tr.beta),
                         gamma: cast1(&tr.gamma),
+                        gamma_max: cast1(&tr.gamma_max),
+                        gamma_fixed: tr.gamma_fixed.clone(),
+                    })
+                })
+                .collect(),
+            running: self
+                .running
+                .iter()
+                .map(|r| {
+                    r.as_ref().map(|r| RunningStats {
+                        mean: cast1(&r.mean),
+                        var: cast1(&r.var),
                     })
                 })
                 .collect(),

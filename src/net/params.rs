@@ -1,9 +1,11 @@
-//! A network's trainable parameters, W[l][k] and b[l], in a shape shared by the weights, their
-//! gradients and the momentum buffers.
+//! A network's trainable parameters, W[l][k], b[l] and (normalised layers only) the
+//! normalisation's gain and shift, in a shape shared by the weights, their gradients and the
+//! optimizer's buffers.
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use super::norm::Norm;
 use super::topology::Topology;
 use crate::real::Real;
 
@@ -12,6 +14,9 @@ use crate::real::Real;
 pub struct Params<T> {
     pub weights: Vec<Vec<Option<Array2<T>>>>,
     pub biases: Vec<Array1<T>>,
+    /// Per-unit gain and shift of each normalised layer (empty elsewhere).
+    pub gains: Vec<Array1<T>>,
+    pub shifts: Vec<Array1<T>>,
 }
 
 impl<T: Real> Params<T> {
@@ -32,7 +37,20 @@ impl<T: Real> Params<T> {
         let biases = (0..=depth)
             .map(|l| Array1::zeros(if l == 0 { 0 } else { topology.size(l) }))
             .collect();
-        Params { weights, biases }
+        let per_norm_unit = |l: usize| {
+            let n = if topology.norm_of(l) == Norm::None {
+                0
+            } else {
+                topology.size(l)
+            };
+            Array1::zeros(n)
+        };
+        Params {
+            weights,
+            biases,
+            gains: (0..=depth).map(per_norm_unit).collect(),
+            shifts: (0..=depth).map(per_norm_unit).collect(),
+        }
     }
 
     /// The block W[l][k], if layer k feeds layer l.
@@ -58,28 +76,42 @@ impl<T: Real> Params<T> {
         })
     }
 
+    /// Every per-unit vector (biases, then gains, then shifts), in a fixed order.
+    pub fn vectors(&self) -> impl Iterator<Item = &Array1<T>> {
+        self.biases.iter().chain(&self.gains).chain(&self.shifts)
+    }
+
+    /// Every per-unit vector, mutably, in the order of [`Params::vectors`].
+    pub fn vectors_mut(&mut self) -> impl Iterator<Item = &mut Array1<T>> {
+        self.biases
+            .iter_mut()
+            .chain(self.gains.iter_mut())
+            .chain(self.shifts.iter_mut())
+    }
+
     /// Whether every parameter is finite.
     pub fn all_finite(&self) -> bool {
         self.blocks()
             .all(|(_, _, w)| w.iter().all(|v| v.is_finite()))
-            && self.biases.iter().all(|b| b.iter().all(|v| v.is_finite()))
+            && self.vectors().all(|b| b.iter().all(|v| v.is_finite()))
     }
 
-    /// Number of scalars (weights, then biases if asked).
+    /// Number of scalars (weights, then biases, gains and shifts if asked).
     pub fn len(&self, with_biases: bool) -> usize {
         let weights: usize = self.blocks().map(|(_, _, w)| w.len()).sum();
-        let biases: usize = self.biases.iter().map(|b| b.len()).sum();
+        let biases: usize = self.vectors().map(|b| b.len()).sum();
         weights + if with_biases { biases } else { 0 }
     }
 
-    /// All weights in block order (then all biases, if asked) as one f64 vector.
+    /// All weights in block order (then all biases, gains and shifts, if asked) as one f64
+    /// vector.
     pub fn to_flat(&self, with_biases: bool) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.len(with_biases));
         for (_, _, w) in self.blocks() {
             out.extend(w.iter().map(|v| v.f64()));
         }
         if with_biases {
-            for b in &self.biases {
+            for b in self.vectors() {
                 out.extend(b.iter().map(|v| v.f64()));
             }
         }
@@ -95,7 +127,7 @@ impl<T: Real> Params<T> {
             }
         }
         if with_biases {
-            for b in &mut self.biases {
+            for b in self.vectors_mut() {
                 for (dst, src) in b.iter_mut().zip(values.by_ref()) {
                     *dst = T::of(*src);
                 }
@@ -108,7 +140,7 @@ impl<T: Real> Params<T> {
         for (_, _, w) in self.blocks_mut() {
             w.fill(T::zero());
         }
-        for b in &mut self.biases {
+        for b in self.vectors_mut() {
             b.fill(T::zero());
         }
     }
@@ -125,11 +157,13 @@ impl<T: Real> Params<T> {
                         .collect()
                 })
                 .collect(),
-            biases: self
-                .biases
-                .iter()
-                .map(|b| b.mapv(|v| U::of(v.f64())))
-                .collect(),
+            biases: cast_all(&self.biases),
+            gains: cast_all(&self.gains),
+            shifts: cast_all(&self.shifts),
         }
     }
+}
+
+fn cast_all<T: Real, U: Real>(vectors: &[Array1<T>]) -> Vec<Array1<U>> {
+    vectors.iter().map(|b| b.mapv(|v| U::of(v.f64()))).collect()
 }

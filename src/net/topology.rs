@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::norm::Norm;
+
 /// What a layer's units compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +47,9 @@ pub struct Topology {
     kinds: Vec<UnitKind>,
     /// `connected[l][k]` for k < l: whether W[l][k] exists.
     connected: Vec<Vec<bool>>,
+    /// How hidden tanh layers normalise their pre-activations (the `bn` and `ln` baselines).
+    #[serde(default)]
+    norm: Norm,
 }
 
 impl Topology {
@@ -89,7 +94,29 @@ impl Topology {
             sizes,
             kinds,
             connected,
+            norm: Norm::None,
         })
+    }
+
+    /// The same topology with every hidden tanh layer normalised by `norm`.
+    pub fn with_norm(mut self, norm: Norm) -> Self {
+        self.norm = norm;
+        self
+    }
+
+    /// The normalisation of the network's hidden tanh layers.
+    pub fn norm(&self) -> Norm {
+        self.norm
+    }
+
+    /// The normalisation of layer l's pre-activations (only hidden tanh layers are normalised).
+    pub fn norm_of(&self, layer: usize) -> Norm {
+        let hidden = layer > 0 && layer < self.depth() && self.kinds[layer] == UnitKind::Tanh;
+        if hidden {
+            self.norm
+        } else {
+            Norm::None
+        }
     }
 
     /// Index of the output layer (L).
@@ -172,5 +199,10 @@ impl Topology {
             })
             .collect::<Vec<_>>()
             .join("-")
+            + match self.norm {
+                Norm::None => "",
+                Norm::Batch => " batch-normalised",
+                Norm::Layer => " layer-normalised",
+            }
     }
 }

@@ -108,6 +108,18 @@ pub enum TransformError {
         from: usize,
         to: usize,
     },
+    #[error(
+        "α, β, γ are off on a {0} run: its pre-activations are normalised per batch or per \
+         example, so the compensation that keeps the function unchanged does not hold; \
+         compare with the variants ab and abg instead"
+    )]
+    Normalised(&'static str),
+    #[error(
+        "α, β, γ cannot be re-estimated under Adam: the compensation mixes weights across \
+         layers and Adam's per-weight second moments cannot follow it; use \
+         train.optimizer = \"sgd\" with ab or abg"
+    )]
+    WithAdam,
 }
 
 /// Data sums of one transformed layer: for every unit, Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²
@@ -359,6 +371,7 @@ impl<T: Real> Network<T> {
         moments: &Moments,
         settings: &Settings,
     ) -> Result<(), TransformError> {
+        self.refuse_if_normalised(settings.flags)?;
         let layers: Vec<usize> = self.topology.transformed_layers().collect();
         for &l in &layers {
             let Some(m) = moments.layers[l].as_ref() else {
@@ -379,13 +392,15 @@ impl<T: Real> Network<T> {
             };
             let gamma: Array1<T> = (0..m.t.len())
                 .map(|j| {
-                    if settings.flags.gamma {
+                    if settings.flags.gamma && tr.gamma_fixed[j] {
+                        tr.gamma_max[j]
+                    } else if settings.flags.gamma {
                         let (m2, d2) =
                             m.output_and_slope_power(j, tr.alpha[j].f64(), tr.beta[j].f64());
                         let gamma = gamma_for(m2, d2, settings);
                         // With ε = 0 a dead unit would get γ = ∞; keep its current γ instead.
                         if gamma.is_finite() && gamma > 0.0 {
-                            T::of(gamma)
+                            T::of(gamma).min(tr.gamma_max[j])
                         } else {
                             tr.gamma[j]
                         }
@@ -397,6 +412,17 @@ impl<T: Real> Network<T> {
             self.set_gamma(l, &gamma);
         }
         Ok(())
+    }
+
+    /// α, β, γ assume pre-activations linear in the layers below; a normalised network's are
+    /// not, so any active flag is refused there.
+    fn refuse_if_normalised(&self, flags: Flags) -> Result<(), TransformError> {
+        match self.topology.norm() {
+            super::Norm::None => Ok(()),
+            _ if !flags.any() => Ok(()),
+            super::Norm::Batch => Err(TransformError::Normalised("batch-normalised (bn)")),
+            super::Norm::Layer => Err(TransformError::Normalised("layer-normalised (ln)")),
+        }
     }
 
     /// Sets one parameter of every transformed layer to its neutral value (α = 0, β = 0 or

@@ -17,7 +17,7 @@ use super::plan::{self, Plan, SweepSpec, PLAN_FILE};
 use super::slurm::{self, SBATCH_FILE};
 use super::SweepError;
 use crate::compare::runs::LOG_FOLDER;
-use crate::preset::{PresetError, PresetFile, VARIANTS};
+use crate::preset::{PresetError, PresetFile, PAPER_VARIANTS, VARIANTS};
 use crate::train::RunState;
 
 /// Seeds per setting when neither the command line nor the preset says.
@@ -143,7 +143,7 @@ fn spec(
         .variants
         .clone()
         .or(table.variants.clone())
-        .unwrap_or_else(|| VARIANTS.iter().map(|v| v.to_string()).collect());
+        .unwrap_or_else(|| PAPER_VARIANTS.iter().map(|v| v.to_string()).collect());
     let cli: Vec<Axis> = grid
         .iter()
         .map(|g| axes::parse_grid(g, &variants))

@@ -12,10 +12,8 @@ use crate::sink::{write_atomic, MetricsMark};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
-/// Bumped whenever the payload's layout changes.
-pub const FORMAT_VERSION: u32 = 3;
-/// The previous layout (no metrics mark, no data fingerprint), still read.
-const LEGACY_VERSION: u32 = 2;
+/// Bumped whenever the payload's layout changes (4: the optimizer enum, normalised layers).
+pub const FORMAT_VERSION: u32 = 4;
 /// Largest checkpoint read: the largest network accepted, with its momentum, in f64.
 const MAX_CHECKPOINT_BYTES: u64 = 8 << 30;
 /// magic + version + payload length + CRC-32.
@@ -56,20 +54,10 @@ pub struct Checkpoint {
     /// Training wall time so far (pauses excluded).
     pub clock_seconds: f64,
     pub state: AnyState,
-    /// Where `metrics.jsonl` stood (absent in version-2 checkpoints).
+    /// Where `metrics.jsonl` stood.
     pub metrics_mark: Option<MetricsMark>,
-    /// Fingerprint of the prepared data (absent in version-2 checkpoints): a resume on other
-    /// data is refused.
+    /// Fingerprint of the prepared data: a resume on other data is refused.
     pub data_fingerprint: Option<u32>,
-}
-
-/// The version-2 payload.
-#[derive(Deserialize)]
-struct LegacyCheckpoint {
-    config_toml: String,
-    metrics_lines: usize,
-    clock_seconds: f64,
-    state: AnyState,
 }
 
 /// Why a checkpoint cannot be written or read.
@@ -82,7 +70,7 @@ pub enum CheckpointError {
     },
     #[error("{path}: not an ltmlp checkpoint (bad magic bytes)")]
     NotACheckpoint { path: PathBuf },
-    #[error("{path}: checkpoint format version {found}, this ltmlp reads versions {LEGACY_VERSION} and {FORMAT_VERSION}; resume with the ltmlp that wrote it")]
+    #[error("{path}: checkpoint format version {found}, this ltmlp reads version {FORMAT_VERSION} only; resume with the ltmlp that wrote it (versions 2 and 3 come from ltmlp before the bn/ln variants and Adam)")]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: truncated checkpoint: {found} of {expected} bytes")]
     Truncated {
@@ -129,7 +117,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
     let u32_at =
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u32_at(8);
-    if version != FORMAT_VERSION && version != LEGACY_VERSION {
+    if version != FORMAT_VERSION {
         return Err(CheckpointError::Version {
             path,
             found: version,
@@ -166,17 +154,6 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
         path: path.clone(),
         reason: e.to_string(),
     };
-    if version == LEGACY_VERSION {
-        let old: LegacyCheckpoint = postcard::from_bytes(payload).map_err(damaged)?;
-        return Ok(Checkpoint {
-            config_toml: old.config_toml,
-            metrics_lines: old.metrics_lines,
-            clock_seconds: old.clock_seconds,
-            state: old.state,
-            metrics_mark: None,
-            data_fingerprint: None,
-        });
-    }
     postcard::from_bytes(payload).map_err(damaged)
 }
 

@@ -1,7 +1,9 @@
-//! Training: the optimizer, schedules, the transformation-update policy, the step-by-step
+//! Training: the optimizers, schedules, the transformation-update policy, the step-by-step
 //! trainer, and the training thread with its Command / Event protocol.
 
+pub mod adam;
 pub mod checkpoint;
+pub mod guard;
 pub mod optimizer;
 pub mod policy;
 pub mod protocol;

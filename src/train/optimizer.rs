@@ -1,6 +1,7 @@
-//! Heavy-ball SGD as in the authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut
-//! from layer k to layer l has its step scaled by s = 2^−(l−k−1), biases are decayed too and
-//! may have a momentum of their own.
+//! The optimizers (one enum, chosen by `train.optimizer`), and heavy-ball SGD as in the
+//! authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut from layer k to layer l
+//! has its step scaled by s = 2^−(l−k−1), biases are decayed too and may have a momentum of
+//! their own (which normalised layers' gains and shifts share, undecayed).
 
 use ndarray::{s, Zip};
 use rayon::prelude::*;
@@ -8,6 +9,27 @@ use rayon::prelude::*;
 use crate::net::kernels::{self, matmul};
 use crate::net::{Network, Params, Topology, Workspace};
 use crate::real::Real;
+
+/// The optimizer of a run and its state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub enum Optimizer<T: Real> {
+    Sgd(Sgd<T>),
+    Adam(super::adam::Adam<T>),
+}
+
+impl<T: Real> Optimizer<T> {
+    pub fn new(kind: crate::preset::OptimizerKind, topology: &Topology) -> Self {
+        match kind {
+            crate::preset::OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(topology)),
+            crate::preset::OptimizerKind::Adam => Optimizer::Adam(super::adam::Adam::new(topology)),
+        }
+    }
+
+    pub fn is_adam(&self) -> bool {
+        matches!(self, Optimizer::Adam(_))
+    }
+}
 
 /// Momentum buffers, one per parameter.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -48,12 +70,14 @@ impl<T: Real> Sgd<T> {
             });
         }
         let (eta, mu) = (T::of(rate), T::of(bias_momentum));
-        for ((b, v), g) in params
-            .biases
-            .iter_mut()
-            .zip(self.velocity.biases.iter_mut())
-            .zip(&grads.biases)
+        let biases = grads.biases.len();
+        for (i, ((b, v), g)) in params
+            .vectors_mut()
+            .zip(self.velocity.vectors_mut())
+            .zip(grads.vectors())
+            .enumerate()
         {
+            let lambda = if i < biases { lambda } else { T::zero() };
             Zip::from(b).and(v).and(g).for_each(|b, v, &g| {
                 *v = g + lambda * *b + mu * *v;
                 *b -= eta * *v;
@@ -106,6 +130,27 @@ impl<T: Real> Sgd<T> {
                 }
             }
             update(slice_mut(b), vs, eta, lambda);
+        }
+        for (l, buf) in ws.norm.iter().enumerate() {
+            let Some(buf) = buf else { continue };
+            let pairs = [
+                (
+                    &mut net.params.gains[l],
+                    &mut self.velocity.gains[l],
+                    &buf.gain_grad,
+                ),
+                (
+                    &mut net.params.shifts[l],
+                    &mut self.velocity.shifts[l],
+                    &buf.shift_grad,
+                ),
+            ];
+            for (w, v, g) in pairs {
+                Zip::from(w).and(v).and(g).for_each(|w, v, &g| {
+                    *v = scale * g + mu * *v;
+                    *w -= eta * *v;
+                });
+            }
         }
     }
 }

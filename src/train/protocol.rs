@@ -152,6 +152,12 @@ pub enum TransformCause {
     Manual,
     /// A parameter switched on or off.
     Switch { param: Param, on: bool },
+    /// The γ guard acted on a collapsed unit (`action` says how).
+    Guard {
+        layer: usize,
+        unit: usize,
+        action: super::guard::GuardMode,
+    },
 }
 
 /// One change of the transformations and how much it moved the network output.

@@ -618,6 +618,29 @@ impl<T: StateKind> Driver<T> {
         message
     }
 
+    /// Lets the γ guard look at `layers`; its events go out at once and, when it changed the
+    /// network, `layers` is measured again.
+    fn guard(&mut self, layers: &mut Vec<crate::stats::LayerStats>) {
+        let before = self.trainer.pending_event_count();
+        match self.trainer.guard(layers) {
+            Ok(0) => {}
+            Ok(acted) => {
+                for event in self.trainer.pending_events_since(before) {
+                    self.send(Event::Transform(event));
+                }
+                if self.exp.resolved.preset.guard.mode != super::guard::GuardMode::Warn {
+                    *layers = self.trainer.layer_stats();
+                }
+                self.send(Event::Log(format!(
+                    "guard ({}): {acted} collapsed unit{}",
+                    self.exp.resolved.preset.guard.mode.name(),
+                    if acted == 1 { "" } else { "s" }
+                )));
+            }
+            Err(e) => self.send(Event::Log(format!("guard refused: {e}"))),
+        }
+    }
+
     /// Fresh statistics after a change of the transformations, so that no view shows the old
     /// ones beside the new flags (paused or not).
     fn send_layers(&mut self) {
@@ -841,8 +864,9 @@ impl<T: StateKind> Driver<T> {
                 .is_multiple_of(self.exp.resolved.preset.stats.every.max(1) as u64)
             {
                 let started = Instant::now();
-                let layers = self.trainer.layer_stats();
+                let mut layers = self.trainer.layer_stats();
                 self.wall.statistics += started.elapsed().as_secs_f64();
+                self.guard(&mut layers);
                 self.send(Event::Layers {
                     iteration: self.trainer.iteration,
                     layers,

@@ -11,7 +11,9 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 
-use super::optimizer::Sgd;
+use super::adam::AdamSettings;
+use super::guard::{self, GuardMode, GuardSection};
+use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
 use super::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 use super::schedule::{Schedule, When};
@@ -40,7 +42,7 @@ pub struct Divergence {
 #[serde(bound = "")]
 pub struct TrainerState<T: Real> {
     pub net: Network<T>,
-    pub sgd: Sgd<T>,
+    pub optimizer: Optimizer<T>,
     pub order: BatchOrder,
     pub noise_rng: Pcg64Mcg,
     pub flags: Flags,
@@ -67,7 +69,13 @@ pub struct Trainer<T: Real> {
     policy: Policy,
     schedule: Schedule,
     thresholds: Thresholds,
-    sgd: Sgd<T>,
+    optimizer: Optimizer<T>,
+    adam: AdamSettings,
+    guard: GuardSection,
+    /// Per layer and unit: collapsed at the guard's last look (warnings go out on a change).
+    guard_seen: Vec<Vec<bool>>,
+    /// Adam's gradient, made at its first step (the fused SGD step forms none).
+    grads: Option<crate::net::Params<T>>,
     ws: Workspace<T>,
     eval_ws: Workspace<T>,
     moments: Moments,
@@ -143,7 +151,11 @@ impl<T: Real> Trainer<T> {
                     p.transforms.gamma_epsilon(),
                 ),
             },
-            sgd: Sgd::new(&net.topology),
+            optimizer: Optimizer::new(p.train.optimizer, &net.topology),
+            adam: p.train.adam_settings(),
+            guard: p.guard,
+            guard_seen: Vec::new(),
+            grads: None,
             ws: Workspace::new(&net.topology, batch),
             eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
             moments: Moments::new(&net),
@@ -184,7 +196,7 @@ impl<T: Real> Trainer<T> {
     pub fn snapshot(&self) -> TrainerState<T> {
         TrainerState {
             net: self.net.clone(),
-            sgd: self.sgd.clone(),
+            optimizer: self.optimizer.clone(),
             order: self.order.clone(),
             noise_rng: self.noise_rng.clone(),
             flags: self.settings.flags,
@@ -204,7 +216,7 @@ impl<T: Real> Trainer<T> {
     /// Continues from a snapshot taken of a trainer built from the same preset and data.
     pub fn restore(&mut self, state: TrainerState<T>) {
         self.net = state.net;
-        self.sgd = state.sgd;
+        self.optimizer = state.optimizer;
         self.order = state.order;
         self.noise_rng = state.noise_rng;
         self.settings.flags = state.flags;
@@ -302,6 +314,51 @@ impl<T: Real> Trainer<T> {
         self.thresholds.gamma_capped_above =
             Thresholds::gamma_cap_level(p.transforms.gamma_form, p.transforms.gamma_epsilon());
         self.total_iterations = (p.train.epochs as u64).saturating_mul(self.iterations_per_epoch);
+        self.guard = p.guard;
+    }
+
+    /// The γ guard's look at a statistics probe: acts on the collapsed units `[guard]` says to
+    /// and records one event per unit (with the largest output change of all the actions).
+    /// Returns how many units it acted on.
+    pub fn guard(&mut self, layers: &[LayerStats]) -> Result<usize, TransformError> {
+        let GuardSection { mode, gamma_cap } = self.guard;
+        if mode == GuardMode::Off {
+            return Ok(0);
+        }
+        let actions =
+            guard::collapsed_units(&self.net, layers, mode, gamma_cap, &mut self.guard_seen);
+        if actions.is_empty() {
+            return Ok(0);
+        }
+        let seed = self.iteration ^ 0x6a09_e667;
+        let change = if mode == GuardMode::Warn {
+            0.0
+        } else {
+            self.measure_change(|net| {
+                guard::apply_to_network(net, &actions, mode, gamma_cap, seed);
+                Ok(())
+            })?
+        };
+        guard::clear_optimizer_state(&mut self.optimizer, &actions, mode);
+        for a in &actions {
+            let cause = TransformCause::Guard {
+                layer: a.layer,
+                unit: a.unit,
+                action: mode,
+            };
+            self.record(cause, change);
+        }
+        Ok(actions.len())
+    }
+
+    /// How many transformation changes wait for the epoch's metrics.
+    pub fn pending_event_count(&self) -> usize {
+        self.pending_events.len()
+    }
+
+    /// The waiting transformation changes from index `from` on.
+    pub fn pending_events_since(&self, from: usize) -> Vec<TransformEvent> {
+        self.pending_events.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Transformation changes since the last call.
@@ -363,7 +420,8 @@ impl<T: Real> Trainer<T> {
             self.reestimate_in_step()
                 .map_err(|e| self.divergence(e.to_string()))?;
         } else {
-            self.net.forward(self.batch_input.view(), &mut self.ws);
+            self.net
+                .forward_train(self.batch_input.view(), &mut self.ws);
         }
         let target = match self.task {
             Task::Classify => Target::Labels(&self.batch_labels),
@@ -382,8 +440,24 @@ impl<T: Real> Trainer<T> {
         }
         let (rate, momentum) = (self.learning_rate(), self.momentum());
         let momenta = (momentum, self.bias_momentum());
-        self.sgd
-            .step_fused(&mut self.net, &self.ws, rate, momenta, self.weight_decay);
+        match &mut self.optimizer {
+            Optimizer::Adam(adam) => {
+                let topology = &self.net.topology;
+                let grads = self
+                    .grads
+                    .get_or_insert_with(|| crate::net::Params::zeros(topology));
+                self.net.gradients(&self.ws, grads);
+                let settings = AdamSettings {
+                    decay: self.weight_decay,
+                    ..self.adam
+                };
+                adam.step(&mut self.net.params, grads, rate, settings);
+            }
+            Optimizer::Sgd(sgd) => {
+                sgd.step_fused(&mut self.net, &self.ws, rate, momenta, self.weight_decay);
+            }
+        }
+        self.net.update_running(&self.ws);
         self.iteration += 1;
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();
@@ -524,6 +598,9 @@ impl<T: Real> Trainer<T> {
     /// Switches one of α, β, γ; the network function is preserved. On failure nothing changes.
     pub fn toggle(&mut self, which: Param) -> Result<TransformEvent, TransformError> {
         let on = !self.settings.flags.get(which);
+        if on && self.optimizer.is_adam() {
+            return Err(TransformError::WithAdam);
+        }
         let mut settings = self.settings;
         settings.flags.set(which, on);
         let cause = TransformCause::Switch { param: which, on };

@@ -57,6 +57,14 @@ pub const LIVE_KEYS: &[LiveKey] = &[
         about: "ε in γ's formula (from the next re-estimation)",
     },
     LiveKey {
+        key: "guard.mode",
+        about: "collapsed units: off, warn, cap, unit-off or reinit",
+    },
+    LiveKey {
+        key: "guard.gamma_cap",
+        about: "γ's bound for a collapsed unit under guard.mode = cap",
+    },
+    LiveKey {
         key: "stats.every",
         about: "minibatches between two statistics snapshots",
     },

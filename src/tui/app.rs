@@ -817,6 +817,14 @@ pub fn transform_text(t: &TransformEvent) -> String {
         }
         TransformCause::Manual => "re-estimated (manual)".to_string(),
         TransformCause::Scheduled => "re-estimated (scheduled)".to_string(),
+        TransformCause::Guard {
+            layer,
+            unit,
+            action,
+        } => format!(
+            "guard {}: layer {layer} unit {unit} collapsed",
+            action.name()
+        ),
     };
     format!(
         "{what}, max Δout {} → {}",

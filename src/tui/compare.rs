@@ -18,8 +18,15 @@ use crate::preset::VARIANTS;
 
 /// How often the folder is read again.
 const REFRESH: Duration = Duration::from_secs(1);
-/// One colour per variant, in the order none, ab, abg, then others.
-const COLOURS: [Color; 4] = [Color::Red, Color::Cyan, Color::Green, Color::Magenta];
+/// One colour per variant, in the order of `VARIANTS` (none, ab, abg, bn, ln), then others.
+const COLOURS: [Color; 6] = [
+    Color::Red,
+    Color::Cyan,
+    Color::Green,
+    Color::Yellow,
+    Color::Blue,
+    Color::Magenta,
+];
 
 /// What the comparison view shows: everything comes from the files, nothing else.
 #[derive(Debug, Clone, Default)]

@@ -44,6 +44,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 }
                 TransformCause::Manual => "re-est. (manual)".to_string(),
                 TransformCause::Scheduled => "re-est. (sched.)".to_string(),
+                TransformCause::Guard {
+                    layer,
+                    unit,
+                    action,
+                } => format!("guard {} L{layer}#{unit}", action.name()),
             };
             lines.push(Line::from(format!("last: {what}")));
             lines.push(Line::from(format!("at it {}", t.iteration)));

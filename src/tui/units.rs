@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::app::{App, SPREAD_BINS};
 use super::view::{num, panel};
-use crate::stats::LayerStats;
+use crate::stats::{GuardMark, LayerStats};
 
 /// Output-std levels: lower bound, glyph, colour. A fixed scale, so that colours compare
 /// across layers and over time.
@@ -83,6 +83,11 @@ fn unit_details(l: &LayerStats, j: usize, width: usize) -> Vec<Line<'static>> {
     }
     if flag(&u.collapsed) {
         flags.push(Span::styled(" collapsed", Style::default().fg(COLLAPSED.1)));
+    }
+    match u.guarded.get(j).copied().flatten() {
+        Some(GuardMark::Capped) => flags.push(Span::raw(" γ capped by guard")),
+        Some(GuardMark::Off) => flags.push(Span::raw(" γ off (guard)")),
+        None => {}
     }
     let params = if u.alpha.is_empty() {
         "α β γ -".to_string()
