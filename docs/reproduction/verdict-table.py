@@ -4,7 +4,9 @@
 usage: docs/reproduction/verdict-table.py RUNS_DIR [EPOCHS]
   RUNS_DIR holds one folder per run (e.g. runs/v800/abg-seed9291), as written by
   docs/reproduction/run-verdicts.sh; EPOCHS are the epochs of the per-epoch table
-  (default 1,5,10,20,50,100,150). Prints Markdown. Only the standard library is used.
+  (default 1,5,10,20,50,100,150). Prints Markdown: per run, per variant over seeds, the
+  training loss at epochs 1, 5, 10 and 20, and the per-epoch unit statistics. Only the
+  standard library is used.
 """
 import json
 import math
@@ -37,6 +39,14 @@ def spread(values):
     return f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+def loss_spread(values):
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
 def main():
     root = sys.argv[1]
     epochs = [int(e) for e in (sys.argv[2] if len(sys.argv) > 2 else "1,5,10,20,50,100,150").split(",")]
@@ -66,6 +76,18 @@ def main():
               f"{spread([min(m['test_error'] for m in r) for r in all_records])} | "
               f"{spread([first(r, 2.0)[0] for r in all_records])} | "
               f"{spread([first(r, 1.5)[0] for r in all_records])} |")
+    print()
+    print("Training loss, mean (min–max) over seeds:")
+    print()
+    loss_epochs = [1, 5, 10, 20]
+    print("| variant | " + " | ".join(f"epoch {e}" for e in loss_epochs) + " |")
+    print("|---|" + "---|" * len(loss_epochs))
+    for variant, all_records in sorted(by_variant.items()):
+        cells = []
+        for e in loss_epochs:
+            values = [m["train_loss"] for r in all_records for m in r if m["epoch"] == e]
+            cells.append(loss_spread(values))
+        print(f"| {variant} | " + " | ".join(cells) + " |")
     print()
     print("Per epoch (first seed of each variant): test error %, and per hidden layer the collapsed "
           "fraction, the fraction of units at γ's cap, the mean pre-activation std and the mean "
