@@ -118,3 +118,41 @@ fn too_small_asks_before_quitting() {
     let screen = render(&app, 40, 10).to_string();
     assert!(screen.contains("s stops and saves, d detaches"), "{screen}");
 }
+
+/// A baseline run's dashboard says why α β γ do nothing there, and an Adam run shows its
+/// optimizer where SGD shows momentum.
+#[test]
+fn baseline_runs_say_what_does_not_apply() {
+    use ltmlp::net::Flags;
+    use ltmlp::preset::OptimizerKind;
+    use ltmlp::train::Event;
+    let text = |variant: &str, optimizer: OptimizerKind| {
+        let mut app = App::new(Flags::NONE);
+        let mut info = common::info();
+        info.variant = variant.into();
+        info.optimizer = optimizer;
+        app.on_event(Event::Started(info));
+        app.on_event(Event::Progress(common::progress(5, 1.0)));
+        let screen = render(&app, 120, 40);
+        let buffer = screen.buffer();
+        let area = buffer.area;
+        (0..area.height)
+            .map(|y| {
+                (0..area.width)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let bn = text("bn", OptimizerKind::Sgd);
+    assert!(bn.contains("not on bn runs") && bn.contains("mom"), "{bn}");
+    let adam = text("none", OptimizerKind::Adam);
+    assert!(
+        adam.contains("not under Adam") && adam.contains("opt adam"),
+        "{adam}"
+    );
+    assert!(!adam.contains("mom 0."), "{adam}");
+    let ab = text("ab", OptimizerKind::Sgd);
+    assert!(ab.contains("a b g switch"), "{ab}");
+}

@@ -39,6 +39,15 @@ def spread(values):
     return f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+def reached(epochs):
+    """Epochs to a target over seeds; runs that never reached it are counted, not averaged."""
+    hit = [e for e in epochs if e is not None]
+    if not hit:
+        return "never"
+    text = " / ".join(str(e) for e in hit)
+    return text if len(hit) == len(epochs) else f"{text} ({len(epochs) - len(hit)} of {len(epochs)} not yet / never)"
+
+
 def loss_spread(values):
     if not values:
         return "–"
@@ -67,15 +76,15 @@ def main():
               f"{len(changes)} | {largest} |")
         by_variant.setdefault(variant, []).append(records)
     print()
-    print("Per variant, mean (min–max) over seeds:")
+    print("Per variant over seeds: errors as mean (min–max), epochs to a target per seed (runs still going count as not yet):")
     print()
     print("| variant | runs | final test % | best test % | epochs to ≤ 2.0 % | epochs to ≤ 1.5 % |")
     print("|---|---|---|---|---|---|")
     for variant, all_records in sorted(by_variant.items()):
         print(f"| {variant} | {len(all_records)} | {spread([r[-1]['test_error'] for r in all_records])} | "
               f"{spread([min(m['test_error'] for m in r) for r in all_records])} | "
-              f"{spread([first(r, 2.0)[0] for r in all_records])} | "
-              f"{spread([first(r, 1.5)[0] for r in all_records])} |")
+              f"{reached([first(r, 2.0)[0] for r in all_records])} | "
+              f"{reached([first(r, 1.5)[0] for r in all_records])} |")
     print()
     print("Training loss, mean (min–max) over seeds:")
     print()

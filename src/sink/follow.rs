@@ -43,6 +43,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         precision: format!("{:?}", p.train.precision).to_lowercase(),
         out_dir: Some(dir.display().to_string()),
         monitor: p.data.monitor,
+        optimizer: p.train.optimizer,
     };
     let (tx, rx) = unbounded();
     let dir = dir.to_owned();

@@ -122,6 +122,8 @@ pub struct RunInfo {
     /// The split behind the `validation_*` figures.
     #[serde(default)]
     pub monitor: Monitor,
+    #[serde(default)]
+    pub optimizer: crate::preset::OptimizerKind,
 }
 
 /// A live update, sent at most every few hundred milliseconds.

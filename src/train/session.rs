@@ -788,6 +788,7 @@ impl<T: StateKind> Driver<T> {
             classify: p.model.task == Task::Classify,
             precision: T::NAME.to_string(),
             monitor: p.data.monitor,
+            optimizer: p.train.optimizer,
             out_dir: self
                 .options
                 .out_dir

@@ -76,7 +76,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             second.extend(field("epoch", format!("{epoch}/{epochs}")));
             second.extend(field("iter", format!("{}/{}", p.iteration, total)));
             second.extend(field("lr", rate(p.learning_rate)));
-            second.extend(field("mom", num(p.momentum, 2)));
+            // Adam has no momentum; its moments are its own.
+            let adam = app
+                .info
+                .as_ref()
+                .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
+            if adam {
+                second.extend(field("opt", "adam".to_string()));
+            } else {
+                second.extend(field("mom", num(p.momentum, 2)));
+            }
             second.extend(field("ex/s", num(p.examples_per_second, 0)));
             second.extend(field("time", clock(p.elapsed_seconds)));
             second.extend(field("ETA", app.eta_seconds().map_or("-".into(), clock)));

@@ -12,6 +12,21 @@ use super::view::panel;
 use crate::net::Param;
 use crate::train::protocol::TransformCause;
 
+/// What the panel says before any change: the keys, or why they do nothing on this run.
+fn idle_hint(app: &App) -> &'static str {
+    let variant = app.info.as_ref().map(|i| i.variant.as_str());
+    let adam = app
+        .info
+        .as_ref()
+        .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
+    match (variant, adam) {
+        (Some("bn"), _) => "not on bn runs",
+        (Some("ln"), _) => "not on ln runs",
+        (_, true) => "not under Adam",
+        _ => "a b g switch",
+    }
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let block = panel("Transforms");
     let inner = block.inner(area);
@@ -55,7 +70,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             lines.push(Line::from(format!("max Δout {}", sci(t.max_output_change))));
         }
         None => lines.push(Line::styled(
-            "a b g switch",
+            idle_hint(app),
             Style::default().fg(Color::DarkGray),
         )),
     }

@@ -27,6 +27,7 @@ pub fn info() -> RunInfo {
         precision: "f32".into(),
         out_dir: Some("runs/default-ab-test".into()),
         monitor: Default::default(),
+        optimizer: Default::default(),
     }
 }
 
