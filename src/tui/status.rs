@@ -73,22 +73,44 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 p.epoch.min(epochs)
             };
-            second.extend(field("epoch", format!("{epoch}/{epochs}")));
-            second.extend(field("iter", format!("{}/{}", p.iteration, total)));
-            second.extend(field("lr", rate(p.learning_rate)));
             // Adam has no momentum; its moments are its own.
             let adam = app
                 .info
                 .as_ref()
                 .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
-            if adam {
-                second.extend(field("opt", "adam".to_string()));
+            let optimizer = if adam {
+                ("opt", "adam".to_string())
             } else {
-                second.extend(field("mom", num(p.momentum, 2)));
+                ("mom", num(p.momentum, 2))
+            };
+            // In display order, each with the rank it keeps when the line is too narrow
+            // (the lowest goes first): epoch and ETA stay longest.
+            let mut fields = vec![
+                (7, ("epoch", format!("{epoch}/{epochs}"))),
+                (3, ("iter", format!("{}/{}", p.iteration, total))),
+                (5, ("lr", rate(p.learning_rate))),
+                (1, optimizer),
+                (4, ("ex/s", num(p.examples_per_second, 0))),
+                (2, ("time", clock(p.elapsed_seconds))),
+                (6, ("ETA", app.eta_seconds().map_or("-".into(), clock))),
+            ];
+            let width = |fields: &[(u8, (&str, String))]| -> usize {
+                fields
+                    .iter()
+                    .map(|(_, (label, value))| {
+                        label.chars().count() + value.chars().count() + 1 + gap.len()
+                    })
+                    .sum()
+            };
+            while width(&fields) > area.width as usize + gap.len() && fields.len() > 1 {
+                let lowest = (0..fields.len())
+                    .min_by_key(|&i| fields[i].0)
+                    .expect("at least two fields");
+                fields.remove(lowest);
             }
-            second.extend(field("ex/s", num(p.examples_per_second, 0)));
-            second.extend(field("time", clock(p.elapsed_seconds)));
-            second.extend(field("ETA", app.eta_seconds().map_or("-".into(), clock)));
+            for (_, (label, value)) in fields {
+                second.extend(field(label, value));
+            }
         }
         None => {
             second.extend(field("epoch", format!("0/{epochs}")));
