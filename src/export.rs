@@ -190,6 +190,17 @@ pub fn encode(run: &SavedRun, format: ExportFormat) -> anyhow::Result<Vec<u8>> {
 /// The `export` command.
 pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let saved = load_run(&args.dir, args.data.clone())?;
+    if saved.net.topology.norm() != crate::net::Norm::None {
+        // The exported layout (and scripts/check_export.py) has no place for the gains,
+        // shifts and running averages yet; a file without them would compute another function.
+        anyhow::bail!(
+            "{}: a {} run cannot be exported yet: the export formats hold the papers' networks \
+             (none, ab, abg) only; `ltmlp eval {}` evaluates it",
+            args.dir.display(),
+            saved.net.topology.describe(),
+            args.dir.display()
+        );
+    }
     let bytes = encode(&saved, args.format)?;
     let out = args
         .out

@@ -21,8 +21,8 @@ fn ltmlp(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A small classifier trained on a generated CSV with labels -3 and 7.
-fn trained_run(dir: &Path) -> std::path::PathBuf {
+/// A small classifier of `variant` trained on a generated CSV with labels -3 and 7.
+fn trained_run(dir: &Path, variant: &str) -> std::path::PathBuf {
     let mut text = String::from("u,v,w,label\n");
     for i in 0..300 {
         let (u, v) = (
@@ -33,7 +33,7 @@ fn trained_run(dir: &Path) -> std::path::PathBuf {
     }
     std::fs::write(dir.join("d.csv"), text).unwrap();
     let preset = format!(
-        "name = \"x\"\nvariant = \"abg\"\n[data]\nsource = \"{}\"\nstandardize = true\n\
+        "name = \"x\"\nvariant = \"{variant}\"\n[data]\nsource = \"{}\"\nstandardize = true\n\
          [model]\ntask = \"classify\"\nhidden = [8, 6]\n[train]\nepochs = 2\nbatch_size = 20\n\
          learning_rate = 0.05\n",
         dir.join("d.csv").display()
@@ -52,7 +52,7 @@ fn trained_run(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn export_holds_every_parameter_and_eval_matches_the_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = trained_run(tmp.path());
+    let run = trained_run(tmp.path(), "abg");
     let r = run.to_str().unwrap();
     ltmlp(&["export", r]);
     ltmlp(&["export", r, "--format", "npz"]);
@@ -147,4 +147,36 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A normalised network has gains, shifts and running averages the export layout cannot
+/// hold: export refuses it (writing nothing) and points at `eval`, which evaluates it with
+/// the running averages and agrees with the run's own figures.
+#[test]
+fn a_normalised_run_is_refused_by_export_and_evaluated_by_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = trained_run(tmp.path(), "bn");
+    let r = run.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(["export", r])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("batch-normalised") && stderr.contains("ltmlp eval"),
+        "{stderr}"
+    );
+    assert!(!run.join("model.safetensors").exists());
+
+    ltmlp(&["eval", r]);
+    let report: ltmlp::eval::EvalReport =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let test_error = summary["final_test_error"].as_f64().unwrap();
+    assert!(
+        (report.error.unwrap() - test_error).abs() < 1e-9,
+        "{report:?} vs {test_error}"
+    );
 }
