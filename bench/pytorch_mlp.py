@@ -12,6 +12,8 @@ Networks (f32, SGD with momentum 0.9, no input noise, like `ltmlp bench`):
                written with torch matrix products (no autograd), so the re-estimation reuses the
                forward pass as ltmlp does.
   paper-never  the same network, transformations never re-estimated.
+  bn           784-800-800-10 with BatchNorm1d before every tanh (training mode), SGD as plain.
+  adam         the plain network trained with torch.optim.Adam (betas 0.9, 0.999; eps 1e-8).
   autoencoder  784-1000-500-250-30-250-500-1000-784, linear bottleneck and output, shortcuts
                that do not skip the bottleneck, α β γ re-estimated every minibatch.
 
@@ -34,6 +36,8 @@ NETS = {
     "plain": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "paper": dict(hidden=[800, 800], shortcuts="all", task="classify", every=True),
     "paper-never": dict(hidden=[800, 800], shortcuts="all", task="classify", every=False),
+    "bn": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
+    "adam": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "autoencoder": dict(
         hidden=[1000, 500, 250, 30, 250, 500, 1000],
         shortcuts="all",
@@ -199,15 +203,21 @@ class TransformedNet:
             self.b[l].add_(vb, alpha=-LEARNING_RATE)
 
 
-def plain_autograd():
-    model = torch.nn.Sequential(
-        torch.nn.Linear(INPUTS, 800),
-        torch.nn.Tanh(),
-        torch.nn.Linear(800, 800),
-        torch.nn.Tanh(),
-        torch.nn.Linear(800, CLASSES),
-    )
-    opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+def plain_autograd(norm=False, adam=False):
+    """The networks written as users would: nn.Sequential, CrossEntropyLoss, autograd."""
+    layers, width = [], INPUTS
+    for _ in range(2):
+        layers.append(torch.nn.Linear(width, 800))
+        if norm:
+            layers.append(torch.nn.BatchNorm1d(800))
+        layers.append(torch.nn.Tanh())
+        width = 800
+    layers.append(torch.nn.Linear(width, CLASSES))
+    model = torch.nn.Sequential(*layers)
+    if adam:
+        opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step(x, y):
@@ -218,6 +228,14 @@ def plain_autograd():
     return step
 
 
+# The networks trained with autograd (the others are written out by hand in TransformedNet).
+AUTOGRAD = {
+    "plain": lambda: plain_autograd(),
+    "bn": lambda: plain_autograd(norm=True),
+    "adam": lambda: plain_autograd(adam=True),
+}
+
+
 def measure(name, batch, examples, repeats):
     spec = NETS[name]
     topo = Topology(spec)
@@ -225,8 +243,8 @@ def measure(name, batch, examples, repeats):
     data = torch.rand(4 * batch, INPUTS, generator=g)
     labels = torch.arange(4 * batch) % CLASSES
     classify = spec["task"] == "classify"
-    if name == "plain":
-        step = plain_autograd()
+    if name in AUTOGRAD:
+        step = AUTOGRAD[name]()
     else:
         step = TransformedNet(topo, spec["every"]).step
     per_example, per_batch = topo.flops(spec["every"])
@@ -234,7 +252,7 @@ def measure(name, batch, examples, repeats):
         (data[i : i + batch], labels[i : i + batch] if classify else data[i : i + batch])
         for i in range(0, 4 * batch, batch)
     ]
-    with torch.no_grad() if name != "plain" else torch.enable_grad():
+    with torch.no_grad() if name not in AUTOGRAD else torch.enable_grad():
         for i in range(WARMUP_STEPS):
             step(*batches[i % 4])
         steps = max(1, -(-examples // batch))

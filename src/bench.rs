@@ -43,10 +43,21 @@ pub enum Net {
     /// 784-1000-500-250-30-250-500-1000-784, linear bottleneck and output, shortcuts that do
     /// not skip the bottleneck, α β γ re-estimated on every minibatch.
     Autoencoder,
+    /// The plain network with batch normalisation before every tanh (the `bn` variant).
+    Bn,
+    /// The plain network trained with Adam instead of SGD with momentum.
+    Adam,
 }
 
 impl Net {
-    pub const ALL: [Net; 4] = [Net::Plain, Net::Paper, Net::PaperNever, Net::Autoencoder];
+    pub const ALL: [Net; 6] = [
+        Net::Plain,
+        Net::Paper,
+        Net::PaperNever,
+        Net::Autoencoder,
+        Net::Bn,
+        Net::Adam,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +65,8 @@ impl Net {
             Net::Paper => "paper",
             Net::PaperNever => "paper-never",
             Net::Autoencoder => "autoencoder",
+            Net::Bn => "bn",
+            Net::Adam => "adam",
         }
     }
 
@@ -84,14 +97,31 @@ impl Net {
                  shortcuts = \"all\"\nlinear = [4]\nbottleneck = 4\n\
                  [transforms]\npolicy = \"every\"\nevery = 1\n"
             }
+            Net::Bn => {
+                "name = \"bench-bn\"\nvariant = \"bn\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
+            }
+            Net::Adam => {
+                "name = \"bench-adam\"\nvariant = \"none\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
+            }
+        }
+    }
+
+    /// Lines of this network's `[train]` table beyond the shared ones.
+    fn train_lines(self) -> &'static str {
+        match self {
+            Net::Adam => "optimizer = \"adam\"\n",
+            _ => "",
         }
     }
 
     fn resolve(self, batch: usize, check_samples: usize) -> anyhow::Result<Resolved> {
         let text = format!(
             "{}[train]\nepochs = 1\nbatch_size = {batch}\nlearning_rate = 0.001\n\
-             momentum = 0.9\ninput_noise = 0.0\nseed = 1\n",
-            self.preset()
+             momentum = 0.9\ninput_noise = 0.0\nseed = 1\n{}",
+            self.preset(),
+            self.train_lines()
         );
         let file = PresetFile::parse(Path::new(self.name()), text)?;
         let mut resolved = file.resolve(None, &[])?;

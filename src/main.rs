@@ -100,8 +100,9 @@ enum Command {
         /// Minibatch size (repeatable; default: 100 and 1000)
         #[arg(long)]
         batch: Vec<usize>,
-        /// Network: plain, paper, paper-never, autoencoder (repeatable; default: all)
-        #[arg(long, value_parser = ["plain", "paper", "paper-never", "autoencoder"])]
+        /// Network (repeatable; default: all)
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+            ltmlp::bench::Net::ALL.map(ltmlp::bench::Net::name)))]
         net: Vec<String>,
         /// Examples trained per timed repetition
         #[arg(long, default_value_t = 20_000)]
