@@ -116,14 +116,94 @@ impl Net {
         }
     }
 
-    fn resolve(self, batch: usize, check_samples: usize) -> anyhow::Result<Resolved> {
+    fn spec(self) -> Spec {
+        Spec {
+            label: self.name().to_string(),
+            model: self.preset().to_string(),
+            train_lines: self.train_lines(),
+        }
+    }
+}
+
+/// The sweeps of network size of `ltmlp bench --scale`, each timing the plain and the paper
+/// network at every size so that time per example can be read against FLOPs per example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Two hidden layers of 256 … 4096 units.
+    Width,
+    /// One to six hidden layers of 512 units.
+    Depth,
+}
+
+impl Scale {
+    pub const ALL: [Scale; 2] = [Scale::Width, Scale::Depth];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Width => "width",
+            Scale::Depth => "depth",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scale> {
+        Scale::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The hidden layers of each size of the sweep.
+    fn shapes(self) -> Vec<Vec<usize>> {
+        match self {
+            Scale::Width => [256, 512, 1024, 2048, 4096].map(|w| vec![w; 2]).to_vec(),
+            Scale::Depth => [1, 2, 3, 4, 6].map(|d| vec![512; d]).to_vec(),
+        }
+    }
+}
+
+/// The two networks of a scale sweep at one size: plain tanh with adjacent connections, and
+/// the paper network (all shortcuts, α β γ re-estimated on every minibatch).
+fn scale_specs(hidden: &[usize]) -> [Spec; 2] {
+    let hidden = format!("{hidden:?}");
+    [
+        Spec {
+            label: Net::Plain.name().to_string(),
+            model: format!(
+                "name = \"bench-plain\"\nvariant = \"none\"\n[model]\ntask = \"classify\"\n\
+                 hidden = {hidden}\nshortcuts = \"adjacent\"\n"
+            ),
+            train_lines: "",
+        },
+        Spec {
+            label: Net::Paper.name().to_string(),
+            model: format!(
+                "name = \"bench-paper\"\nvariant = \"abg\"\n[model]\ntask = \"classify\"\n\
+                 hidden = {hidden}\nshortcuts = \"all\"\n[transforms]\npolicy = \"every\"\n\
+                 every = 1\n"
+            ),
+            train_lines: "",
+        },
+    ]
+}
+
+/// Matrix-multiply FLOPs a scale-sweep network trains per timed block (at most `--examples`
+/// examples): about a second and a half at this machine's peak, whatever the size.
+const SCALE_BLOCK_FLOPS: f64 = 1e11;
+
+/// A network to time: its label in the report, its preset without the `[train]` table, and
+/// the lines it adds to that table.
+#[derive(Debug, Clone)]
+struct Spec {
+    label: String,
+    model: String,
+    train_lines: &'static str,
+}
+
+impl Spec {
+    fn resolve(&self, batch: usize, check_samples: usize) -> anyhow::Result<Resolved> {
         let text = format!(
             "{}[train]\nepochs = 1\nbatch_size = {batch}\nlearning_rate = 0.001\n\
              momentum = 0.9\ninput_noise = 0.0\nseed = 1\n{}",
-            self.preset(),
-            self.train_lines()
+            self.model, self.train_lines
         );
-        let file = PresetFile::parse(Path::new(self.name()), text)?;
+        let file = PresetFile::parse(Path::new(&self.label), text)?;
         let mut resolved = file.resolve(None, &[])?;
         resolved.preset.transforms.check_samples = check_samples;
         Ok(resolved)
@@ -143,6 +223,8 @@ pub struct Options {
     /// Examples of the output-change check run with each re-estimation (0: none, as in the
     /// PyTorch reference).
     pub check_samples: usize,
+    /// A sweep of network size instead of the standard networks.
+    pub scale: Option<Scale>,
 }
 
 /// The measured peak of the matrix-multiply backend.
@@ -210,7 +292,7 @@ pub fn flops(topology: &Topology, reestimate_alpha: bool, check_rows: usize) -> 
 /// One measured network at one batch size: medians over the interleaved rounds.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub net: Net,
+    pub label: String,
     pub batch: usize,
     pub examples_per_second: f64,
     pub gflops: f64,
@@ -239,8 +321,10 @@ struct Block {
 
 /// A network ready to be timed: its trainer (warmed up) and its FLOPs per minibatch.
 struct Subject {
-    net: Net,
+    label: String,
     batch: usize,
+    weights: usize,
+    flops_per_example: f64,
     steps: usize,
     flops_per_step: f64,
     trainer: Trainer<f32>,
@@ -248,8 +332,9 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(net: Net, batch: usize, opts: &Options) -> anyhow::Result<Self> {
-        let resolved = net.resolve(batch, opts.check_samples)?;
+    /// Builds and warms up the network of `spec`; its timed blocks train `examples` examples.
+    fn new(spec: &Spec, batch: usize, examples: usize, opts: &Options) -> anyhow::Result<Self> {
+        let resolved = spec.resolve(batch, opts.check_samples)?;
         let data = Arc::new(synthetic(batch * 4));
         let topology = resolved.topology(INPUTS, CLASSES, data.train.len())?;
         let every = resolved.preset.transforms.policy == crate::preset::PolicyKind::Every;
@@ -259,15 +344,18 @@ impl Subject {
             0
         };
         let (per_example, per_batch) = flops(&topology, every && resolved.flags.alpha, check_rows);
+        let weights = topology.weight_count();
         let network = Network::<f32>::init(topology, 1);
         let mut trainer = Trainer::new(&resolved, Arc::clone(&data), network);
         for _ in 0..WARMUP_STEPS {
             trainer.step()?;
         }
         Ok(Subject {
-            net,
+            label: spec.label.clone(),
             batch,
-            steps: opts.examples.div_ceil(batch).max(1),
+            weights,
+            flops_per_example: per_example + per_batch / batch as f64,
+            steps: examples.div_ceil(batch).max(1),
             flops_per_step: per_example * batch as f64 + per_batch,
             trainer,
             blocks: Vec::new(),
@@ -297,7 +385,7 @@ impl Subject {
         let flops = self.steps as f64 * self.flops_per_step;
         let per_block = |f: &dyn Fn(&Block) -> f64| median(self.blocks.iter().map(f).collect());
         Row {
-            net: self.net,
+            label: self.label.clone(),
             batch: self.batch,
             examples_per_second: per_block(&|b| (self.steps * self.batch) as f64 / b.seconds),
             gflops: per_block(&|b| flops / b.seconds / 1e9),
@@ -331,22 +419,15 @@ fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<
     let mut subjects = opts
         .nets
         .iter()
-        .map(|&net| Subject::new(net, batch, opts))
+        .map(|&net| Subject::new(&net.spec(), batch, opts.examples, opts))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    for round in 0..opts.repeats.max(1) {
-        let peak = measure_peak().gflops;
-        // Every other round runs the networks in reverse, so that none always comes right
-        // after the peak product (or always last) and a drift within the round cancels out.
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..subjects.len()).collect()
-        } else {
-            (0..subjects.len()).rev().collect()
-        };
-        for i in order {
-            subjects[i].time_block(peak)?;
-        }
-    }
-    let blocks_of = |net: Net| subjects.iter().find(|s| s.net == net).map(|s| &s.blocks);
+    time_rounds(&mut subjects, opts.repeats)?;
+    let blocks_of = |net: Net| {
+        subjects
+            .iter()
+            .find(|s| s.label == net.name())
+            .map(|s| &s.blocks)
+    };
     let costs = match (blocks_of(Net::Paper), blocks_of(Net::PaperNever)) {
         (Some(every), Some(never)) => every
             .iter()
@@ -356,6 +437,83 @@ fn measure_batch(batch: usize, opts: &Options) -> anyhow::Result<(Vec<Row>, Vec<
         _ => Vec::new(),
     };
     Ok((subjects.iter().map(Subject::row).collect(), costs))
+}
+
+/// Times one block of every subject per round, after measuring the peak; every other round
+/// runs them in reverse, so that none always comes right after the peak product (or always
+/// last) and a drift within the round cancels out.
+fn time_rounds(subjects: &mut [Subject], repeats: usize) -> anyhow::Result<()> {
+    for round in 0..repeats.max(1) {
+        let peak = measure_peak().gflops;
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..subjects.len()).collect()
+        } else {
+            (0..subjects.len()).rev().collect()
+        };
+        for i in order {
+            subjects[i].time_block(peak)?;
+        }
+    }
+    Ok(())
+}
+
+/// The scale sweep: at every size of `scale`, the plain and the paper network timed in
+/// interleaved rounds at the first batch size, one line each with its FLOPs per example and
+/// the time per example they cost.
+fn measure_scale(scale: Scale, opts: &Options) -> anyhow::Result<String> {
+    let batch = opts.batches.first().copied().unwrap_or(1000);
+    let mut text = format!(
+        "scale sweep: {}, batch {batch}, {} rounds; each block trains at most {} examples or \
+         about {:.0} GFLOP\n{:<8} {:<22} {:>10} {:>10} {:>9} {:>9} {:>8} {:>7} {:>7}\n",
+        scale.name(),
+        opts.repeats.max(1),
+        opts.examples,
+        SCALE_BLOCK_FLOPS / 1e9,
+        "network",
+        "hidden (layers×units)",
+        "weights",
+        "MFLOP/ex",
+        "ex/s",
+        "µs/ex",
+        "GFLOP/s",
+        "%peak",
+        "re-est",
+    );
+    print!("{text}");
+    for hidden in scale.shapes() {
+        let specs = scale_specs(&hidden);
+        let mut subjects = Vec::new();
+        for spec in &specs {
+            // Size the block by FLOPs, so the widest network is not timed for minutes.
+            let probe = Subject::new(spec, batch, batch, opts)?;
+            let examples = ((SCALE_BLOCK_FLOPS / probe.flops_per_example) as usize)
+                .clamp(batch, opts.examples.max(batch));
+            drop(probe);
+            subjects.push(Subject::new(spec, batch, examples, opts)?);
+        }
+        time_rounds(&mut subjects, opts.repeats)?;
+        let shape = format!("{}×{}", hidden.len(), hidden[0]);
+        let mut lines = String::new();
+        for subject in &subjects {
+            let row = subject.row();
+            let _ = writeln!(
+                lines,
+                "{:<8} {:<22} {:>10} {:>10.1} {:>9.0} {:>9.1} {:>8.1} {:>6.0}% {:>6.1}%",
+                row.label,
+                shape,
+                subject.weights,
+                subject.flops_per_example / 1e6,
+                row.examples_per_second,
+                1e6 / row.examples_per_second,
+                row.gflops,
+                100.0 * row.fraction_of_peak,
+                100.0 * row.reestimate_overhead,
+            );
+        }
+        print!("{lines}");
+        text.push_str(&lines);
+    }
+    Ok(text)
 }
 
 /// Synthetic data of MNIST shape: uniform pixels in [0, 1), uniform labels.
@@ -385,6 +543,15 @@ fn synthetic(train_rows: usize) -> Dataset<f32> {
 /// when its rounds finish.
 pub fn run(opts: &Options) -> anyhow::Result<String> {
     kernels::set_threads(opts.threads);
+    if let Some(scale) = opts.scale {
+        let head = format!(
+            "ltmlp bench: f32, {} thread(s), backend {}\n",
+            opts.threads,
+            kernels::backend()
+        );
+        print!("{head}");
+        return Ok(head + &measure_scale(scale, opts)?);
+    }
     let mut out = String::new();
     let head = format!(
         "ltmlp bench: f32, {} thread(s), backend {}\n\
@@ -416,7 +583,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
             let _ = writeln!(
                 text,
                 "{:<12} {:>6} {:>10.0} {:>8.1} {:>6.0}% {:>10.1} {:>6.0}% {:>7.0}% {:>6.1}% {:>6.1}",
-                row.net.name(),
+                row.label,
                 row.batch,
                 row.examples_per_second,
                 row.gflops,

@@ -107,6 +107,12 @@ enum Command {
         /// Examples trained per timed repetition
         #[arg(long, default_value_t = 20_000)]
         examples: usize,
+        /// A sweep of network size instead of the standard networks: the plain and the paper
+        /// network at hidden widths 256 … 4096 (two layers) or depths 1 … 6 (512 units), at
+        /// the first --batch (default 1000)
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+            ltmlp::bench::Scale::ALL.map(ltmlp::bench::Scale::name)))]
+        scale: Option<String>,
         /// Timed repetitions (the median is reported)
         #[arg(long, default_value_t = 3)]
         repeats: usize,
@@ -360,9 +366,11 @@ fn main() -> ExitCode {
             batch,
             net,
             examples,
+            scale,
             repeats,
             check_samples,
         }) => {
+            let scale = scale.as_deref().and_then(ltmlp::bench::Scale::parse);
             let opts = ltmlp::bench::Options {
                 nets: if net.is_empty() {
                     ltmlp::bench::Net::ALL.to_vec()
@@ -371,15 +379,16 @@ fn main() -> ExitCode {
                         .filter_map(|n| ltmlp::bench::Net::parse(n))
                         .collect()
                 },
-                batches: if batch.is_empty() {
-                    vec![100, 1000]
-                } else {
-                    batch
+                batches: match (batch.is_empty(), scale) {
+                    (false, _) => batch,
+                    (true, Some(_)) => vec![1000],
+                    (true, None) => vec![100, 1000],
                 },
                 threads: threads.max(1),
                 examples,
                 repeats,
                 check_samples,
+                scale,
             };
             ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }

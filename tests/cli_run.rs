@@ -425,3 +425,48 @@ fn the_wall_time_is_accounted_for_and_survives_a_resume() {
     );
     assert_eq!(summary(&again)["epochs_completed"], 40);
 }
+
+#[test]
+fn bench_scale_sweeps_depth_with_growing_cost() {
+    let out = ltmlp(&[
+        "bench",
+        "--scale",
+        "depth",
+        "--batch",
+        "50",
+        "--examples",
+        "50",
+        "--repeats",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One plain and one paper row per depth: weights, FLOPs per example, a positive speed.
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() == 9 && (f[0] == "plain" || f[0] == "paper"))
+        .collect();
+    assert_eq!(rows.len(), 10, "{text}");
+    for net in ["plain", "paper"] {
+        let of: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == net).collect();
+        let layers: Vec<&str> = of.iter().map(|r| r[1]).collect();
+        assert_eq!(layers, ["1×512", "2×512", "3×512", "4×512", "6×512"]);
+        let number = |r: &Vec<&str>, i: usize| r[i].trim_end_matches('%').parse::<f64>().unwrap();
+        for pair in of.windows(2) {
+            assert!(number(pair[1], 2) > number(pair[0], 2), "weights: {text}");
+            assert!(number(pair[1], 3) > number(pair[0], 3), "MFLOP/ex: {text}");
+        }
+        assert!(of.iter().all(|r| number(r, 4) > 0.0), "ex/s: {text}");
+        // Only the paper network re-estimates (and, with one layer, still pays for it).
+        assert_eq!(
+            of.iter().all(|r| number(r, 8) > 0.0),
+            net == "paper",
+            "{text}"
+        );
+    }
+}
