@@ -102,17 +102,22 @@ pub fn draw(frame: &mut Frame, state: &CompareState) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let status = format!(
-        " COMPARE  {} · {} of {} runs finished, {} in progress{}",
-        state.folder,
-        state.runs - state.in_progress,
-        state.runs,
-        state.in_progress,
-        state
-            .error
-            .as_deref()
-            .map_or(String::new(), |e| format!(" · {e}"))
+    let finished = state.runs - state.in_progress;
+    let error = state
+        .error
+        .as_deref()
+        .map_or(String::new(), |e| format!(" · {e}"));
+    let mut status = format!(
+        " COMPARE  {} · {finished} of {} runs finished, {} in progress{error}",
+        state.folder, state.runs, state.in_progress,
     );
+    if status.chars().count() > area.width as usize {
+        // Narrow screens keep the counts whole and let the folder name go first.
+        status = format!(
+            " COMPARE  {finished}/{} done, {} live{error} · {}",
+            state.runs, state.in_progress, state.folder
+        );
+    }
     frame.render_widget(
         Paragraph::new(status).style(Style::default().add_modifier(Modifier::BOLD)),
         title,
@@ -170,11 +175,18 @@ fn draw_chart(frame: &mut Frame, area: Rect, state: &CompareState) {
         let v = if log { 10f64.powf(v) } else { v };
         Span::raw(format!("{v:.3}"))
     };
-    // The legend is part of the title, so that it never hides curves and stays at any size.
-    let mut title = vec![Span::raw(format!(
-        " mean {metric} per variant by epoch{} · ",
-        if log { " (log)" } else { "" }
-    ))];
+    // The legend is part of the title, so that it never hides curves; on narrow screens the
+    // description shrinks so that every entry of the legend stays.
+    let legend_width: usize = series.iter().map(|(n, _)| n.chars().count() + 3).sum();
+    let log_note = if log { " (log)" } else { "" };
+    let long = format!(" mean {metric} per variant by epoch{log_note} · ");
+    let short = format!(" {metric}{log_note} · ");
+    let room = (area.width as usize).saturating_sub(2);
+    let mut title = vec![Span::raw(if long.chars().count() + legend_width <= room {
+        long
+    } else {
+        short
+    })];
     for (i, (name, _)) in series.iter().enumerate() {
         title.push(Span::styled(
             format!("━ {name} "),
@@ -201,66 +213,79 @@ fn draw_chart(frame: &mut Frame, area: Rect, state: &CompareState) {
     frame.render_widget(chart, area);
 }
 
+/// The table's columns, most important first: on a narrow screen the last ones are dropped
+/// whole instead of every one being cut.
+const COLUMNS: [(&str, u16); 6] = [
+    ("variant", 8),
+    ("epoch", 5),
+    ("best", 15),
+    ("latest", 15),
+    ("runs", 14),
+    ("collapsed %", 11),
+];
+
 fn draw_table(frame: &mut Frame, area: Rect, state: &CompareState) {
-    let stat = |s: &Option<crate::compare::Stat>| {
+    let stat = |s: &Option<crate::compare::Stat>, decimals: usize| {
         s.map_or("–".to_string(), |s| {
             if s.n > 1 {
-                format!("{:.3} ± {:.3}", s.mean, s.std)
+                format!("{:.decimals$} ± {:.decimals$}", s.mean, s.std)
             } else {
-                format!("{:.3}", s.mean)
+                format!("{:.decimals$}", s.mean)
             }
         })
     };
+    // Columns kept: as many as fit, in order of importance (one space between columns).
+    let room = area.width.saturating_sub(2);
+    let mut used = 0;
+    let kept = COLUMNS
+        .iter()
+        .take_while(|(_, width)| {
+            used += width + 1;
+            used <= room + 1
+        })
+        .count()
+        .max(1);
     let rows = state.reports.iter().enumerate().map(|(i, r)| {
         let epochs = r.validation_curve.last().map_or(0, |p| p.epoch);
-        Row::new(vec![
+        let mut runs = r.runs.to_string();
+        if r.in_progress > 0 {
+            runs += &format!(", {} live", r.in_progress);
+        }
+        if !r.failed.is_empty() {
+            runs += &format!(", {} fail", r.failed.len());
+        }
+        let collapsed = r.collapsed_at_end.map(|s| crate::compare::Stat {
+            mean: 100.0 * s.mean,
+            std: 100.0 * s.std,
+            n: s.n,
+        });
+        let cells = [
             Line::styled(
                 r.variant.clone(),
                 Style::default().fg(COLOURS[i % COLOURS.len()]),
             ),
-            Line::raw(format!(
-                "{}, {} live, {} failed",
-                r.runs,
-                r.in_progress,
-                r.failed.len()
-            )),
             Line::raw(epochs.to_string()),
-            Line::raw(stat(&r.final_validation)),
-            Line::raw(stat(&r.best_validation)),
-            Line::raw(stat(&r.collapsed_at_end.map(|s| crate::compare::Stat {
-                mean: 100.0 * s.mean,
-                std: 100.0 * s.std,
-                n: s.n,
-            }))),
-        ])
+            Line::raw(stat(&r.best_validation, 3)),
+            Line::raw(stat(&r.final_validation, 3)),
+            Line::raw(runs),
+            Line::raw(stat(&collapsed, 1)),
+        ];
+        Row::new(cells.into_iter().take(kept))
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(20),
-            Constraint::Length(5),
-            Constraint::Length(15),
-            Constraint::Length(15),
-            Constraint::Min(8),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "variant",
-            "runs",
-            "epoch",
-            "latest",
-            "best",
-            "collapsed %",
-        ])
-        .style(Style::default().add_modifier(Modifier::BOLD)),
-    )
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .title(" variants (mean ± std over seeds) "),
-    );
+    let widths = COLUMNS
+        .iter()
+        .take(kept)
+        .map(|&(_, w)| Constraint::Length(w));
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(COLUMNS.iter().take(kept).map(|&(name, _)| name))
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" variants (mean ± std over seeds) "),
+        );
     frame.render_widget(table, area);
 }
 
