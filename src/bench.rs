@@ -401,6 +401,13 @@ impl Subject {
     }
 }
 
+/// Prints a part of the report as soon as it is measured; a closed stdout (`ltmlp bench |
+/// head`) ends nothing, the report is still returned whole.
+fn show(text: &str) {
+    use std::io::Write as _;
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
 /// The median (the upper one for an even count); NaN for none.
 fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -479,7 +486,7 @@ fn measure_scale(scale: Scale, opts: &Options) -> anyhow::Result<String> {
         "%peak",
         "re-est",
     );
-    print!("{text}");
+    show(&text);
     for hidden in scale.shapes() {
         let specs = scale_specs(&hidden);
         let mut subjects = Vec::new();
@@ -510,7 +517,7 @@ fn measure_scale(scale: Scale, opts: &Options) -> anyhow::Result<String> {
                 100.0 * row.reestimate_overhead,
             );
         }
-        print!("{lines}");
+        show(&lines);
         text.push_str(&lines);
     }
     Ok(text)
@@ -542,14 +549,28 @@ fn synthetic(train_rows: usize) -> Dataset<f32> {
 /// Runs the whole benchmark and returns the report as text, printing each batch size's rows
 /// when its rounds finish.
 pub fn run(opts: &Options) -> anyhow::Result<String> {
+    // With several threads, the peak on one thread too: a ratio far below the thread count
+    // means vCPUs that share a core, where no network can scale either.
+    let single_thread_peak = (opts.threads > 1).then(|| {
+        kernels::set_threads(1);
+        measure_peak().gflops
+    });
     kernels::set_threads(opts.threads);
+    let peaks = single_thread_peak.map_or(String::new(), |one| {
+        let all = measure_peak().gflops;
+        format!(
+            "matrix-multiply peak: {one:.1} GFLOP/s on 1 thread, {all:.1} on {} ({:.2}×)\n",
+            opts.threads,
+            all / one
+        )
+    });
     if let Some(scale) = opts.scale {
         let head = format!(
-            "ltmlp bench: f32, {} thread(s), backend {}\n",
+            "ltmlp bench: f32, {} thread(s), backend {}\n{peaks}",
             opts.threads,
             kernels::backend()
         );
-        print!("{head}");
+        show(&head);
         return Ok(head + &measure_scale(scale, opts)?);
     }
     let mut out = String::new();
@@ -574,7 +595,8 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         "peak",
         n = PEAK_SIZE,
     );
-    print!("{head}");
+    let head = format!("{peaks}{head}");
+    show(&head);
     out.push_str(&head);
     for &batch in &opts.batches {
         let (rows, costs) = measure_batch(batch, opts)?;
@@ -608,14 +630,14 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
                 rounds.join(", "),
             );
         }
-        print!("{text}");
+        show(&text);
         out.push_str(&text);
     }
     let foot = "GFLOP/s counts matrix-multiply FLOPs only (forward 2·W, backward 4·W less the \
                 input layer's errors, α compensation, output check); mm = time inside the \
                 matrix products only; re-est = time inside re-estimation over the rest of the \
                 step.\n";
-    print!("{foot}");
+    show(&foot);
     out.push_str(foot);
     Ok(out)
 }
