@@ -1,6 +1,7 @@
 //! `ltmlp eval DIR`: a saved run's network evaluated on its own data or other data — loss,
-//! error, per-class error and the confusion matrix (text and `eval.json`), or MSE and R² for
-//! regression; `--dump-outputs` writes the inputs and outputs as `.npz` for outside checks.
+//! error, per-class error and the confusion matrix (text, `eval.json` and a PNG), or MSE and
+//! R² for regression; `--dump-outputs` writes the inputs and outputs as `.npz` for outside
+//! checks.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::Args;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::confusion::{self, Confusion};
 use crate::data::{npy, Dataset, Examples, Targets};
 use crate::net::{Network, Target, Workspace};
 use crate::preset::{Precision, PresetFile, Resolved, Task};
@@ -20,6 +22,8 @@ use crate::train::{AnyData, Experiment};
 const CHUNK: usize = 1000;
 /// The report `eval` writes into the run folder (or `--out`).
 pub const EVAL_FILE: &str = "eval.json";
+/// The picture of the confusion matrix, next to `eval.json` (classifiers only).
+pub const CONFUSION_PNG: &str = "eval-confusion.png";
 
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
@@ -35,7 +39,7 @@ pub struct EvalArgs {
     /// the targets to this .npz file
     #[arg(long, value_name = "FILE")]
     pub dump_outputs: Option<PathBuf>,
-    /// Folder for eval.json (default: the run folder)
+    /// Folder for eval.json and eval-confusion.png (default: the run folder)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -101,7 +105,7 @@ pub struct EvalReport {
     pub per_class_error: Vec<Option<f64>>,
     /// `confusion[true][predicted]` counts.
     #[serde(default)]
-    pub confusion: Vec<Vec<usize>>,
+    pub confusion: Confusion,
 }
 
 /// The network's outputs on every row of `split`.
@@ -136,12 +140,11 @@ pub fn evaluate(run: &SavedRun, split_name: &str, split: &Examples<f64>) -> Eval
         r2: None,
         class_labels: Vec::new(),
         per_class_error: Vec::new(),
-        confusion: Vec::new(),
+        confusion: Confusion::default(),
     };
     match (task, split.targets(), target) {
         (Task::Classify, Targets::Classes(classes), Target::Labels(_)) => {
-            let k = run.data.classes;
-            let mut confusion = vec![vec![0usize; k]; k];
+            let mut confusion = Confusion::new(run.data.classes);
             let out = outputs(&run.net, split);
             for (row, &c) in out.outer_iter().zip(classes) {
                 let predicted = row
@@ -152,9 +155,9 @@ pub fn evaluate(run: &SavedRun, split_name: &str, split: &Examples<f64>) -> Eval
                         |b, (i, &v)| if v > b.1 { (i, v) } else { b },
                     )
                     .0;
-                confusion[c as usize][predicted] += 1;
+                confusion.counts[c as usize][predicted] += 1;
             }
-            report.per_class_error = per_class_error(&confusion);
+            report.per_class_error = confusion.per_class_error();
             report.confusion = confusion;
             report.error = Some(loss.error_percent());
             report.class_labels = run.data.class_labels.clone();
@@ -166,18 +169,6 @@ pub fn evaluate(run: &SavedRun, split_name: &str, split: &Examples<f64>) -> Eval
         _ => {}
     }
     report
-}
-
-/// Error % of each true class (row) of a confusion matrix; none for a class without examples.
-pub fn per_class_error(confusion: &[Vec<usize>]) -> Vec<Option<f64>> {
-    confusion
-        .iter()
-        .enumerate()
-        .map(|(c, row)| {
-            let n: usize = row.iter().sum();
-            (n > 0).then(|| 100.0 * (n - row[c]) as f64 / n as f64)
-        })
-        .collect()
 }
 
 /// The report as text: the figures, per-class errors and the confusion matrix.
@@ -200,35 +191,8 @@ pub fn text(report: &EvalReport) -> String {
         }
         Task::Autoencode => s += &format!("loss {:.4} (squared error per example)\n", report.loss),
     }
-    if report.confusion.is_empty() {
-        return s;
-    }
-    let labels: Vec<String> = report.class_labels.iter().map(|l| l.to_string()).collect();
-    let w = labels.iter().map(String::len).max().unwrap_or(1).max(
-        report
-            .confusion
-            .iter()
-            .flatten()
-            .max()
-            .map_or(1, |m| m.to_string().len()),
-    ) + 1;
-    s += &format!(
-        "confusion (rows: true class, columns: predicted)\n{:>w$} ",
-        ""
-    );
-    for l in &labels {
-        s += &format!("{l:>w$}");
-    }
-    s += "   error\n";
-    for (c, row) in report.confusion.iter().enumerate() {
-        s += &format!("{:>w$} ", labels[c]);
-        for v in row {
-            s += &format!("{v:>w$}");
-        }
-        match report.per_class_error[c] {
-            Some(e) => s += &format!("  {e:5.1}%\n"),
-            None => s += "      -\n",
-        }
+    if report.confusion.classes() > 0 {
+        s += &confusion::text(&report.class_labels, &report.confusion);
     }
     s
 }
@@ -290,6 +254,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", json.display()))?;
     println!("wrote {}", json.display());
+    if report.confusion.classes() > 0 {
+        let png = out.join(CONFUSION_PNG);
+        let title = format!(
+            "{} split, {} examples, error {:.2}%",
+            report.split,
+            report.examples,
+            report.error.unwrap_or(f64::NAN)
+        );
+        confusion::png::write(&png, &title, &report.class_labels, &report.confusion)
+            .map_err(|e| anyhow::anyhow!("cannot write the confusion picture: {e}"))?;
+        println!("wrote {}", png.display());
+    }
     if let Some(path) = &args.dump_outputs {
         dump(path, &saved, split)?;
         println!("wrote {}", path.display());

@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod confusion;
 pub mod data;
 pub mod eval;
 pub mod export;

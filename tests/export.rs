@@ -21,6 +21,19 @@ fn ltmlp(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The size and RGB pixels of a PNG file.
+fn decode_png(path: &Path) -> ((u32, u32), Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut decoder = png::Decoder::new(file);
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgb, "{}", path.display());
+    buf.truncate(frame.buffer_size());
+    ((frame.width, frame.height), buf)
+}
+
 /// A small classifier of `variant` trained on a generated CSV with labels -3 and 7.
 fn trained_run(dir: &Path, variant: &str) -> std::path::PathBuf {
     let mut text = String::from("u,v,w,label\n");
@@ -108,6 +121,12 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
         run.join("outputs.npz").to_str().unwrap(),
     ]);
     assert!(text.contains("confusion"), "{text}");
+    let png = run.join(ltmlp::eval::CONFUSION_PNG);
+    assert!(text.contains(&format!("wrote {}", png.display())), "{text}");
+    let (size, pixels) = decode_png(&png);
+    assert_eq!(size, ltmlp::confusion::png::size(2));
+    let distinct: std::collections::HashSet<&[u8]> = pixels.chunks_exact(3).collect();
+    assert!(distinct.len() > 10, "{} colours", distinct.len());
     let report: ltmlp::eval::EvalReport =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     let summary: serde_json::Value =
@@ -118,7 +137,7 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
         "{report:?} vs {test_error}"
     );
     let wrong: usize = (0..2)
-        .map(|c| report.confusion[c].iter().sum::<usize>() - report.confusion[c][c])
+        .map(|c| report.confusion.counts[c].iter().sum::<usize>() - report.confusion.counts[c][c])
         .sum();
     assert_eq!(
         wrong as f64 * 100.0 / report.examples as f64,
