@@ -7,6 +7,7 @@ use std::process::Command;
 
 use ltmlp::compare::runs::FAILED_FILE;
 use ltmlp::compare::write_report;
+use ltmlp::confusion::{Confusion, EpochConfusion};
 use ltmlp::net::{Flags, UnitKind};
 use ltmlp::preset::PresetFile;
 use ltmlp::stats::{LayerStats, Range};
@@ -54,8 +55,32 @@ fn metrics(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
             transform_events: vec![],
             r2: None,
             wall: None,
+            confusion: Some(Box::new(confusion_for(test))),
         })
         .collect()
+}
+
+/// Test examples of the two classes (labels 3 and 8) in [`confusion_for`].
+const CLASS_EXAMPLES: [usize; 2] = [250, 750];
+
+/// A two-class test confusion matrix with `test` % errors over 1,000 examples, split unevenly
+/// between the classes (validation: the same matrix).
+fn confusion_for(test: f64) -> EpochConfusion {
+    let errors = (test * 10.0).round() as usize;
+    let first = (errors / 2).min(CLASS_EXAMPLES[0]);
+    let second = errors - first;
+    let matrix = Confusion {
+        counts: vec![
+            vec![CLASS_EXAMPLES[0] - first, first],
+            vec![second, CLASS_EXAMPLES[1] - second],
+        ],
+    };
+    assert_eq!(matrix.error_percent(), test);
+    EpochConfusion {
+        labels: vec![3, 8],
+        validation: matrix.clone(),
+        test: matrix,
+    }
 }
 
 fn write_run(
@@ -132,6 +157,7 @@ fn write_run_at(
             out_dir: None,
             steering_actions: 0,
             wall: None,
+            per_class_error: None,
         };
         std::fs::write(
             dir.join("summary.json"),
@@ -284,7 +310,33 @@ fn aggregates_match_hand_computed_values() {
     close(&abg["final_validation"]["mean"], 3.0);
     assert_eq!(abg["final_validation"]["n"], 1);
 
+    // Per-class test errors at best, averaged over seeds, weighted by the classes' test
+    // examples, give the mean test error at best.
+    let per_class = ab["per_class_test_at_best"].as_array().unwrap();
+    assert_eq!(per_class.len(), 2);
+    assert_eq!(per_class[0][0], 3);
+    assert_eq!(per_class[1][0], 8);
+    let weighted: f64 = per_class
+        .iter()
+        .zip(CLASS_EXAMPLES)
+        .map(|(c, n)| c[1]["mean"].as_f64().unwrap() * n as f64)
+        .sum::<f64>()
+        / CLASS_EXAMPLES.iter().sum::<usize>() as f64;
+    close(&ab["test_at_best"]["mean"], weighted);
+    // ab's best evaluations have 50 and 70 errors: 25 and 35 in the first class (of 250).
+    close(&per_class[0][1]["mean"], 12.0);
+    assert_eq!(per_class[0][1]["n"], 2);
+
     let md = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(
+        md.contains("### Test error % of each class at best"),
+        "{md}"
+    );
+    assert!(md.contains("| variant | class 3 | class 8 |"), "{md}");
+    assert!(
+        md.contains("| ab | 12.000 ± 2.828 | 4.000 ± 0.943 |"),
+        "{md}"
+    );
     assert!(md.contains("| ab | – | 2 | 5.250 ± 1.768 |"), "{md}");
     assert!(md.contains("Test figures are never used to choose"), "{md}");
     assert!(md.contains("`abg-seed1`: diverged at iteration 7"), "{md}");

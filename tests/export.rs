@@ -136,6 +136,21 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
         (report.error.unwrap() - test_error).abs() < 1e-9,
         "{report:?} vs {test_error}"
     );
+    // summary.json's per-class test errors are eval's, and weighted by the classes' test
+    // examples they give the run's test error.
+    let per_class: ltmlp::confusion::PerClassError =
+        serde_json::from_value(summary["per_class_error"].clone()).unwrap();
+    assert_eq!(per_class.labels, vec![-3, 7]);
+    assert_eq!(per_class.final_test, report.per_class_error);
+    assert_eq!(per_class.final_validation.len(), 2);
+    let weighted: f64 = per_class
+        .final_test
+        .iter()
+        .zip(&per_class.test_examples)
+        .map(|(e, &n)| e.unwrap_or(0.0) * n as f64)
+        .sum::<f64>()
+        / per_class.test_examples.iter().sum::<usize>() as f64;
+    assert!((weighted - test_error).abs() < 1e-9, "{per_class:?}");
     let wrong: usize = (0..2)
         .map(|c| report.confusion.counts[c].iter().sum::<usize>() - report.confusion.counts[c][c])
         .sum();

@@ -52,6 +52,7 @@ fn variant(name: &str, start: f64, floor: f64, epochs: usize, in_progress: usize
         seconds_to_target: None,
         train_loss_at: Vec::new(),
         collapsed_at_end: stat(0.0, 0.0, 3),
+        per_class_test_at_best: Vec::new(),
         validation_curve: curve,
         train_loss_curve: Vec::new(),
         config: Default::default(),

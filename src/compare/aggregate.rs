@@ -1,6 +1,7 @@
 //! Aggregating the runs of each setting: mean ± std over seeds of the final and best figures,
 //! the time to a target (in epochs, examples and seconds), the training loss at fixed epochs,
-//! collapse at the end, and the mean and min–max band of the learning curves.
+//! collapse at the end, the per-class test error at the best evaluation, and the mean and
+//! min–max band of the learning curves.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::group::{group, setting_text, Group};
 use super::runs::SavedRun;
+use crate::confusion::EpochConfusion;
 use crate::train::EpochMetrics;
 
 /// Mean and sample standard deviation over seeds.
@@ -83,6 +85,10 @@ pub struct GroupReport {
     pub train_loss_at: Vec<(usize, Option<Stat>)>,
     /// Mean over hidden layers of the collapsed fraction at the last evaluation.
     pub collapsed_at_end: Option<Stat>,
+    /// Classifiers: each class's label and its test error % at the best evaluation (the
+    /// evaluation `test_at_best` is taken at), over the seeds.
+    #[serde(default)]
+    pub per_class_test_at_best: Vec<(i64, Option<Stat>)>,
     pub validation_curve: Vec<CurvePoint>,
     pub train_loss_curve: Vec<CurvePoint>,
     /// The config without the seed (for slicing along one axis).
@@ -118,6 +124,32 @@ fn best(metrics: &[EpochMetrics]) -> Option<&EpochMetrics> {
             Some(b) if validation_value(b) <= validation_value(m) => Some(b),
             _ => Some(m),
         })
+}
+
+/// Each class's test error at every run's best evaluation, over the runs whose classes are
+/// those of the first run with a confusion matrix (runs of one setting share their data).
+fn per_class_at_best(runs: &[&SavedRun]) -> Vec<(i64, Option<Stat>)> {
+    let at_best: Vec<&EpochConfusion> = runs
+        .iter()
+        .filter_map(|r| best(&r.metrics)?.confusion.as_deref())
+        .collect();
+    let Some(first) = at_best.first() else {
+        return Vec::new();
+    };
+    let per_run: Vec<Vec<Option<f64>>> = at_best
+        .iter()
+        .filter(|c| c.labels == first.labels)
+        .map(|c| c.test.per_class_error())
+        .collect();
+    first
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, &label)| {
+            let values: Vec<f64> = per_run.iter().filter_map(|e| e.get(i).copied()?).collect();
+            (label, Stat::of(&values))
+        })
+        .collect()
 }
 
 fn curve(runs: &[&SavedRun], value: fn(&EpochMetrics) -> f64) -> Vec<CurvePoint> {
@@ -230,6 +262,7 @@ fn report_of(
                     / m.layers.len().max(1) as f64
             })
         }),
+        per_class_test_at_best: per_class_at_best(&good),
         validation_curve: curve(&good, validation_value),
         train_loss_curve: curve(&good, |m| m.train_loss),
         config: g.config,

@@ -347,6 +347,7 @@ impl Doc<'_> {
                 fmt_percent(&r.collapsed_at_end),
             );
         }
+        self.per_class(&mut md);
         if let Some(target) = self.best.iter().find_map(|r| r.target) {
             let _ = writeln!(md, "\n### Time to {metric} ≤ {target}\n");
             let _ = writeln!(md, "| variant | reached | epochs | examples | seconds |");
@@ -442,6 +443,43 @@ impl Doc<'_> {
             );
         }
         md
+    }
+
+    /// The per-class test error of each variant at its chosen setting (classifiers).
+    fn per_class(&self, md: &mut String) {
+        let Some(labels) = self
+            .best
+            .iter()
+            .map(|r| &r.per_class_test_at_best)
+            .find(|p| !p.is_empty())
+        else {
+            return;
+        };
+        let _ = writeln!(md, "\n### Test error % of each class at best\n");
+        let _ = writeln!(
+            md,
+            "At the evaluation of `test at best`, mean ± std over seeds; a row whose classes \
+             differ from the first one's is left blank.\n"
+        );
+        let header: Vec<String> = labels.iter().map(|(l, _)| format!("class {l}")).collect();
+        let _ = writeln!(md, "| variant | {} |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(labels.len()));
+        for r in self.best {
+            let same = r.per_class_test_at_best.len() == labels.len()
+                && r.per_class_test_at_best
+                    .iter()
+                    .zip(labels)
+                    .all(|(a, b)| a.0 == b.0);
+            let cells: Vec<String> = if same {
+                r.per_class_test_at_best
+                    .iter()
+                    .map(|(_, s)| fmt_stat(s))
+                    .collect()
+            } else {
+                vec!["".into(); labels.len()]
+            };
+            let _ = writeln!(md, "| {} | {} |", r.variant, cells.join(" | "));
+        }
     }
 
     fn plots(&self) -> Result<Vec<PathBuf>, String> {

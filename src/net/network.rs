@@ -527,6 +527,38 @@ impl<T: Real> Network<T> {
         total
     }
 
+    /// [`Network::evaluate`] against class labels that also counts each (true, predicted)
+    /// pair into `confusion[true][predicted]`, from the same forward passes.
+    pub fn evaluate_confusion(
+        &self,
+        inputs: ArrayView2<T>,
+        labels: &[crate::data::Class],
+        ws: &mut Workspace<T>,
+        confusion: &mut [Vec<usize>],
+    ) -> BatchLoss {
+        let mut total = BatchLoss::default();
+        let chunk = ws.capacity().max(1);
+        let n = inputs.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            self.forward(inputs.slice(s![start..end, ..]), ws);
+            total.add(self.output_delta(Target::Labels(&labels[start..end]), ws));
+            let y = ws.y[self.depth()].slice(s![..end - start, ..]);
+            for (row, &label) in y.outer_iter().zip(&labels[start..end]) {
+                let predicted = argmax(row.iter().map(|v| v.f64()));
+                if let Some(count) = confusion
+                    .get_mut(label as usize)
+                    .and_then(|r| r.get_mut(predicted))
+                {
+                    *count += 1;
+                }
+            }
+            start = end;
+        }
+        total
+    }
+
     /// Converts to another float type (weights, biases and α, β, γ).
     pub fn cast<U: Real>(&self) -> Network<U> {
         let cast1 = |a: &Array1<T>| a.mapv(|v| U::of(v.f64()));

@@ -52,10 +52,12 @@ impl Snapshot {
             Event::Epoch(m) => {
                 // Per-unit statistics of old epochs are dropped (they would make a late
                 // viewer's snapshot tens of megabytes); the latest layers are kept whole.
+                // So are their confusion matrices (the dashboard shows the latest).
                 if let Some(last) = self.epochs.last_mut() {
                     for l in &mut last.layers {
                         l.per_unit = Default::default();
                     }
+                    last.confusion = None;
                 }
                 self.flags = Some(m.flags);
                 self.epochs.push((**m).clone());

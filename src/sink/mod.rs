@@ -429,6 +429,10 @@ pub fn summarize(
         out_dir: dir.map(|d| d.display().to_string()),
         steering_actions: base.steering_actions,
         wall: base.wall,
+        per_class_error: crate::confusion::PerClassError::of(
+            last.and_then(|m| m.confusion.as_deref()),
+            best.and_then(|m| m.confusion.as_deref()),
+        ),
     }
 }
 

@@ -206,6 +206,11 @@ pub struct EpochMetrics {
     /// Where the run's wall time went up to this evaluation (absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall: Option<WallTime>,
+    /// Classifiers (up to `confusion::MAX_TRAINING_CLASSES` classes): the confusion matrices
+    /// of the monitored and the test split at this evaluation, for the dashboard's `x` view,
+    /// the per-class errors of `summary.json` and the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Box<crate::confusion::EpochConfusion>>,
 }
 
 /// Where a run's wall time went, cumulative seconds (pauses excluded): training steps (which
@@ -276,6 +281,10 @@ pub struct Summary {
     /// Where the wall time went.
     #[serde(default)]
     pub wall: Option<WallTime>,
+    /// Classifiers: the error of each class at the last evaluation (monitored and test split)
+    /// and on the test split at the best one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class_error: Option<crate::confusion::PerClassError>,
 }
 
 /// What the trainer tells the front end (and, as wire messages, every attached viewer).

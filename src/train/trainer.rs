@@ -17,6 +17,7 @@ use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
 use super::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 use super::schedule::{Schedule, When};
+use crate::confusion::{Confusion, EpochConfusion, MAX_TRAINING_CLASSES};
 use crate::data::{BatchOrder, Class, Dataset, Examples, Targets};
 use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
@@ -629,17 +630,49 @@ impl<T: Real> Trainer<T> {
             .evaluate(split.rows(0, rows), target, &mut self.eval_ws)
     }
 
+    /// Loss sums over the whole of a labelled `split` and its confusion matrix.
+    fn evaluate_confusion(&mut self, split: &Examples<T>) -> (BatchLoss, Confusion) {
+        let mut confusion = Confusion::new(self.data.classes);
+        let loss = match split.targets() {
+            Targets::Classes(labels) => self.net.evaluate_confusion(
+                split.inputs(),
+                labels,
+                &mut self.eval_ws,
+                &mut confusion.counts,
+            ),
+            Targets::Values(_) => self.evaluate(split, split.len()),
+        };
+        (loss, confusion)
+    }
+
     /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
     /// the paper rule. Call when [`Trainer::at_epoch_boundary`] holds.
     pub fn finish_epoch(&mut self, elapsed_seconds: f64) -> Result<EpochMetrics, Divergence> {
         let data = Arc::clone(&self.data);
         let n_train = self.train_eval_size.min(data.train.len());
         let train = self.evaluate(&data.train, n_train);
-        let validation = self.evaluate(&data.validation, data.validation.len());
-        let test = if self.monitor_test {
-            validation
+        let counting = self.classify() && data.classes <= MAX_TRAINING_CLASSES;
+        let (validation, test, confusion) = if counting {
+            let (validation, v) = self.evaluate_confusion(&data.validation);
+            let (test, t) = if self.monitor_test {
+                (validation, v.clone())
+            } else {
+                self.evaluate_confusion(&data.test)
+            };
+            let confusion = EpochConfusion {
+                labels: data.class_labels.clone(),
+                validation: v,
+                test: t,
+            };
+            (validation, test, Some(Box::new(confusion)))
         } else {
-            self.evaluate(&data.test, data.test.len())
+            let validation = self.evaluate(&data.validation, data.validation.len());
+            let test = if self.monitor_test {
+                validation
+            } else {
+                self.evaluate(&data.test, data.test.len())
+            };
+            (validation, test, None)
         };
         if !validation.mean().is_finite() {
             return Err(self.divergence(format!("validation loss is {}", validation.mean())));
@@ -694,6 +727,7 @@ impl<T: Real> Trainer<T> {
             transform_events: self.take_transform_events(),
             r2,
             wall: None,
+            confusion,
         };
         self.epoch += 1;
         Ok(metrics)

@@ -116,6 +116,7 @@ pub fn epoch(epoch: usize, validation_loss: f64) -> EpochMetrics {
         }],
         r2: None,
         wall: None,
+        confusion: None,
     }
 }
 
@@ -177,6 +178,7 @@ pub fn summary(state: RunState, reason: Option<&str>) -> Summary {
         out_dir: Some("runs/default-ab-test".into()),
         steering_actions: 0,
         wall: None,
+        per_class_error: None,
         monitor: Default::default(),
     }
 }
