@@ -292,6 +292,11 @@ pub struct TrainSection {
     /// Clean training examples evaluated each epoch for the reported training loss.
     #[serde(default = "default_train_eval")]
     pub train_eval_size: usize,
+    /// Evaluate the training, validation and test splits side by side, one thread each, while
+    /// the matrix products use one thread and the machine has a second core (the numbers are
+    /// the same either way).
+    #[serde(default = "default_parallel_evaluation")]
+    pub parallel_evaluation: bool,
     /// Stop after this many seconds of training steps (evaluation not counted), with a final
     /// evaluation; for comparisons at a fixed time budget.
     pub time_budget_seconds: Option<f64>,
@@ -374,6 +379,10 @@ fn default_seed() -> u64 {
 fn default_precision() -> Precision {
     Precision::F32
 }
+fn default_parallel_evaluation() -> bool {
+    true
+}
+
 fn default_threads() -> usize {
     1
 }

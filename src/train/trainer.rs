@@ -79,6 +79,13 @@ pub struct Trainer<T: Real> {
     grads: Option<crate::net::Params<T>>,
     ws: Workspace<T>,
     eval_ws: Workspace<T>,
+    /// Workspaces of the training and test splits when the splits are evaluated side by side
+    /// (made at the first such evaluation, with `eval_ws`'s capacity so that every split is cut
+    /// into the same chunks and sums to the same bits as one after another).
+    side_ws: Vec<Workspace<T>>,
+    /// Evaluate the three splits at the end of an epoch on three threads (`train.parallel_evaluation`
+    /// while the matrix products use one thread and the machine has a second core).
+    parallel_evaluation: bool,
     moments: Moments,
     order: BatchOrder,
     noise_rng: Pcg64Mcg,
@@ -159,6 +166,10 @@ impl<T: Real> Trainer<T> {
             grads: None,
             ws: Workspace::new(&net.topology, batch),
             eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
+            side_ws: Vec::new(),
+            parallel_evaluation: p.train.parallel_evaluation
+                && p.train.threads == 1
+                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
             moments: Moments::new(&net),
             order: BatchOrder::new(data.train.len(), p.data.shuffle, seed),
             noise_rng: Pcg64Mcg::seed_from_u64(seed ^ 0x0000_0015_e000),
@@ -623,26 +634,48 @@ impl<T: Real> Trainer<T> {
         layer_stats(&self.net, probe, &mut self.eval_ws, self.thresholds)
     }
 
-    /// Loss sums over the first `rows` examples of `split`.
-    fn evaluate(&mut self, split: &Examples<T>, rows: usize) -> BatchLoss {
-        let target = target_of(self.task, split).rows(0, rows);
-        self.net
-            .evaluate(split.rows(0, rows), target, &mut self.eval_ws)
-    }
-
-    /// Loss sums over the whole of a labelled `split` and its confusion matrix.
-    fn evaluate_confusion(&mut self, split: &Examples<T>) -> (BatchLoss, Confusion) {
-        let mut confusion = Confusion::new(self.data.classes);
-        let loss = match split.targets() {
-            Targets::Classes(labels) => self.net.evaluate_confusion(
-                split.inputs(),
-                labels,
-                &mut self.eval_ws,
-                &mut confusion.counts,
-            ),
-            Targets::Values(_) => self.evaluate(split, split.len()),
+    /// The end-of-epoch evaluation of the training (its first `n_train` examples), validation
+    /// and test splits, the test split left out when it is the monitored one; side by side
+    /// when `parallel_evaluation` holds, each split on its own workspace and thread, which
+    /// changes no number (every split is summed in the same chunks in the same order).
+    fn evaluate_splits(
+        &mut self,
+        jobs: [SplitJob<'_, T>; 3],
+    ) -> (Evaluated, Evaluated, Option<Evaluated>) {
+        let [train_job, validation_job, test_job] = jobs;
+        let test_job = (!self.monitor_test).then_some(test_job);
+        let (task, classes) = (self.task, self.data.classes);
+        if !self.parallel_evaluation {
+            let ws = &mut self.eval_ws;
+            let net = &self.net;
+            let train = evaluate_split(net, task, classes, train_job, ws);
+            let validation = evaluate_split(net, task, classes, validation_job, ws);
+            let test = test_job.map(|job| evaluate_split(net, task, classes, job, ws));
+            return (train, validation, test);
+        }
+        if self.side_ws.is_empty() {
+            let capacity = self.eval_ws.capacity();
+            self.side_ws = (0..2)
+                .map(|_| Workspace::new(&self.net.topology, capacity))
+                .collect();
+        }
+        let net = &self.net;
+        let main_ws = &mut self.eval_ws;
+        let [train_ws, test_ws] = &mut self.side_ws[..] else {
+            unreachable!("two side workspaces were just made")
         };
-        (loss, confusion)
+        std::thread::scope(|scope| {
+            let train = scope.spawn(|| evaluate_split(net, task, classes, train_job, train_ws));
+            let test = test_job
+                .map(|job| scope.spawn(move || evaluate_split(net, task, classes, job, test_ws)));
+            let validation = evaluate_split(net, task, classes, validation_job, main_ws);
+            let joined = |handle: std::thread::ScopedJoinHandle<'_, Evaluated>| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            (joined(train), validation, test.map(joined))
+        })
     }
 
     /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
@@ -650,29 +683,22 @@ impl<T: Real> Trainer<T> {
     pub fn finish_epoch(&mut self, elapsed_seconds: f64) -> Result<EpochMetrics, Divergence> {
         let data = Arc::clone(&self.data);
         let n_train = self.train_eval_size.min(data.train.len());
-        let train = self.evaluate(&data.train, n_train);
         let counting = self.classify() && data.classes <= MAX_TRAINING_CLASSES;
-        let (validation, test, confusion) = if counting {
-            let (validation, v) = self.evaluate_confusion(&data.validation);
-            let (test, t) = if self.monitor_test {
-                (validation, v.clone())
-            } else {
-                self.evaluate_confusion(&data.test)
-            };
-            let confusion = EpochConfusion {
+        let jobs = [
+            (&data.train, n_train, false),
+            (&data.validation, data.validation.len(), counting),
+            (&data.test, data.test.len(), counting),
+        ]
+        .map(|(split, rows, count)| SplitJob { split, rows, count });
+        let ((train, _), (validation, v), test) = self.evaluate_splits(jobs);
+        let (test, t) = test.unwrap_or_else(|| (validation, v.clone()));
+        let confusion = match (v, t) {
+            (Some(validation), Some(test)) => Some(Box::new(EpochConfusion {
                 labels: data.class_labels.clone(),
-                validation: v,
-                test: t,
-            };
-            (validation, test, Some(Box::new(confusion)))
-        } else {
-            let validation = self.evaluate(&data.validation, data.validation.len());
-            let test = if self.monitor_test {
-                validation
-            } else {
-                self.evaluate(&data.test, data.test.len())
-            };
-            (validation, test, None)
+                validation,
+                test,
+            })),
+            _ => None,
         };
         if !validation.mean().is_finite() {
             return Err(self.divergence(format!("validation loss is {}", validation.mean())));
@@ -743,6 +769,41 @@ impl<T: Real> Trainer<T> {
 }
 
 /// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own inputs.
+/// One split of the end-of-epoch evaluation: its first `rows` examples, and whether to count
+/// its confusion matrix (whole labelled splits only).
+#[derive(Clone, Copy)]
+struct SplitJob<'a, T: Real> {
+    split: &'a Examples<T>,
+    rows: usize,
+    count: bool,
+}
+
+/// A split's loss sums, with its confusion matrix when it was counted.
+type Evaluated = (BatchLoss, Option<Confusion>);
+
+/// Evaluates one split on `net` with its own workspace: a free function, so that several splits
+/// can be evaluated at once on one shared network.
+fn evaluate_split<T: Real>(
+    net: &Network<T>,
+    task: Task,
+    classes: usize,
+    job: SplitJob<'_, T>,
+    ws: &mut Workspace<T>,
+) -> Evaluated {
+    match (job.count, job.split.targets()) {
+        (true, Targets::Classes(labels)) => {
+            let mut confusion = Confusion::new(classes);
+            let inputs = job.split.inputs();
+            let loss = net.evaluate_confusion(inputs, labels, ws, &mut confusion.counts);
+            (loss, Some(confusion))
+        }
+        _ => {
+            let target = target_of(task, job.split).rows(0, job.rows);
+            (net.evaluate(job.split.rows(0, job.rows), target, ws), None)
+        }
+    }
+}
+
 pub fn target_of<T: Real>(task: Task, split: &Examples<T>) -> Target<'_, T> {
     match (task, split.targets()) {
         (Task::Autoencode, _) => Target::Values(split.inputs()),
