@@ -637,7 +637,7 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
                 input layer's errors, α compensation, output check); mm = time inside the \
                 matrix products only; re-est = time inside re-estimation over the rest of the \
                 step.\n";
-    show(&foot);
+    show(foot);
     out.push_str(foot);
     Ok(out)
 }
