@@ -246,14 +246,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         _ => &saved.data.test,
     };
     let report = evaluate(&saved, &args.split, split);
-    print!("{}", text(&report));
+    crate::say_part!("{}", text(&report));
     let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
     std::fs::create_dir_all(&out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", out.display()))?;
     let json = out.join(EVAL_FILE);
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", json.display()))?;
-    println!("wrote {}", json.display());
+    crate::say!("wrote {}", json.display());
     if report.confusion.classes() > 0 {
         let png = out.join(CONFUSION_PNG);
         let title = format!(
@@ -264,11 +264,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         );
         confusion::png::write(&png, &title, &report.class_labels, &report.confusion)
             .map_err(|e| anyhow::anyhow!("cannot write the confusion picture: {e}"))?;
-        println!("wrote {}", png.display());
+        crate::say!("wrote {}", png.display());
     }
     if let Some(path) = &args.dump_outputs {
         dump(path, &saved, split)?;
-        println!("wrote {}", path.display());
+        crate::say!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -208,7 +208,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| args.dir.join(format!("model.{}", args.format.extension())));
     std::fs::write(&out, &bytes)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))?;
-    println!(
+    crate::say!(
         "wrote {} ({} tensors, {} bytes, {})",
         out.display(),
         tensors(&saved).len(),

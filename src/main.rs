@@ -246,7 +246,7 @@ fn run_background(
 ) -> anyhow::Result<ExitCode> {
     let dir = detached_dir(preset, folder, args)?;
     let run = background::start(child_args(&dir), &dir)?;
-    println!("{}", background::started_text(&run));
+    ltmlp::say!("{}", background::started_text(&run));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -333,7 +333,7 @@ fn main() -> ExitCode {
         Some(Command::Attach { dir }) => attached(&dir, Mode::Steer),
         Some(Command::Ctl { dir, command }) => ltmlp::remote::ctl::run(&dir, command),
         Some(Command::Ls { dir }) => {
-            print!(
+            ltmlp::say_part!(
                 "{}",
                 ltmlp::remote::ls::table(&ltmlp::remote::ls::scan(&dir))
             );

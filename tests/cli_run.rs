@@ -527,3 +527,33 @@ fn parallel_evaluation_changes_no_number() {
         assert_eq!(runs[0], runs[1], "monitor {monitor}");
     }
 }
+
+/// A reader that has gone away (`ltmlp eval DIR | head -c 0`) neither panics the command nor
+/// stops it before its files are written.
+#[test]
+fn a_closed_stdout_ends_no_command_early() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let trained = ltmlp(&[
+        "run",
+        "presets/tiny.toml",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+    ]);
+    assert!(trained.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+        .args(["eval", run.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pipe's read end is closed at once, before the command has loaded the run.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(run.join("eval.json").is_file());
+}

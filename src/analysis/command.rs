@@ -99,9 +99,9 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", json.display()))?;
         if value["method"] == "krylov" {
-            print!("{}", scale::table(&scale::replot(json, &text)?));
+            crate::say_part!("{}", scale::table(&scale::replot(json, &text)?));
         } else {
-            print!("{}", diagnose::table(&diagnose::replot(json)?));
+            crate::say_part!("{}", diagnose::table(&diagnose::replot(json)?));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -121,8 +121,8 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
             &options,
             a.examples,
         )?;
-        print!("{}", scale::table(&report));
-        println!(
+        crate::say_part!("{}", scale::table(&report));
+        crate::say!(
             "wrote {}/{}, densities.svg, angles-krylov.svg",
             out.display(),
             scale::KRYLOV_JSON
@@ -146,8 +146,8 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
             let options = a.krylov_options()?;
             let report =
                 scale::run_trained(preset, &a.args, &at, &variants, &out, &options, a.examples)?;
-            print!("{}", scale::table(&report));
-            println!(
+            crate::say_part!("{}", scale::table(&report));
+            crate::say!(
                 "wrote {}/{}, densities.svg, angles-krylov.svg",
                 out.display(),
                 scale::KRYLOV_JSON
@@ -170,8 +170,8 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
                 step: a.step,
             };
             let report = diagnose::run(preset, &a.args, &options)?;
-            print!("{}", diagnose::table(&report));
-            println!(
+            crate::say_part!("{}", diagnose::table(&report));
+            crate::say!(
                 "wrote {}/curvature.json, spectra.svg, angles.svg",
                 out.display()
             );

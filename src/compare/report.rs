@@ -250,8 +250,8 @@ pub fn write_report(
 /// `ltmlp report DIR`.
 pub fn report_command(dir: &Path, target: Option<f64>) -> anyhow::Result<ExitCode> {
     let files = write_report(dir, target, &[]).map_err(anyhow::Error::msg)?;
-    println!("{}", files.text);
-    println!("report: {}", files.markdown.display());
+    crate::say!("{}", files.text);
+    crate::say!("report: {}", files.markdown.display());
     Ok(ExitCode::SUCCESS)
 }
 

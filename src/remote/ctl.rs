@@ -77,12 +77,12 @@ pub fn run(dir: &Path, what: CtlCommand) -> anyhow::Result<ExitCode> {
     let command = what.command().map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(command) = command else {
         let status = client::status(dir)?;
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::say!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     };
     let steer = client::steer(dir, command, ACK_TIMEOUT)?;
     if steer.ok {
-        println!("{}", steer.message);
+        crate::say!("{}", steer.message);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("refused: {}", steer.message);

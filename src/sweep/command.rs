@@ -223,7 +223,7 @@ fn execute(
     let existed = plan.write_or_check(out)?;
     let n = plan.cells.len();
     let settings = n / (plan.seeds.len().max(1));
-    println!(
+    crate::say!(
         "{} {}: {n} cells ({} seeds × {settings} variant settings){}",
         if existed { "continuing" } else { "plan" },
         out.join(PLAN_FILE).display(),
@@ -240,7 +240,7 @@ fn execute(
         Some(Emit::Plan) => {
             let d = dir.display();
             let e = exe.display();
-            println!(
+            crate::say!(
                 "run the cells anywhere that sees this folder, then write the report:\n  \
                  seq 0 {last} | xargs -P {jobs} -I{{}} {e} run-job {d} --index {{}}\n  \
                  parallel -j {jobs} -S host1,host2 {e} run-job {d} --index {{}} ::: $(seq 0 {last})\n  \
@@ -262,7 +262,7 @@ fn execute(
                     source,
                 },
             )?;
-            println!(
+            crate::say!(
                 "wrote {}: {n} array tasks, {jobs} at a time\nsubmit with: sbatch {}",
                 path.display(),
                 path.display()
@@ -281,11 +281,11 @@ fn execute(
     }
     let interrupt = crate::headless::interrupt_flag();
     let cache = DataCache::default();
-    let log = |line: String| println!("{line}");
+    let log = |line: String| crate::say!("{line}");
     let outcomes = run_all(out, &plan, jobs, &cache, Some(Arc::clone(&interrupt)), &log);
     let files = crate::compare::write_report(out, None, &[]).map_err(anyhow::Error::msg)?;
-    println!("\n{}", files.text);
-    println!("report: {}", files.markdown.display());
+    crate::say!("\n{}", files.text);
+    crate::say!("report: {}", files.markdown.display());
     let signal = interrupt.load(Ordering::SeqCst);
     if signal != 0 {
         eprintln!("interrupted: run the same command again (same --out) to finish the sweep");
@@ -310,7 +310,7 @@ pub fn run_job(args: RunJobArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::read(&args.dir)?;
     if let Some(cell) = plan.cells.get(args.index) {
         crate::cli::set_matmul_threads(cell.config.train.threads);
-        println!(
+        crate::say!(
             "cell {} of {}: {}",
             args.index,
             plan.cells.len(),
@@ -319,7 +319,7 @@ pub fn run_job(args: RunJobArgs) -> anyhow::Result<ExitCode> {
     }
     let interrupt = crate::headless::interrupt_flag();
     let cache = DataCache::default();
-    let log = |line: String| println!("{line}");
+    let log = |line: String| crate::say!("{line}");
     let outcome = run_cell(
         &args.dir,
         &plan,
