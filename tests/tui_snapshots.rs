@@ -156,3 +156,40 @@ fn baseline_runs_say_what_does_not_apply() {
     let ab = text("ab", OptimizerKind::Sgd);
     assert!(ab.contains("a b g switch"), "{ab}");
 }
+
+/// `x` opens the confusion matrix of the latest evaluation; any key but x, q or esc leaves it.
+#[test]
+fn confusion_matrix_80x24() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let mut app = common::mid_run();
+    let mut m = common::epoch(4, 0.3);
+    m.confusion = Some(Box::new(common::confusion()));
+    app.on_event(ltmlp::train::Event::Epoch(Box::new(m)));
+    app.on_key(key('x'));
+    assert!(app.confusion_view);
+    app.on_key(key('w'));
+    assert!(app.confusion_view, "keys never act behind the popup");
+    insta::assert_snapshot!(render(&app, 80, 24));
+    app.on_key(key('x'));
+    assert!(!app.confusion_view);
+}
+
+/// A regression run's `x` says there is no confusion matrix, and why.
+#[test]
+fn confusion_key_on_a_regression_run_80x24() {
+    use ltmlp::preset::Task;
+    use ltmlp::train::Event;
+    let mut app = App::new(ltmlp::net::Flags::NONE);
+    app.on_event(Event::Started(ltmlp::train::RunInfo {
+        classify: false,
+        task: Some(Task::Regress),
+        topology: "8-16-16-1(linear)".into(),
+        ..common::info()
+    }));
+    app.on_event(Event::Epoch(Box::new(common::epoch(1, 0.4))));
+    app.confusion_view = true;
+    let screen = render(&app, 80, 24);
+    assert!(screen.to_string().contains("regression run"), "{screen:?}");
+    insta::assert_snapshot!(screen);
+}

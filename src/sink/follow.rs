@@ -44,6 +44,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         out_dir: Some(dir.display().to_string()),
         monitor: p.data.monitor,
         optimizer: p.train.optimizer,
+        task: Some(p.model.task),
     };
     let (tx, rx) = unbounded();
     let dir = dir.to_owned();

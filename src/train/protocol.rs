@@ -124,6 +124,22 @@ pub struct RunInfo {
     pub monitor: Monitor,
     #[serde(default)]
     pub optimizer: crate::preset::OptimizerKind,
+    /// What the network learns (absent from older peers: then `classify` tells the
+    /// classifiers apart, and the rest count as autoencoders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::preset::Task>,
+}
+
+impl RunInfo {
+    /// The run's task, also from an older peer that did not send it.
+    pub fn task(&self) -> crate::preset::Task {
+        use crate::preset::Task;
+        self.task.unwrap_or(if self.classify {
+            Task::Classify
+        } else {
+            Task::Autoencode
+        })
+    }
 }
 
 /// A live update, sent at most every few hundred milliseconds.

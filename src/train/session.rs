@@ -789,6 +789,7 @@ impl<T: StateKind> Driver<T> {
             precision: T::NAME.to_string(),
             monitor: p.data.monitor,
             optimizer: p.train.optimizer,
+            task: Some(p.model.task),
             out_dir: self
                 .options
                 .out_dir

@@ -8,6 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
 use super::health::{self, Alert};
 use super::keymap::{self, KeyAction, LEARNING_RATE_FACTOR};
+use crate::confusion::EpochConfusion;
 use crate::net::Flags;
 use crate::stats::LayerStats;
 use crate::train::protocol::TransformCause;
@@ -137,6 +138,10 @@ pub struct App {
     pub log_scale: bool,
     pub marker: ChartMarker,
     pub help: bool,
+    /// The confusion-matrix popup (`x`) is open.
+    pub confusion_view: bool,
+    /// The matrices of the latest evaluation that had them, and its epoch.
+    pub confusion: Option<(usize, EpochConfusion)>,
     pub confirm_quit: bool,
     /// A viewer that only watches (`ltmlp watch`): no steering keys.
     pub read_only: bool,
@@ -189,6 +194,8 @@ impl App {
             log_scale: false,
             marker: ChartMarker::Braille,
             help: false,
+            confusion_view: false,
+            confusion: None,
             confirm_quit: false,
             read_only: false,
             tunables: Vec::new(),
@@ -213,9 +220,14 @@ impl App {
         SMOOTHING_STEPS[self.smoothing.min(SMOOTHING_STEPS.len() - 1)]
     }
 
-    /// Whether a popup (help, quit question, filter input, settings) takes the keys.
+    /// Whether a popup (help, confusion matrix, quit question, filter input, settings) takes
+    /// the keys.
     pub fn popup_open(&self) -> bool {
-        self.help || self.confirm_quit || self.filter_input.is_some() || self.settings.is_some()
+        self.help
+            || self.confusion_view
+            || self.confirm_quit
+            || self.filter_input.is_some()
+            || self.settings.is_some()
     }
 
     /// Forgets the run's picture (the viewer fell behind and gets it again from the start);
@@ -519,6 +531,11 @@ impl App {
             }
         }
         self.flags = m.flags;
+        if let Some(c) = m.confusion {
+            if self.confusion.as_ref().is_none_or(|(e, _)| m.epoch >= *e) {
+                self.confusion = Some((m.epoch, *c));
+            }
+        }
         self.advance_to(m.iteration);
         if let Some(p) = self.progress.as_mut() {
             if p.iteration == m.iteration {
@@ -639,6 +656,12 @@ impl App {
             // Keys never act behind the popup: only its own keys close it.
             if matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q')) {
                 self.help = false;
+            }
+            return None;
+        }
+        if self.confusion_view {
+            if matches!(key.code, KeyCode::Esc | KeyCode::Char('x' | 'q')) {
+                self.confusion_view = false;
             }
             return None;
         }
@@ -793,6 +816,7 @@ impl App {
             KeyAction::Settings => self.push_log(None, LogKind::Info, "training is over"),
             KeyAction::Detach => return Some(Action::Quit),
             KeyAction::Help => self.help = !self.help,
+            KeyAction::Confusion => self.confusion_view = !self.confusion_view,
             KeyAction::Quit => {
                 if training {
                     self.confirm_quit = true;

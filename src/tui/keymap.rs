@@ -31,6 +31,7 @@ pub enum KeyAction {
     Chart,
     LogScale,
     Marker,
+    Confusion,
     Settings,
     Detach,
     Help,
@@ -213,6 +214,13 @@ pub const KEYS: &[KeyBinding] = &[
         short: "detach",
         description: "detach: close the dashboard and leave the run training (ltmlp attach)",
         steers: true,
+    },
+    KeyBinding {
+        keys: &[(KeyCode::Char('x'), KeyAction::Confusion)],
+        label: "x",
+        short: "confusion",
+        description: "confusion matrix of the monitored split at the latest evaluation",
+        steers: false,
     },
     KeyBinding {
         keys: &[(KeyCode::Char('?'), KeyAction::Help)],

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod compare;
+pub mod confusion;
 pub mod footer;
 pub mod health;
 pub mod help;

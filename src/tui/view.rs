@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::App;
-use super::{footer, help, layers, log, loss, settings, status, transforms, units};
+use super::{confusion, footer, help, layers, log, loss, settings, status, transforms, units};
 
 /// Smallest usable terminal: below this a message replaces the dashboard.
 pub const MIN_WIDTH: u16 = 60;
@@ -63,6 +63,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
     footer::draw(frame, footer_area, app);
     if app.help {
         help::draw(frame, area, app.read_only);
+    } else if app.confusion_view {
+        confusion::draw(frame, area, app);
     } else if app.confirm_quit {
         confirm_quit(frame, area, app.read_only);
     } else if app.settings.is_some() {

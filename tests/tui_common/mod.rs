@@ -28,6 +28,7 @@ pub fn info() -> RunInfo {
         out_dir: Some("runs/default-ab-test".into()),
         monitor: Default::default(),
         optimizer: Default::default(),
+        task: None,
     }
 }
 
@@ -211,4 +212,22 @@ pub fn overfitting() -> App {
         app.on_event(Event::Epoch(Box::new(m)));
     }
     app
+}
+
+/// A 10-class confusion matrix of 1,014 validation examples: mostly right, with the
+/// confusions a digit classifier makes (4 → 9, 3 → 5, 7 → 1).
+pub fn confusion() -> ltmlp::confusion::EpochConfusion {
+    let mut m = ltmlp::confusion::Confusion::new(10);
+    for (t, row) in m.counts.iter_mut().enumerate() {
+        row[t] = 90 + t;
+        row[(t + 3) % 10] = 10 - t;
+    }
+    m.counts[4][9] += 7;
+    m.counts[3][5] += 4;
+    m.counts[7][1] += 3;
+    ltmlp::confusion::EpochConfusion {
+        labels: (0..10).collect(),
+        validation: m.clone(),
+        test: m,
+    }
 }
