@@ -1,6 +1,7 @@
 //! The export round trip on a run trained here: every tensor of the safetensors and npz files
 //! equals the checkpoint's parameters, `eval` agrees with the run's own test figures, and (when
-//! numpy is installed) scripts/check_export.py rebuilds the network and matches ltmlp's outputs.
+//! numpy is installed) scripts/check_export.py rebuilds the network and matches ltmlp's outputs,
+//! as scripts/check_export_torch.py does in PyTorch when torch is installed.
 
 use std::path::Path;
 use std::process::Command;
@@ -159,6 +160,7 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
         report.error.unwrap()
     );
 
+    check_with_torch(&run);
     let numpy = Command::new("python3")
         .args(["-c", "import numpy"])
         .status();
@@ -169,6 +171,32 @@ fn export_holds_every_parameter_and_eval_matches_the_run() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export.py");
     for model in ["model.safetensors", "model.npz"] {
         let out = Command::new("python3")
+            .arg(&script)
+            .arg(run.join(model))
+            .arg(run.join("outputs.npz"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("OK"),
+            "{model}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// scripts/check_export_torch.py on both exports, when a Python with torch is at hand:
+/// `$LTMLP_TORCH_PYTHON` if set, else `python3`; the suite never needs torch.
+fn check_with_torch(run: &Path) {
+    let python = std::env::var("LTMLP_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let torch = Command::new(&python).args(["-c", "import torch"]).status();
+    if !matches!(torch, Ok(s) if s.success()) {
+        println!("skipped the PyTorch check: {python} cannot import torch");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export_torch.py");
+    for model in ["model.safetensors", "model.npz"] {
+        let out = Command::new(&python)
             .arg(&script)
             .arg(run.join(model))
             .arg(run.join("outputs.npz"))
