@@ -72,9 +72,33 @@ impl Background {
 }
 
 impl Drop for Background {
+    /// Stops the run and waits for its process to exit before the folder is removed: a run
+    /// whose folder vanished while it wrote its last files would wait to write them forever.
     fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("run.lock"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
         if self.dir.join("control.sock").exists() {
             let _ = self.ctl(&["stop"]);
+        }
+        let Some(pid) = pid else { return };
+        // A zombie (exited, not yet reaped by whoever adopted it) counts as gone.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let start = Instant::now();
+        while alive() && start.elapsed() < TIMEOUT {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
 }
