@@ -320,3 +320,40 @@ fn a_client_of_another_uid_is_refused() {
     );
     assert_eq!(run.status()["state"], "running");
 }
+
+/// A run whose folder is deleted under it (here while paused) cannot write its last files;
+/// SIGTERM still ends it: the endpoint's acceptor is woken without the vanished socket file.
+#[test]
+fn a_run_whose_folder_vanished_still_ends_on_sigterm() {
+    let run = Background::start(&["--set", "train.epochs=100000"]);
+    let out = run.ctl(&["pause"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid: u32 = std::fs::read_to_string(run.dir.join("run.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::remove_dir_all(&run.dir).unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let start = Instant::now();
+    while !gone() {
+        if start.elapsed() > TIMEOUT {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the run ignored SIGTERM after its folder vanished");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -124,10 +124,10 @@ pub fn start(
             .name("ltmlp-accept".into())
             .spawn(move || {
                 for stream in listener.incoming() {
-                    let Ok(stream) = stream else { continue };
                     if acceptor.lock().ended {
                         break;
                     }
+                    let Ok(stream) = stream else { continue };
                     serve(Arc::clone(&acceptor), stream);
                 }
             })
@@ -137,14 +137,26 @@ pub fn start(
         .spawn(move || {
             fan_out(&shared, events, local_tx);
             shared.lock().ended = true;
-            // Wake the acceptor so that it sees the end; then the socket goes.
+            // Wake the acceptor so that it sees the end; then the socket goes. Connecting
+            // needs the socket file, which is gone when the run folder was deleted; shutting
+            // the listener down wakes a blocked accept in any case.
             let _ = UnixStream::connect(dir_socket(&bound));
+            wake_acceptor(&bound.listener);
             if let Ok(Ok(t)) = accepting {
                 let _ = t.join();
             }
             drop(bound);
         });
     (local_rx, thread.ok().map(|t| Hub { thread: Some(t) }))
+}
+
+/// Makes a blocked `accept` on `listener` (and on its clones) return at once.
+fn wake_acceptor(listener: &std::os::unix::net::UnixListener) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: shutdown(2) on a file descriptor this listener owns; it changes no memory.
+    unsafe {
+        libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
+    }
 }
 
 fn dir_socket(bound: &Bound) -> PathBuf {
