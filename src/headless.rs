@@ -50,15 +50,21 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
         format!("{v:>6.decimals$}")
     };
     let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" {:>6}", format!("{e:.2}%")));
+    // Regression: the losses are mean squared errors, each followed by its split's R².
+    let r2 = |pick: fn(&crate::train::protocol::SplitR2) -> f64| {
+        m.r2.as_ref()
+            .map_or(String::new(), |r| format!(" R² {:>4.2}", pick(r)))
+    };
     let collapsed =
         m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>() / m.layers.len().max(1) as f64;
     // With the test set monitored, validation and test are one split: print it once.
     let held_out = match info.monitor {
         Monitor::Test => String::new(),
         Monitor::Validation => format!(
-            " valid {}{}",
+            " valid {}{}{}",
             loss(m.validation_loss),
-            pct(m.validation_error)
+            pct(m.validation_error),
+            r2(|r| r.validation)
         ),
     };
     let test_label = match info.monitor {
@@ -67,13 +73,15 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
     };
     let digits = info.epochs.to_string().len();
     format!(
-        "ep {:>digits$}/{} train {}{}{held_out} {test_label} {}{} lr {:<6} {} coll {:>4.1}% {:>4.0}s",
+        "ep {:>digits$}/{} train {}{}{}{held_out} {test_label} {}{}{} lr {:<6} {} coll {:>4.1}% {:>4.0}s",
         m.epoch,
         info.epochs,
         loss(m.train_loss),
         pct(m.train_error),
+        r2(|r| r.train),
         loss(m.test_loss),
         pct(m.test_error),
+        r2(|r| r.test),
         rate(m.learning_rate),
         m.flags.label(),
         100.0 * collapsed,

@@ -557,3 +557,54 @@ fn a_closed_stdout_ends_no_command_early() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(run.join("eval.json").is_file());
 }
+
+/// A regression run's epoch lines give each split's mean squared error with its R² (and no
+/// error percentages), within 100 columns.
+#[test]
+fn regression_epoch_lines_show_r2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..200 {
+        let (a, b) = (
+            (i * 37 % 101) as f64 / 50.0 - 1.0,
+            (i * 59 % 97) as f64 / 48.0 - 1.0,
+        );
+        csv += &format!("{a},{b},{}\n", 2.0 * a - b);
+    }
+    std::fs::write(tmp.path().join("r.csv"), csv).unwrap();
+    let preset = format!(
+        "name = \"r\"\nvariant = \"ab\"\n[data]\nsource = \"{}\"\nstandardize = true\n\
+         [model]\ntask = \"regress\"\nhidden = [6]\n[train]\nepochs = 3\nbatch_size = 20\n\
+         learning_rate = 0.05\n",
+        tmp.path().join("r.csv").display()
+    );
+    std::fs::write(tmp.path().join("r.toml"), preset).unwrap();
+    let out = ltmlp(&[
+        "run",
+        tmp.path().join("r.toml").to_str().unwrap(),
+        "--out",
+        tmp.path().join("run").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ep ")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in lines {
+        assert_eq!(line.matches(" R² ").count(), 3, "{line}");
+        assert!(
+            !line
+                .split_whitespace()
+                .any(|w| w.ends_with('%') && w != "0.0%"),
+            "{line}"
+        );
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
