@@ -193,3 +193,29 @@ fn confusion_key_on_a_regression_run_80x24() {
     assert!(screen.to_string().contains("regression run"), "{screen:?}");
     insta::assert_snapshot!(screen);
 }
+
+/// A regression run's loss panel says its losses are mean squared errors; a classifier's
+/// does not.
+#[test]
+fn regression_loss_panel_names_mse() {
+    use ltmlp::preset::Task;
+    use ltmlp::train::Event;
+    let mut app = App::new(ltmlp::net::Flags::NONE);
+    app.on_event(Event::Started(ltmlp::train::RunInfo {
+        classify: false,
+        task: Some(Task::Regress),
+        topology: "8-16-16-1(linear)".into(),
+        ..common::info()
+    }));
+    for epoch in 1..=6 {
+        app.on_event(Event::Progress(common::progress(50 * epoch as u64, 0.5)));
+        app.on_event(Event::Epoch(Box::new(common::epoch(
+            epoch,
+            0.5 / epoch as f64,
+        ))));
+    }
+    let screen = format!("{:?}", render(&app, 120, 40));
+    assert!(screen.contains("Loss (MSE) · "), "{screen}");
+    let classifier = format!("{:?}", render(&common::mid_run(), 120, 40));
+    assert!(!classifier.contains("MSE"), "{classifier}");
+}

@@ -189,6 +189,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
+/// A regression run's losses are mean squared errors, which the panel says.
+fn regression(app: &App) -> bool {
+    app.info.as_ref().map(|i| i.task()) == Some(crate::preset::Task::Regress)
+}
+
 fn sparklines(frame: &mut Frame, area: Rect, app: &App) {
     let span = window(app);
     let log = app.log_scale;
@@ -198,7 +203,8 @@ fn sparklines(frame: &mut Frame, area: Rect, app: &App) {
         format!(", scale {}–{}", label_value(lo, log), label_value(hi, log))
     });
     let block = panel(format!(
-        "Loss · {}{scale_text}{}",
+        "Loss{} · {}{scale_text}{}",
+        if regression(app) { " (MSE)" } else { "" },
         window_label(app),
         if log { ", log" } else { "" }
     ));
@@ -399,9 +405,11 @@ fn chart(frame: &mut Frame, area: Rect, app: &App) {
     for s in Series::ALL {
         title.push(Span::styled(format!("━ {} ", s.name()), s.style()));
     }
+    let regress = regression(app);
     title.push(Span::raw(format!(
-        "· x: epoch, {}{} ",
+        "· x: epoch, {}{}{} ",
         window_label(app),
+        if regress { ", y: MSE" } else { "" },
         if log { ", log y" } else { "" }
     )));
     let (x0, x1) = (span.0 as f64 / per_epoch, span.1 as f64 / per_epoch);
