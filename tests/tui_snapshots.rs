@@ -4,6 +4,7 @@
 mod tui_common;
 use tui_common as common;
 
+use ltmlp::train::Event;
 use ltmlp::tui::{view, App};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -175,18 +176,22 @@ fn confusion_matrix_80x24() {
     assert!(!app.confusion_view);
 }
 
-/// A regression run's `x` says there is no confusion matrix, and why.
-#[test]
-fn confusion_key_on_a_regression_run_80x24() {
-    use ltmlp::preset::Task;
-    use ltmlp::train::Event;
+/// A dashboard on a regression run that has started.
+fn regression_run() -> App {
     let mut app = App::new(ltmlp::net::Flags::NONE);
-    app.on_event(Event::Started(ltmlp::train::RunInfo {
+    app.on_event(ltmlp::train::Event::Started(ltmlp::train::RunInfo {
         classify: false,
-        task: Some(Task::Regress),
+        task: Some(ltmlp::preset::Task::Regress),
         topology: "8-16-16-1(linear)".into(),
         ..common::info()
     }));
+    app
+}
+
+/// A regression run's `x` says there is no confusion matrix, and why.
+#[test]
+fn confusion_key_on_a_regression_run_80x24() {
+    let mut app = regression_run();
     app.on_event(Event::Epoch(Box::new(common::epoch(1, 0.4))));
     app.confusion_view = true;
     let screen = render(&app, 80, 24);
@@ -198,15 +203,7 @@ fn confusion_key_on_a_regression_run_80x24() {
 /// does not.
 #[test]
 fn regression_loss_panel_names_mse() {
-    use ltmlp::preset::Task;
-    use ltmlp::train::Event;
-    let mut app = App::new(ltmlp::net::Flags::NONE);
-    app.on_event(Event::Started(ltmlp::train::RunInfo {
-        classify: false,
-        task: Some(Task::Regress),
-        topology: "8-16-16-1(linear)".into(),
-        ..common::info()
-    }));
+    let mut app = regression_run();
     for epoch in 1..=6 {
         app.on_event(Event::Progress(common::progress(50 * epoch as u64, 0.5)));
         app.on_event(Event::Epoch(Box::new(common::epoch(
