@@ -83,8 +83,9 @@ pub struct Trainer<T: Real> {
     /// (made at the first such evaluation, with `eval_ws`'s capacity so that every split is cut
     /// into the same chunks and sums to the same bits as one after another).
     side_ws: Vec<Workspace<T>>,
-    /// Evaluate the three splits at the end of an epoch on three threads (`train.parallel_evaluation`
-    /// while the matrix products use one thread and the machine has a second core).
+    /// Evaluate the three splits at the end of an epoch on three threads
+    /// (`train.parallel_evaluation`, while the matrix products use one thread and the machine
+    /// has a second core).
     parallel_evaluation: bool,
     moments: Moments,
     order: BatchOrder,
@@ -768,7 +769,6 @@ impl<T: Real> Trainer<T> {
     }
 }
 
-/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own inputs.
 /// One split of the end-of-epoch evaluation: its first `rows` examples, and whether to count
 /// its confusion matrix (whole labelled splits only).
 #[derive(Clone, Copy)]
@@ -804,6 +804,7 @@ fn evaluate_split<T: Real>(
     }
 }
 
+/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own inputs.
 pub fn target_of<T: Real>(task: Task, split: &Examples<T>) -> Target<'_, T> {
     match (task, split.targets()) {
         (Task::Autoencode, _) => Target::Values(split.inputs()),
