@@ -513,18 +513,9 @@ impl<T: Real> Network<T> {
         target: Target<T>,
         ws: &mut Workspace<T>,
     ) -> BatchLoss {
-        let mut total = BatchLoss::default();
-        let chunk = ws.capacity().max(1);
-        let n = inputs.nrows();
-        let mut start = 0;
-        while start < n {
-            let end = (start + chunk).min(n);
-            let batch = inputs.slice(s![start..end, ..]);
-            self.forward(batch, ws);
-            total.add(self.output_delta(target.rows(start, end), ws));
-            start = end;
-        }
-        total
+        self.evaluate_in_chunks(inputs, ws, |start, end, ws| {
+            self.output_delta(target.rows(start, end), ws)
+        })
     }
 
     /// [`Network::evaluate`] against class labels that also counts each (true, predicted)
@@ -536,14 +527,8 @@ impl<T: Real> Network<T> {
         ws: &mut Workspace<T>,
         confusion: &mut [Vec<usize>],
     ) -> BatchLoss {
-        let mut total = BatchLoss::default();
-        let chunk = ws.capacity().max(1);
-        let n = inputs.nrows();
-        let mut start = 0;
-        while start < n {
-            let end = (start + chunk).min(n);
-            self.forward(inputs.slice(s![start..end, ..]), ws);
-            total.add(self.output_delta(Target::Labels(&labels[start..end]), ws));
+        self.evaluate_in_chunks(inputs, ws, |start, end, ws| {
+            let loss = self.output_delta(Target::Labels(&labels[start..end]), ws);
             let y = ws.y[self.depth()].slice(s![..end - start, ..]);
             for (row, &label) in y.outer_iter().zip(&labels[start..end]) {
                 let predicted = argmax(row.iter().map(|v| v.f64()));
@@ -554,6 +539,26 @@ impl<T: Real> Network<T> {
                     *count += 1;
                 }
             }
+            loss
+        })
+    }
+
+    /// The forward pass over `inputs` in chunks of the workspace's capacity, summing what
+    /// `chunk_loss` makes of each chunk's rows `start..end` (their outputs are in `ws`).
+    fn evaluate_in_chunks(
+        &self,
+        inputs: ArrayView2<T>,
+        ws: &mut Workspace<T>,
+        mut chunk_loss: impl FnMut(usize, usize, &mut Workspace<T>) -> BatchLoss,
+    ) -> BatchLoss {
+        let mut total = BatchLoss::default();
+        let chunk = ws.capacity().max(1);
+        let n = inputs.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            self.forward(inputs.slice(s![start..end, ..]), ws);
+            total.add(chunk_loss(start, end, ws));
             start = end;
         }
         total
