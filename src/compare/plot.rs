@@ -81,9 +81,34 @@ pub fn write_plot(
     draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), spec)
         .map_err(|e| format!("{}: {e}", svg.display()))?;
     let png = dir.join(format!("{stem}.png"));
-    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), spec)
-        .map_err(|e| format!("{}: {e}", png.display()))?;
+    write_png(&png, SIZE, |root| draw(root, spec))?;
     Ok([svg, png])
+}
+
+/// Draws with `draw` on a bitmap of `size` pixels and writes it to `path` as a PNG (atomically).
+/// The pixels go through the `png` crate: plotters' own file encoder would build the whole
+/// `image` crate into the binary for this one format.
+pub(crate) fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut pixels = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        draw(root.clone()).map_err(|e| at(&e))?;
+        root.present().map_err(|e| at(&e))?;
+    }
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, size.0, size.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&pixels))
+        .map_err(|e| at(&e))?;
+    crate::sink::files::write_atomic(path, &bytes).map_err(|e| at(&e))
 }
 
 /// The data range of some values, padded; `log` keeps it positive. A log axis only gets

@@ -56,10 +56,9 @@ pub fn write(
         return Err(format!("{}: no classes to draw", path.display()));
     }
     crate::compare::plot::register_font();
-    let root = BitMapBackend::new(path, size(confusion.classes())).into_drawing_area();
-    draw(&root, title, labels, confusion).map_err(|e| format!("{}: {e}", path.display()))?;
-    root.present()
-        .map_err(|e| format!("{}: {e}", path.display()))
+    crate::compare::plot::write_png(path, size(confusion.classes()), |root| {
+        draw(&root, title, labels, confusion)
+    })
 }
 
 fn draw<DB: DrawingBackend>(
