@@ -411,9 +411,8 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         });
     }
     let cut = all.len() - validation_size;
-    let mut train = all.slice(0, cut);
-    let mut validation = all.slice(cut, all.len());
-    drop(all);
+    let mut train = all;
+    let mut validation = train.split_off(cut);
     let mut test = Examples::new(
         decode::<T>(&raw.test, n_test, prep, width_out),
         targets(&raw.test, n_test, prep.targets, &class_labels)?,
