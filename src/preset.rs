@@ -293,8 +293,8 @@ pub struct TrainSection {
     #[serde(default = "default_train_eval")]
     pub train_eval_size: usize,
     /// Evaluate the training, validation and test splits side by side, one thread each, while
-    /// the matrix products use one thread and the machine has a second core (the numbers are
-    /// the same either way).
+    /// the matrix products use one thread and the machine has two cores per run trained at
+    /// once (a sweep's `--jobs`); the numbers are the same either way.
     #[serde(default = "default_parallel_evaluation")]
     pub parallel_evaluation: bool,
     /// Stop after this many seconds of training steps (evaluation not counted), with a final

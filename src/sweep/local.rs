@@ -25,8 +25,10 @@ pub fn run_all(
             .as_ref()
             .is_some_and(|f| f.load(Ordering::SeqCst) != 0)
     };
+    let workers = jobs.clamp(1, plan.cells.len().max(1));
+    crate::train::trainer::set_concurrent_runs(workers);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, plan.cells.len().max(1)) {
+        for _ in 0..workers {
             scope.spawn(|| loop {
                 if stopped() {
                     break;

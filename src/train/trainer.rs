@@ -2,6 +2,7 @@
 //! scheduled re-estimation of α, β, γ, backward pass, SGD step, epoch evaluation and
 //! statistics. It knows nothing about threads or terminals; `session` drives it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -84,8 +85,7 @@ pub struct Trainer<T: Real> {
     /// into the same chunks and sums to the same bits as one after another).
     side_ws: Vec<Workspace<T>>,
     /// Evaluate the three splits at the end of an epoch on three threads
-    /// (`train.parallel_evaluation`, while the matrix products use one thread and the machine
-    /// has a second core).
+    /// (`train.parallel_evaluation`, when [`evaluation_has_a_free_core`]).
     parallel_evaluation: bool,
     moments: Moments,
     order: BatchOrder,
@@ -122,6 +122,22 @@ pub struct Trainer<T: Real> {
     /// (epoch-end and on-demand re-estimations are outside `train_seconds`).
     pub reestimate_seconds: f64,
     pub examples_seen: u64,
+}
+
+/// Runs training at once in this process (a sweep's `--jobs`), for the evaluation's core budget.
+static CONCURRENT_RUNS: AtomicUsize = AtomicUsize::new(1);
+
+/// Declares how many runs this process trains at once (a sweep's local workers: `--jobs`).
+pub fn set_concurrent_runs(runs: usize) {
+    CONCURRENT_RUNS.store(runs.max(1), Ordering::Relaxed);
+}
+
+/// Whether the side-by-side evaluation has a core to itself: the products use one thread and
+/// the machine has at least two cores per run trained at once. With `--jobs` equal to the
+/// cores, three evaluation threads per run would crowd the other runs' training steps.
+fn evaluation_has_a_free_core(threads: usize) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads == 1 && cores >= 2 * CONCURRENT_RUNS.load(Ordering::Relaxed)
 }
 
 impl<T: Real> Trainer<T> {
@@ -169,8 +185,7 @@ impl<T: Real> Trainer<T> {
             eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
             side_ws: Vec::new(),
             parallel_evaluation: p.train.parallel_evaluation
-                && p.train.threads == 1
-                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+                && evaluation_has_a_free_core(p.train.threads),
             moments: Moments::new(&net),
             order: BatchOrder::new(data.train.len(), p.data.shuffle, seed),
             noise_rng: Pcg64Mcg::seed_from_u64(seed ^ 0x0000_0015_e000),
@@ -819,4 +834,20 @@ fn largest_difference<T: Real>(before: ArrayView2<T>, after: ArrayView2<T>) -> f
         .iter()
         .zip(after.iter())
         .fold(0.0f64, |m, (a, b)| m.max((a.f64() - b.f64()).abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sweep with as many jobs as cores leaves no core for side-by-side evaluation.
+    #[test]
+    fn evaluation_leaves_the_cores_to_concurrent_runs() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        set_concurrent_runs(cores);
+        assert!(!evaluation_has_a_free_core(1));
+        set_concurrent_runs(1);
+        assert_eq!(evaluation_has_a_free_core(1), cores >= 2);
+        assert!(!evaluation_has_a_free_core(2));
+    }
 }
