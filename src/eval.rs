@@ -116,7 +116,7 @@ pub fn outputs(net: &Network<f64>, split: &Examples<f64>) -> Array2<f64> {
     let mut start = 0;
     while start < split.len() {
         let end = (start + CHUNK).min(split.len());
-        net.forward(split.rows(start, end), &mut ws);
+        net.forward(split.rows(start, end).view(), &mut ws);
         out.slice_mut(ndarray::s![start..end, ..])
             .assign(&ws.output());
         start = end;
@@ -127,9 +127,10 @@ pub fn outputs(net: &Network<f64>, split: &Examples<f64>) -> Array2<f64> {
 /// Evaluates `split` of a saved run.
 pub fn evaluate(run: &SavedRun, split_name: &str, split: &Examples<f64>) -> EvalReport {
     let task = run.resolved.preset.model.task;
-    let target = crate::train::trainer::target_of(task, split);
+    let mut decoded = None;
+    let target = crate::train::trainer::target_of(task, split, &mut decoded);
     let mut ws = Workspace::new(&run.net.topology, CHUNK);
-    let loss = run.net.evaluate(split.inputs(), target, &mut ws);
+    let loss = run.net.evaluate(split, target, &mut ws);
     let outputs_per_value = run.net.topology.size(run.net.depth()) as f64;
     let mut report = EvalReport {
         split: split_name.to_string(),
@@ -201,7 +202,7 @@ pub fn text(report: &EvalReport) -> String {
 /// `outputs` and `targets` (class indices or values).
 pub fn dump(path: &Path, run: &SavedRun, split: &Examples<f64>) -> anyhow::Result<()> {
     let norm = &run.data.normalisation;
-    let mut decoded = split.inputs().to_owned();
+    let mut decoded = split.inputs().into_owned();
     for mut row in decoded.outer_iter_mut() {
         for (j, v) in row.iter_mut().enumerate() {
             *v = *v * norm.std[j] + norm.mean[j];

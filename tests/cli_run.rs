@@ -604,3 +604,67 @@ fn regression_epoch_lines_show_r2() {
         );
     }
 }
+
+/// Pixels held as bytes and decoded when read give the numbers of pixels decoded once to
+/// floats: plain, centred and standardised inputs, and an autoencoder whose targets are its
+/// inputs.
+#[test]
+fn byte_storage_changes_no_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strip = |dir: &Path| -> Vec<Value> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut record: Value = serde_json::from_str(line).unwrap();
+                for timed in ["elapsed_seconds", "examples_per_second", "wall"] {
+                    record.as_object_mut().unwrap().remove(timed);
+                }
+                record
+            })
+            .collect()
+    };
+    let settings: [&[&str]; 4] = [
+        &["data.zero_mean=false"],
+        &["data.zero_mean=true"],
+        &["data.standardize=true"],
+        &[
+            "model.task=\"autoencode\"",
+            "model.hidden=[20,5,20]",
+            "train.learning_rate=0.001",
+        ],
+    ];
+    for (case, extra) in settings.iter().enumerate() {
+        let mut runs = Vec::new();
+        for bytes in ["true", "false"] {
+            let dir = tmp.path().join(format!("{case}-{bytes}"));
+            let mut args = vec![
+                "run".to_string(),
+                "presets/tiny.toml".into(),
+                "--out".into(),
+                dir.to_str().unwrap().into(),
+            ];
+            for set in [
+                "train.epochs=2",
+                "data.downsample=1",
+                "data.train_limit=2000",
+                &format!("data.byte_storage={bytes}"),
+            ]
+            .iter()
+            .chain(extra.iter())
+            {
+                args.extend(["--set".to_string(), set.to_string()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = ltmlp(&args);
+            assert!(
+                out.status.success(),
+                "{extra:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            runs.push(strip(&dir));
+        }
+        assert_eq!(runs[0].len(), 2, "{extra:?}");
+        assert_eq!(runs[0], runs[1], "{extra:?}");
+    }
+}

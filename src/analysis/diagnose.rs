@@ -366,7 +366,7 @@ pub fn measure(
     grad.compute(net, xb.view(), lb, &mut g);
     let mut ws = crate::net::Workspace::new(&net.topology, 1000);
     let train_error = net
-        .evaluate(x.view(), crate::net::Target::Labels(labels), &mut ws)
+        .evaluate(&x.view(), crate::net::Target::Labels(labels), &mut ws)
         .error_percent();
     let mut h = hessian_fd(net, x.view(), labels, step);
     let hessian_asymmetry = asymmetry(&h);

@@ -112,13 +112,13 @@ fn curvature_examples<T: Real>(
     limit: usize,
 ) -> (Array2<f64>, Vec<crate::data::Class>) {
     let rows = data.train.len().min(limit);
-    let x = data.train.inputs().slice(s![..rows, ..]).mapv(|v| v.f64());
+    let x = data.train.rows(0, rows).mapv(|v| v.f64());
     (x, data.train.class_indices()[..rows].to_vec())
 }
 
 fn error_percent(net: &Network<f64>, x: &Array2<f64>, labels: &[crate::data::Class]) -> f64 {
     let mut ws = crate::net::Workspace::new(&net.topology, 1000.min(x.nrows()).max(1));
-    net.evaluate(x.view(), crate::net::Target::Labels(labels), &mut ws)
+    net.evaluate(&x.view(), crate::net::Target::Labels(labels), &mut ws)
         .error_percent()
 }
 
@@ -375,11 +375,7 @@ fn inputs<T: Real>(
     // The rule of the dense method's `next_minibatch`, without converting the whole set.
     let first = (iteration as usize * batch) % n;
     let idx: Vec<usize> = (0..batch).map(|i| (first + i) % n).collect();
-    let xb = d
-        .train
-        .inputs()
-        .select(ndarray::Axis(0), &idx)
-        .mapv(|v| v.f64());
+    let xb = d.train.select(&idx).inputs().mapv(|v| v.f64());
     let lb = idx.iter().map(|&i| d.train.class_indices()[i]).collect();
     (x, labels, xb, lb)
 }

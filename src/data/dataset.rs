@@ -3,7 +3,7 @@
 //! (counted from the training split), the held-out validation slice, and per-feature centring
 //! or standardisation with statistics from the training split only.
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
 
 use super::examples::{Class, Examples, LengthMismatch, Targets};
 use super::source::{RawData, RawInputs, RawSplit, RawTargets};
@@ -47,6 +47,8 @@ pub struct Preprocess {
     /// Monitor the test set: it also serves as the validation split (no examples held out).
     pub monitor_test: bool,
     pub targets: TargetKind,
+    /// Hold 8-bit inputs that need no pooling or grayscale as bytes, decoded when read.
+    pub byte_storage: bool,
 }
 
 /// The affine map applied to every decoded input row: x ← (x − mean) / std, per feature.
@@ -102,7 +104,7 @@ impl<T: Real> Dataset<T> {
                 }
                 Targets::Values(v) => v.iter().for_each(|x| h.update(&x.f64().to_le_bytes())),
             }
-            for v in split.inputs().rows().into_iter().take(ROWS).flatten() {
+            for v in split.rows(0, ROWS.min(split.len())).iter() {
                 h.update(&v.f64().to_le_bytes());
             }
         }
@@ -229,6 +231,36 @@ fn plan(
     Ok((shape, notes.join(", ")))
 }
 
+/// The first `count` examples of `split` with `targets`: their bytes kept as they are where
+/// they decode one to one (8-bit pixels, no pooling or grayscale) and the options allow it,
+/// else decoded to values.
+fn examples<T: Real>(
+    split: &RawSplit,
+    count: usize,
+    prep: &Preprocess,
+    width_out: usize,
+    targets: Targets<T>,
+) -> Result<Examples<T>, LengthMismatch> {
+    let pooled = prep.downsample > 1 || prep.grayscale;
+    match &split.inputs {
+        RawInputs::Bytes(b) if prep.byte_storage && !pooled && split.width() == width_out => {
+            let bytes = Array2::from_shape_vec((count, width_out), b[..count * width_out].to_vec())
+                .expect("count rows of width bytes");
+            Examples::from_bytes(
+                bytes,
+                std::array::from_fn(|b| T::of(pixel(b as u8))),
+                targets,
+            )
+        }
+        _ => Examples::new(decode::<T>(split, count, prep, width_out), targets),
+    }
+}
+
+/// A stored 8-bit pixel's value in [0, 1].
+fn pixel(byte: u8) -> f64 {
+    f64::from(byte) / 255.0
+}
+
 /// Decodes the first `count` examples' inputs: scaling, grayscale, pooling.
 fn decode<T: Real>(
     split: &RawSplit,
@@ -238,7 +270,7 @@ fn decode<T: Real>(
 ) -> Array2<T> {
     let width = split.width();
     let value = |n: usize, j: usize| match &split.inputs {
-        RawInputs::Bytes(b) => f64::from(b[n * width + j]) / 255.0,
+        RawInputs::Bytes(b) => pixel(b[n * width + j]),
         RawInputs::Numbers(v) => v[n * width + j],
     };
     let factor = prep.downsample.max(1);
@@ -395,8 +427,11 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         .test_limit
         .map_or(raw.test.count, |n| n.min(raw.test.count));
     let class_labels = class_set(&raw.train, n_all, prep.targets)?;
-    let all = Examples::new(
-        decode::<T>(&raw.train, n_all, prep, width_out),
+    let all = examples::<T>(
+        &raw.train,
+        n_all,
+        prep,
+        width_out,
         targets(&raw.train, n_all, prep.targets, &class_labels)?,
     )?;
     let validation_size = match (prep.monitor_test, prep.validation_size) {
@@ -413,8 +448,11 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
     let cut = all.len() - validation_size;
     let mut train = all;
     let mut validation = train.split_off(cut);
-    let mut test = Examples::new(
-        decode::<T>(&raw.test, n_test, prep, width_out),
+    let mut test = examples::<T>(
+        &raw.test,
+        n_test,
+        prep,
+        width_out,
         targets(&raw.test, n_test, prep.targets, &class_labels)?,
     )?;
     let normalisation = normalisation(&train, prep);
@@ -422,10 +460,7 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         let mean = Array1::from_iter(normalisation.mean.iter().map(|&m| T::of(m)));
         let inv = Array1::from_iter(normalisation.std.iter().map(|&s| T::of(1.0 / s)));
         for split in [&mut train, &mut validation, &mut test] {
-            split.map_inputs(|mut row| {
-                row -= &mean;
-                row *= &inv;
-            });
+            split.normalise(&mean, &inv);
         }
     }
     if prep.monitor_test {
@@ -448,33 +483,15 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
 /// and std 1 where they do not; a constant feature keeps std 1).
 fn normalisation<T: Real>(train: &Examples<T>, prep: &Preprocess) -> Normalisation {
     let d = train.input_dim();
-    let inputs = train.inputs();
-    let mean: Vec<f64> = if prep.zero_mean || prep.standardize {
-        inputs
-            .mean_axis(Axis(0))
-            .map_or(vec![0.0; d], |m| m.iter().map(|v| v.f64()).collect())
-    } else {
-        vec![0.0; d]
-    };
-    let std = if prep.standardize {
-        let n = train.len().max(1) as f64;
-        (0..d)
-            .map(|j| {
-                let var = inputs
-                    .column(j)
-                    .iter()
-                    .map(|v| (v.f64() - mean[j]).powi(2))
-                    .sum::<f64>()
-                    / n;
-                if var > 1e-24 {
-                    var.sqrt()
-                } else {
-                    1.0
-                }
-            })
-            .collect()
-    } else {
-        vec![1.0; d]
-    };
-    Normalisation { mean, std }
+    if !(prep.zero_mean || prep.standardize) {
+        return Normalisation {
+            mean: vec![0.0; d],
+            std: vec![1.0; d],
+        };
+    }
+    let moments = train.feature_moments(prep.standardize);
+    Normalisation {
+        mean: moments.mean,
+        std: moments.std,
+    }
 }

@@ -13,6 +13,7 @@ use super::norm::{self, Mode, Norm, NormBuffers, RunningStats};
 use super::params::Params;
 use super::topology::{Topology, UnitKind};
 use super::transform::{LayerMoments, Moments};
+use crate::data::InputRows;
 use crate::real::Real;
 
 /// Half-width of the uniform bias initialisation (the authors' `bias_init_scale`).
@@ -509,7 +510,7 @@ impl<T: Real> Network<T> {
     /// Loss sums over a whole split, evaluated in chunks of the workspace's capacity.
     pub fn evaluate(
         &self,
-        inputs: ArrayView2<T>,
+        inputs: &(impl InputRows<T> + ?Sized),
         target: Target<T>,
         ws: &mut Workspace<T>,
     ) -> BatchLoss {
@@ -522,7 +523,7 @@ impl<T: Real> Network<T> {
     /// pair into `confusion[true][predicted]`, from the same forward passes.
     pub fn evaluate_confusion(
         &self,
-        inputs: ArrayView2<T>,
+        inputs: &(impl InputRows<T> + ?Sized),
         labels: &[crate::data::Class],
         ws: &mut Workspace<T>,
         confusion: &mut [Vec<usize>],
@@ -547,17 +548,17 @@ impl<T: Real> Network<T> {
     /// `chunk_loss` makes of each chunk's rows `start..end` (their outputs are in `ws`).
     fn evaluate_in_chunks(
         &self,
-        inputs: ArrayView2<T>,
+        inputs: &(impl InputRows<T> + ?Sized),
         ws: &mut Workspace<T>,
         mut chunk_loss: impl FnMut(usize, usize, &mut Workspace<T>) -> BatchLoss,
     ) -> BatchLoss {
         let mut total = BatchLoss::default();
         let chunk = ws.capacity().max(1);
-        let n = inputs.nrows();
+        let n = inputs.row_count();
         let mut start = 0;
         while start < n {
             let end = (start + chunk).min(n);
-            self.forward(inputs.slice(s![start..end, ..]), ws);
+            self.forward(inputs.rows_of(start, end).view(), ws);
             total.add(chunk_loss(start, end, ws));
             start = end;
         }

@@ -458,7 +458,10 @@ impl<T: StateKind> Driver<T> {
             .name("ltmlp-curvature".into())
             .spawn(move || {
                 let train = &data.train;
-                let (x, y) = (train.inputs(), train.class_indices());
+                // The quick measurement reads only its first rows: decode no more of them.
+                let rows = train.len().min(crate::analysis::quick::QUICK_MAX_EXAMPLES);
+                let x = train.rows(0, rows);
+                let (x, y) = (x.view(), train.class_indices());
                 let line = if dense {
                     curvature_line(
                         iteration,

@@ -100,6 +100,9 @@ pub struct Trainer<T: Real> {
     check_rows: usize,
     check_before: Array2<T>,
     probe_rows: usize,
+    /// The first validation rows, decoded once: the output-change check and the statistics
+    /// probe read them at every re-estimation and snapshot.
+    probe: Array2<T>,
     input_noise: f64,
     weight_decay: f64,
     train_eval_size: usize,
@@ -152,7 +155,7 @@ impl<T: Real> Trainer<T> {
         sample_idx.shuffle(&mut sample_rng);
         sample_idx.truncate(p.transforms.sample_size.min(data.train.len()));
         let sample = if p.transforms.policy == crate::preset::PolicyKind::Sample {
-            data.train.inputs().select(ndarray::Axis(0), &sample_idx)
+            data.train.select(&sample_idx).inputs().into_owned()
         } else {
             Array2::zeros((0, input_dim))
         };
@@ -198,6 +201,10 @@ impl<T: Real> Trainer<T> {
             check_rows,
             check_before: Array2::zeros((check_rows, output_dim)),
             probe_rows,
+            probe: data
+                .validation
+                .rows(0, check_rows.max(probe_rows))
+                .into_owned(),
             input_noise: p.train.input_noise,
             weight_decay: p.train.weight_decay,
             train_eval_size: p.train.train_eval_size,
@@ -403,9 +410,7 @@ impl<T: Real> Trainer<T> {
     fn load_batch(&mut self) {
         self.order.next_batch(&mut self.batch_indices);
         for (row, &i) in self.batch_indices.iter().enumerate() {
-            self.batch_clean
-                .row_mut(row)
-                .assign(&self.data.train.input(i));
+            self.data.train.fill_row(i, self.batch_clean.row_mut(row));
             match self.data.train.targets() {
                 Targets::Classes(c) => self.batch_labels[row] = c[i],
                 Targets::Values(v) => self.batch_values.row_mut(row).assign(&v.row(i)),
@@ -551,7 +556,7 @@ impl<T: Real> Trainer<T> {
             change(&mut self.net)?;
             return Ok(f64::NAN);
         }
-        let probe = self.data.validation.rows(0, rows);
+        let probe = self.probe.slice(s![..rows, ..]);
         self.net.forward(probe, &mut self.eval_ws);
         self.check_before.assign(&self.eval_ws.output());
         change(&mut self.net)?;
@@ -592,7 +597,7 @@ impl<T: Real> Trainer<T> {
                     let end = (start + chunk).min(n);
                     let rows = end - start;
                     let mut buf = self.batch_input.slice_mut(s![..rows, ..]);
-                    buf.assign(&self.data.train.rows(start, end));
+                    self.data.train.fill_rows(start, buf.view_mut());
                     let sigma = self.input_noise;
                     let rng = &mut self.noise_rng;
                     buf.mapv_inplace(|v| {
@@ -646,7 +651,7 @@ impl<T: Real> Trainer<T> {
 
     /// Statistics of every hidden layer on the probe batch.
     pub fn layer_stats(&mut self) -> Vec<LayerStats> {
-        let probe = self.data.validation.rows(0, self.probe_rows);
+        let probe = self.probe.slice(s![..self.probe_rows, ..]);
         layer_stats(&self.net, probe, &mut self.eval_ws, self.thresholds)
     }
 
@@ -808,21 +813,30 @@ fn evaluate_split<T: Real>(
     match (job.count, job.split.targets()) {
         (true, Targets::Classes(labels)) => {
             let mut confusion = Confusion::new(classes);
-            let inputs = job.split.inputs();
-            let loss = net.evaluate_confusion(inputs, labels, ws, &mut confusion.counts);
+            let loss = net.evaluate_confusion(job.split, labels, ws, &mut confusion.counts);
             (loss, Some(confusion))
         }
         _ => {
-            let target = target_of(task, job.split).rows(0, job.rows);
-            (net.evaluate(job.split.rows(0, job.rows), target, ws), None)
+            let mut decoded = None;
+            let target = target_of(task, job.split, &mut decoded).rows(0, job.rows);
+            let inputs = crate::data::FirstRows(job.split, job.rows);
+            (net.evaluate(&inputs, target, ws), None)
         }
     }
 }
 
-/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own inputs.
-pub fn target_of<T: Real>(task: Task, split: &Examples<T>) -> Target<'_, T> {
+/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own
+/// inputs, decoded into `decoded` when they are held as bytes.
+pub fn target_of<'a, T: Real>(
+    task: Task,
+    split: &'a Examples<T>,
+    decoded: &'a mut Option<Array2<T>>,
+) -> Target<'a, T> {
     match (task, split.targets()) {
-        (Task::Autoencode, _) => Target::Values(split.inputs()),
+        (Task::Autoencode, _) => match split.input_values() {
+            Some(values) => Target::Values(values),
+            None => Target::Values(decoded.insert(split.inputs().into_owned()).view()),
+        },
         (_, Targets::Classes(c)) => Target::Labels(c),
         (_, Targets::Values(v)) => Target::Values(v.view()),
     }
