@@ -471,24 +471,27 @@ fn bench_scale_sweeps_depth_with_growing_cost() {
     }
 }
 
+/// A run's metrics records without their timings (the only fields that may differ between
+/// two runs of the same numbers).
+fn untimed_metrics(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            for timed in ["elapsed_seconds", "examples_per_second", "wall"] {
+                record.as_object_mut().unwrap().remove(timed);
+            }
+            record
+        })
+        .collect()
+}
+
 /// The splits evaluated side by side (the default on a machine with a second core) give the
 /// same metrics, to the bit, as one after another; with the test split monitored too.
 #[test]
 fn parallel_evaluation_changes_no_number() {
     let tmp = tempfile::tempdir().unwrap();
-    let strip = |dir: &Path| -> Vec<Value> {
-        std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let mut record: Value = serde_json::from_str(line).unwrap();
-                for timed in ["elapsed_seconds", "examples_per_second", "wall"] {
-                    record.as_object_mut().unwrap().remove(timed);
-                }
-                record
-            })
-            .collect()
-    };
     // Monitoring the test set trains on every training example: no split is held out.
     let tiny = std::fs::read_to_string("presets/tiny.toml").unwrap();
     let monitored = tmp.path().join("tiny-monitored.toml");
@@ -521,7 +524,7 @@ fn parallel_evaluation_changes_no_number() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            runs.push(strip(&dir));
+            runs.push(untimed_metrics(&dir));
         }
         assert_eq!(runs[0].len(), 3);
         assert_eq!(runs[0], runs[1], "monitor {monitor}");
@@ -611,19 +614,6 @@ fn regression_epoch_lines_show_r2() {
 #[test]
 fn byte_storage_changes_no_number() {
     let tmp = tempfile::tempdir().unwrap();
-    let strip = |dir: &Path| -> Vec<Value> {
-        std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let mut record: Value = serde_json::from_str(line).unwrap();
-                for timed in ["elapsed_seconds", "examples_per_second", "wall"] {
-                    record.as_object_mut().unwrap().remove(timed);
-                }
-                record
-            })
-            .collect()
-    };
     let settings: [&[&str]; 4] = [
         &["data.zero_mean=false"],
         &["data.zero_mean=true"],
@@ -662,7 +652,7 @@ fn byte_storage_changes_no_number() {
                 "{extra:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            runs.push(strip(&dir));
+            runs.push(untimed_metrics(&dir));
         }
         assert_eq!(runs[0].len(), 2, "{extra:?}");
         assert_eq!(runs[0], runs[1], "{extra:?}");

@@ -64,6 +64,7 @@ impl<T: Real> ByteInputs<T> {
         }
     }
 
+    /// Other rows of the same data (a slice or a selection), decoded the same way.
     fn with_bytes(&self, bytes: Array2<u8>) -> Self {
         ByteInputs {
             bytes,

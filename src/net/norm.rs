@@ -116,11 +116,26 @@ pub fn forward<T: Real>(
     running: Option<&RunningStats<T>>,
     buf: &mut NormBuffers<T>,
 ) {
+    let parts = kernels::parts_for(x.len());
+    forward_on(norm, mode, x, gain, shift, running, buf, parts);
+}
+
+/// [`forward`] on `parts` threads.
+#[allow(clippy::too_many_arguments)]
+fn forward_on<T: Real>(
+    norm: Norm,
+    mode: Mode,
+    x: &mut ArrayViewMut2<T>,
+    gain: &Array1<T>,
+    shift: &Array1<T>,
+    running: Option<&RunningStats<T>>,
+    buf: &mut NormBuffers<T>,
+    parts: usize,
+) {
     buf.mode = mode;
     if norm == Norm::None {
         return;
     }
-    let parts = kernels::parts_for(x.len());
     let (gain, shift) = (contiguous(gain), contiguous(shift));
     with_contiguous(x, |x, n| match norm {
         Norm::Batch => batch_forward(mode, x, n, gain, shift, running, buf, parts),
@@ -139,10 +154,21 @@ pub fn backward<T: Real>(
     gain: &Array1<T>,
     buf: &mut NormBuffers<T>,
 ) {
+    let parts = kernels::parts_for(delta.len());
+    backward_on(norm, delta, gain, buf, parts);
+}
+
+/// [`backward`] on `parts` threads.
+fn backward_on<T: Real>(
+    norm: Norm,
+    delta: &mut ArrayViewMut2<T>,
+    gain: &Array1<T>,
+    buf: &mut NormBuffers<T>,
+    parts: usize,
+) {
     if norm == Norm::None {
         return;
     }
-    let parts = kernels::parts_for(delta.len());
     let gain = contiguous(gain);
     with_contiguous(delta, |delta, n| {
         backward_in_parts(norm, delta, n, gain, buf, parts)
@@ -585,35 +611,24 @@ mod tests {
             for parts in [1, 2, 3, 8] {
                 let mut buf = NormBuffers::new(norm, rows + 5, n);
                 let mut x = x0.clone();
-                forward_parts(norm, mode, &mut x, &gain, &shift, &running, &mut buf, parts);
+                let r = Some(&running);
+                forward_on(
+                    norm,
+                    mode,
+                    &mut x.view_mut(),
+                    &gain,
+                    &shift,
+                    r,
+                    &mut buf,
+                    parts,
+                );
                 assert_eq!(x, want_x, "{norm:?} {mode:?} forward on {parts} parts");
                 let mut d = d0.clone();
-                with_contiguous(&mut d.view_mut(), |d, n| {
-                    backward_in_parts(norm, d, n, gain.as_slice().unwrap(), &mut buf, parts)
-                });
+                backward_on(norm, &mut d.view_mut(), &gain, &mut buf, parts);
                 assert_eq!(d, want_d, "{norm:?} {mode:?} backward on {parts} parts");
                 assert_eq!(buf.gain_grad.to_vec(), gg);
                 assert_eq!(buf.shift_grad.to_vec(), sg);
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn forward_parts(
-        norm: Norm,
-        mode: Mode,
-        x: &mut Array2<f32>,
-        gain: &Array1<f32>,
-        shift: &Array1<f32>,
-        running: &RunningStats<f32>,
-        buf: &mut NormBuffers<f32>,
-        parts: usize,
-    ) {
-        buf.mode = mode;
-        let (gain, shift) = (contiguous(gain), contiguous(shift));
-        with_contiguous(&mut x.view_mut(), |x, n| match norm {
-            Norm::Batch => batch_forward(mode, x, n, gain, shift, Some(running), buf, parts),
-            _ => layer_forward(x, n, gain, shift, buf, parts),
-        });
     }
 }
