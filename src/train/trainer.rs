@@ -127,7 +127,7 @@ pub struct Trainer<T: Real> {
     pub examples_seen: u64,
 }
 
-/// Runs training at once in this process (a sweep's `--jobs`), for the evaluation's core budget.
+/// How many runs this process trains at once (a sweep's `--jobs`): the evaluation's core budget.
 static CONCURRENT_RUNS: AtomicUsize = AtomicUsize::new(1);
 
 /// Declares how many runs this process trains at once (a sweep's local workers: `--jobs`).
