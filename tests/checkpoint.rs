@@ -28,6 +28,11 @@ fn ltmlp(args: &[&str]) -> Command {
     cmd
 }
 
+/// Long enough that a signal sent after the second or third epoch lands mid-run even on a
+/// loaded machine (the whole run takes about a second; at 12 epochs, 0.3 s, a busy CI machine
+/// once let it finish first).
+const INTERRUPTED_EPOCHS: &str = "train.epochs=60";
+
 fn run_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     let mut args = vec![
         "run",
@@ -107,7 +112,7 @@ fn resume(dir: &Path) {
 
 #[test]
 fn sigint_saves_exits_130_and_the_resumed_run_matches_an_uninterrupted_one() {
-    let epochs = "train.epochs=12";
+    let epochs = INTERRUPTED_EPOCHS;
     let (_keep, expected) = uninterrupted(epochs);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap().to_string();
@@ -137,7 +142,7 @@ fn sigint_saves_exits_130_and_the_resumed_run_matches_an_uninterrupted_one() {
 
 #[test]
 fn after_sigkill_the_run_resumes_from_its_last_checkpoint_to_the_same_end() {
-    let epochs = "train.epochs=12";
+    let epochs = INTERRUPTED_EPOCHS;
     let (_keep, expected) = uninterrupted(epochs);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap().to_string();
