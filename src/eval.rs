@@ -128,7 +128,7 @@ pub fn outputs(net: &Network<f64>, split: &Examples<f64>) -> Array2<f64> {
 pub fn evaluate(run: &SavedRun, split_name: &str, split: &Examples<f64>) -> EvalReport {
     let task = run.resolved.preset.model.task;
     let mut decoded = None;
-    let target = crate::train::trainer::target_of(task, split, &mut decoded);
+    let target = crate::train::trainer::target_of(task, split, split.len(), &mut decoded);
     let mut ws = Workspace::new(&run.net.topology, CHUNK);
     let loss = run.net.evaluate(split, target, &mut ws);
     let outputs_per_value = run.net.topology.size(run.net.depth()) as f64;

@@ -379,9 +379,10 @@ fn layer_forward<T: Real>(
     if parts <= 1 {
         return normalise(x, xhat, mean, var, inv);
     }
-    let per_part = rows.div_ceil(parts).max(1);
-    x.par_chunks_mut(per_part * n)
-        .zip(xhat.par_chunks_mut(per_part * n))
+    let chunk = kernels::rows_per_part(rows, n, parts);
+    let per_part = chunk / n;
+    x.par_chunks_mut(chunk)
+        .zip(xhat.par_chunks_mut(chunk))
         .zip(mean.par_chunks_mut(per_part))
         .zip(var.par_chunks_mut(per_part))
         .zip(inv.par_chunks_mut(per_part))

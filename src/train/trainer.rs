@@ -818,28 +818,31 @@ fn evaluate_split<T: Real>(
         }
         _ => {
             let mut decoded = None;
-            let target = target_of(task, job.split, &mut decoded).rows(0, job.rows);
+            let target = target_of(task, job.split, job.rows, &mut decoded);
             let inputs = crate::data::FirstRows(job.split, job.rows);
             (net.evaluate(&inputs, target, ws), None)
         }
     }
 }
 
-/// What `split` is evaluated against under `task`: its classes, or (autoencoder) its own
-/// inputs, decoded into `decoded` when they are held as bytes.
+/// What the first `rows` examples of `split` are evaluated against under `task`: their classes
+/// or values, or (autoencoder) their own inputs, decoded into `decoded` when they are held as
+/// bytes (only those rows: a training split is evaluated on a sample of its first rows).
 pub fn target_of<'a, T: Real>(
     task: Task,
     split: &'a Examples<T>,
+    rows: usize,
     decoded: &'a mut Option<Array2<T>>,
 ) -> Target<'a, T> {
-    match (task, split.targets()) {
+    let target = match (task, split.targets()) {
         (Task::Autoencode, _) => match split.input_values() {
             Some(values) => Target::Values(values),
-            None => Target::Values(decoded.insert(split.inputs().into_owned()).view()),
+            None => return Target::Values(decoded.insert(split.rows(0, rows).into_owned()).view()),
         },
         (_, Targets::Classes(c)) => Target::Labels(c),
         (_, Targets::Values(v)) => Target::Values(v.view()),
-    }
+    };
+    target.rows(0, rows)
 }
 
 /// The largest absolute difference between two equally shaped output batches.
