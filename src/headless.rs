@@ -131,11 +131,13 @@ pub fn summary_text(s: &Summary) -> String {
         ));
     }
     if let Some(w) = &s.wall {
-        let other = s.wall_seconds - w.steps - w.evaluation - w.statistics - w.files;
+        let other =
+            s.wall_seconds - w.steps - w.reestimation - w.evaluation - w.statistics - w.files;
         text.push_str(&format!(
-            "\nwall time {:.1}s: steps {:.1}s, evaluation {:.1}s, statistics {:.1}s, files {:.1}s, other {:.1}s",
+            "\nwall time {:.1}s: steps {:.1}s, epoch-end re-estimation {:.1}s, evaluation {:.1}s, statistics {:.1}s, files {:.1}s, other {:.1}s",
             s.wall_seconds,
             w.steps,
+            w.reestimation,
             w.evaluation,
             w.statistics,
             w.files,

@@ -531,6 +531,84 @@ fn parallel_evaluation_changes_no_number() {
     }
 }
 
+/// The summary without its timings and folder: what two runs of one recipe must share.
+fn untimed_summary(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let mut summary: Value = serde_json::from_str(&text).unwrap();
+    let fields = summary.as_object_mut().unwrap();
+    for timed in [
+        "wall_seconds",
+        "train_seconds",
+        "reestimate_seconds",
+        "examples_per_second",
+        "wall",
+        "out_dir",
+    ] {
+        fields.remove(timed);
+    }
+    summary
+}
+
+/// An epoch's evaluation overlapped with the next epoch's steps (the default with a free
+/// core) gives the same metrics, summary and final network as waiting for it: when the paper
+/// rule's phase changes on the result (the steps taken since are taken again), and when an
+/// early stop comes with the result (the steps taken since are dropped).
+#[test]
+fn overlapped_evaluation_changes_no_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overlaps = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "paper",
+            &[
+                "train.epochs=8",
+                "transforms.policy=paper",
+                // tiny's validation error falls below 40% after the fourth epoch.
+                "transforms.paper_threshold=40",
+            ],
+        ),
+        ("early-stop", &["train.epochs=60", "train.patience=1"]),
+    ];
+    for (case, settings) in cases {
+        let mut runs = Vec::new();
+        for parallel in ["true", "false"] {
+            let dir = tmp.path().join(format!("{case}-{parallel}"));
+            let mut args = vec!["run", "presets/tiny.toml", "--out", dir.to_str().unwrap()];
+            let parallel_setting = format!("train.parallel_evaluation={parallel}");
+            for s in settings.iter().copied().chain([parallel_setting.as_str()]) {
+                args.extend(["--set", s]);
+            }
+            let out = ltmlp(&args);
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let evaluated = ltmlp(&["eval", dir.to_str().unwrap()]);
+            assert!(evaluated.status.success());
+            // The final network's evaluation, without the lines naming the files written.
+            let evaluation: Vec<String> = String::from_utf8_lossy(&evaluated.stdout)
+                .lines()
+                .filter(|l| !l.starts_with("wrote "))
+                .map(String::from)
+                .collect();
+            runs.push((untimed_metrics(&dir), untimed_summary(&dir), evaluation));
+            let went_back = said.contains("changed the paper rule's phase");
+            assert_eq!(
+                went_back,
+                case == "paper" && parallel == "true" && overlaps,
+                "{case}, parallel evaluation {parallel}: {said}"
+            );
+        }
+        assert!(runs[0].0 == runs[1].0, "{case}: the metrics differ");
+        assert_eq!(runs[0].1, runs[1].1, "{case}: the summaries differ");
+        assert_eq!(runs[0].2, runs[1].2, "{case}: the final networks differ");
+    }
+    let stopped = untimed_metrics(&tmp.path().join("early-stop-true"));
+    assert!(stopped.len() < 60, "the early stop never came");
+}
+
 /// A reader that has gone away (`ltmlp eval DIR | head -c 0`) neither panics the command nor
 /// stops it before its files are written.
 #[test]

@@ -230,13 +230,19 @@ pub struct EpochMetrics {
 }
 
 /// Where a run's wall time went, cumulative seconds (pauses excluded): training steps (which
-/// include the re-estimations within them, `reestimate_seconds`), epoch evaluations (with
-/// the epoch-end re-estimation of the paper policy), statistics snapshots, and writing files.
-/// The rest of the wall time is the run's own bookkeeping and the trainer waiting for commands.
+/// include the re-estimations within them, `reestimate_seconds`), the epoch-end
+/// re-estimations of the paper policy, epoch evaluations (the training thread's share: with
+/// an evaluation overlapped with the next epoch, only the time it waited for one), statistics
+/// snapshots, and writing files. The rest of the wall time is the run's own bookkeeping, steps
+/// taken again after an overlapped evaluation contradicted the paper rule's assumption, and
+/// the trainer waiting for commands.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct WallTime {
     #[serde(deserialize_with = "crate::nan_json::f64")]
     pub steps: f64,
+    /// Absent from files written before it was counted (then inside `evaluation`).
+    #[serde(default, deserialize_with = "crate::nan_json::f64")]
+    pub reestimation: f64,
     #[serde(deserialize_with = "crate::nan_json::f64")]
     pub evaluation: f64,
     #[serde(deserialize_with = "crate::nan_json::f64")]

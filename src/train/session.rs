@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
+use super::guard::GuardMode;
 use super::protocol::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, WallTime,
 };
-use super::trainer::Trainer;
-use super::trainer::TrainerState;
+use super::trainer::{CompletedEpoch, EpochEnding, PendingEpoch, Trainer, TrainerState};
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
 use crate::data::{self, Dataset, RawData};
-use crate::net::{Network, Topology};
+use crate::net::{Network, Topology, Workspace};
 use crate::preset::{Precision, PresetError, Resolved, Task};
 use crate::real::Real;
 use crate::sink::actions::ActionLog;
 use crate::sink::{claim_existing, claim_new, summarize, Recorder, SinkError, SummaryBase};
+use crate::stats::LayerStats;
 
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -282,6 +283,36 @@ struct Driver<T: Real> {
     replay: std::collections::VecDeque<Steer>,
     /// Where the wall time went (`steps` is the trainer's own count, filled in when read).
     wall: WallTime,
+    /// The last epoch's end, its evaluation still running beside this epoch's steps.
+    pending: Option<Overlapped<T>>,
+    /// The state and clock a due checkpoint is to hold (an overlapped epoch's end), when it is
+    /// not the state now.
+    checkpoint_at: Option<(TrainerState<T>, f64)>,
+    /// A statistics probe being measured on the free core: its iteration and result.
+    probing: Option<(u64, Probing<T>)>,
+}
+
+/// A statistics probe measured on another thread: the statistics and the workspace back.
+type Probing<T> = JoinHandle<(Vec<LayerStats>, Workspace<T>)>;
+
+/// An epoch's end whose evaluation is overlapped with the next epoch: what its record takes
+/// from the moment it ended.
+struct Overlapped<T: Real> {
+    epoch: Box<PendingEpoch<T>>,
+    wall: WallTime,
+    clock_seconds: f64,
+    checkpoint: bool,
+}
+
+/// What taking a finished (or awaited) overlapped evaluation did to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Nothing changed for the steps: train on.
+    Going,
+    /// The trainer went back to that epoch's end (the paper rule's phase changed, or a rollback).
+    WentBack,
+    /// The run must end (early stop, or a divergence with no rollback left).
+    Ended,
 }
 
 impl<T: StateKind> Driver<T> {
@@ -354,6 +385,9 @@ impl<T: StateKind> Driver<T> {
             actions,
             replay: replay.into(),
             wall,
+            pending: None,
+            checkpoint_at: None,
+            probing: None,
             exp,
         }
     }
@@ -415,6 +449,18 @@ impl<T: StateKind> Driver<T> {
     /// Saves a checkpoint into the run folder, if there is one.
     /// `Ok(None)` when the run has no folder.
     fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, String> {
+        if self.recorder.is_none() {
+            return Ok(None);
+        }
+        let now = (self.trainer.snapshot(), self.clock.seconds());
+        self.save_state(now)
+    }
+
+    /// Saves `state`, as it was at `clock_seconds` of the run, as the run folder's checkpoint.
+    fn save_state(
+        &mut self,
+        (state, clock_seconds): (TrainerState<T>, f64),
+    ) -> Result<Option<PathBuf>, String> {
         let Some(rec) = self.recorder.as_ref() else {
             return Ok(None);
         };
@@ -422,8 +468,8 @@ impl<T: StateKind> Driver<T> {
         let cp = Checkpoint {
             config_toml: self.config_toml.clone(),
             metrics_lines: mark.lines,
-            clock_seconds: self.clock.seconds(),
-            state: T::wrap(self.trainer.snapshot()),
+            clock_seconds,
+            state: T::wrap(state),
             metrics_mark: Some(mark),
             data_fingerprint: Some(self.data_fingerprint),
         };
@@ -487,8 +533,19 @@ impl<T: StateKind> Driver<T> {
     /// Carries out one command, tells every front end what came of it (a `Steered` event)
     /// and records it for replays; returns true when the run must end.
     fn steer(&mut self, command: Command, step_once: &mut bool) -> bool {
+        // A command applies where the run would be had it waited for the last epoch's
+        // evaluation: that evaluation is taken first.
+        let ended = self.settle() == Settled::Ended;
         let iteration = self.trainer.iteration;
-        let (end, outcome) = self.apply(&command, step_once);
+        let (end, outcome) = if ended {
+            let why = self
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the run ended".into());
+            (true, Err(format!("not applied: {why}")))
+        } else {
+            self.apply(&command, step_once)
+        };
         let (ok, message) = match outcome {
             Ok(m) => (true, m),
             Err(m) => (false, m),
@@ -745,23 +802,36 @@ impl<T: StateKind> Driver<T> {
             self.unwritten.remove(0);
         }
         if self.checkpoint_due {
-            if let Err(e) = self.save_checkpoint() {
+            let saved = match self.checkpoint_at.clone() {
+                Some(at) => self.save_state(at),
+                None => self.save_checkpoint(),
+            };
+            if let Err(e) = saved {
                 self.send(Event::Failed(format!(
                     "{e}; training stays paused (resume to retry)"
                 )));
                 return false;
             }
             self.checkpoint_due = false;
+            self.checkpoint_at = None;
         }
         true
     }
 
-    /// Records an evaluation and, when due, a checkpoint; on a write failure, pauses instead
-    /// of losing either.
-    fn record(&mut self, metrics: &EpochMetrics, checkpoint: bool) {
+    /// Records an evaluation and, when due, a checkpoint (of the state `at`, when that is not
+    /// the state now); on a write failure, pauses instead of losing either.
+    fn record(
+        &mut self,
+        metrics: &EpochMetrics,
+        checkpoint: bool,
+        at: Option<(TrainerState<T>, f64)>,
+    ) {
         let started = Instant::now();
         self.unwritten.push(metrics.clone());
-        self.checkpoint_due |= checkpoint;
+        if checkpoint {
+            self.checkpoint_due = true;
+            self.checkpoint_at = at;
+        }
         let written = self.flush_pending();
         self.wall.files += started.elapsed().as_secs_f64();
         if !written {
@@ -841,6 +911,12 @@ impl<T: StateKind> Driver<T> {
                     loss_count += 1;
                 }
                 Err(div) => {
+                    // The last epoch's record comes first (and may send the run back).
+                    match self.settle() {
+                        Settled::Ended => break,
+                        Settled::WentBack => continue,
+                        Settled::Going => {}
+                    }
                     if self.roll_back(div.to_string()) {
                         continue;
                     }
@@ -868,23 +944,37 @@ impl<T: StateKind> Driver<T> {
                 .iteration
                 .is_multiple_of(self.exp.resolved.preset.stats.every.max(1) as u64)
             {
-                let started = Instant::now();
-                let mut layers = self.trainer.layer_stats();
-                self.wall.statistics += started.elapsed().as_secs_f64();
-                self.guard(&mut layers);
-                self.send(Event::Layers {
-                    iteration: self.trainer.iteration,
-                    layers,
-                });
+                self.probe_statistics();
             }
+            self.collect_statistics(false);
             let over_budget = budget.is_some_and(|b| self.trainer.train_seconds >= b);
-            if !self.trainer.at_epoch_boundary() && !over_budget {
+            let at_boundary = self.trainer.at_epoch_boundary() || over_budget;
+            let ready = self.pending.as_ref().is_some_and(|p| p.epoch.is_ready());
+            if at_boundary || ready {
+                match self.settle() {
+                    Settled::Ended => break,
+                    Settled::WentBack => continue,
+                    Settled::Going => {}
+                }
+            }
+            if !at_boundary {
                 continue;
             }
-            let evaluating = Instant::now();
+            let last = over_budget
+                || self.trainer.iteration
+                    >= self.exp.resolved.preset.train.epochs as u64
+                        * self.trainer.iterations_per_epoch;
+            if self.trainer.overlaps_evaluation() && !last {
+                if self.end_epoch_overlapped() {
+                    break;
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let reestimated = self.trainer.reestimate_outside_steps;
             let evaluated = self.trainer.finish_epoch(self.clock.seconds());
-            self.wall.evaluation += evaluating.elapsed().as_secs_f64();
-            let mut metrics = match evaluated {
+            self.account_epoch_end(started, reestimated);
+            let metrics = match evaluated {
                 Ok(m) => m,
                 Err(div) => {
                     if self.roll_back(div.to_string()) {
@@ -893,14 +983,7 @@ impl<T: StateKind> Driver<T> {
                     break;
                 }
             };
-            if self.rollbacks_left > 0 {
-                self.last_good = Some(self.trainer.snapshot());
-            }
-            let every = self.options.checkpoint_every;
-            metrics.wall = Some(self.wall_time());
-            self.record(&metrics, every > 0 && metrics.epoch.is_multiple_of(every));
-            let stop = self.early_stop.after(&metrics);
-            self.send(Event::Epoch(Box::new(metrics)));
+            let stop = self.epoch_ended(metrics);
             if stop.is_some() || over_budget {
                 self.reason = stop.or_else(|| {
                     Some(format!(
@@ -914,10 +997,168 @@ impl<T: StateKind> Driver<T> {
         self.finish();
     }
 
+    /// The statistics probe due now: measured on a copy of the network on the free core when
+    /// nothing waits for its result (no γ guard looks at it), else here.
+    fn probe_statistics(&mut self) {
+        let aside = self.trainer.overlaps_evaluation()
+            && self.exp.resolved.preset.guard.mode == GuardMode::Off;
+        // The last probe's result goes out first, so that they arrive in order.
+        self.collect_statistics(true);
+        let started = Instant::now();
+        let iteration = self.trainer.iteration;
+        if aside {
+            let (net, probe) = (self.trainer.net.clone(), self.trainer.stats_probe());
+            let mut ws = self.trainer.stats_workspace();
+            let spawned = std::thread::Builder::new()
+                .name("ltmlp-statistics".into())
+                .spawn(move || (probe.measure(&net, &mut ws), ws));
+            if let Ok(handle) = spawned {
+                self.probing = Some((iteration, handle));
+                self.wall.statistics += started.elapsed().as_secs_f64();
+                return;
+            }
+        }
+        let mut layers = self.trainer.layer_stats();
+        self.wall.statistics += started.elapsed().as_secs_f64();
+        self.guard(&mut layers);
+        self.send(Event::Layers { iteration, layers });
+    }
+
+    /// Sends the statistics measured on the free core, when they are done (or waiting for them).
+    fn collect_statistics(&mut self, wait: bool) {
+        let Some((iteration, probing)) = self.probing.take_if(|(_, h)| wait || h.is_finished())
+        else {
+            return;
+        };
+        let started = Instant::now();
+        let (layers, ws) = probing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        self.trainer.keep_stats_workspace(ws);
+        self.wall.statistics += started.elapsed().as_secs_f64();
+        self.send(Event::Layers { iteration, layers });
+    }
+
+    /// The time an epoch's end took the training thread since `started`: the epoch-end
+    /// re-estimations (the trainer's count went up from `reestimated`), the rest evaluation.
+    fn account_epoch_end(&mut self, started: Instant, reestimated: f64) {
+        let reestimation = self.trainer.reestimate_outside_steps - reestimated;
+        self.wall.reestimation += reestimation;
+        self.wall.evaluation += (started.elapsed().as_secs_f64() - reestimation).max(0.0);
+    }
+
+    fn checkpoint_due_after(&self, epoch: usize) -> bool {
+        let every = self.options.checkpoint_every;
+        every > 0 && epoch.is_multiple_of(every)
+    }
+
+    /// Records an epoch that ended without overlap (the trainer is at its end); the reason to
+    /// stop there, if any.
+    fn epoch_ended(&mut self, metrics: EpochMetrics) -> Option<String> {
+        if self.rollbacks_left > 0 {
+            self.last_good = Some(self.trainer.snapshot());
+        }
+        let checkpoint = self.checkpoint_due_after(metrics.epoch);
+        self.epoch_recorded(metrics, self.wall_time(), checkpoint, None)
+    }
+
+    /// Writes an epoch's metrics, with the time accounts `wall`, and its checkpoint when due
+    /// (of `at`, when that is not the state now), and sends them; the reason to stop there.
+    fn epoch_recorded(
+        &mut self,
+        mut metrics: EpochMetrics,
+        wall: WallTime,
+        checkpoint: bool,
+        at: Option<(TrainerState<T>, f64)>,
+    ) -> Option<String> {
+        metrics.wall = Some(wall);
+        self.record(&metrics, checkpoint, at);
+        let stop = self.early_stop.after(&metrics);
+        self.send(Event::Epoch(Box::new(metrics)));
+        stop
+    }
+
+    /// Ends the epoch with its evaluation on the free core while the next epoch trains; true
+    /// when the run must end.
+    fn end_epoch_overlapped(&mut self) -> bool {
+        let started = Instant::now();
+        let reestimated = self.trainer.reestimate_outside_steps;
+        let clock_seconds = self.clock.seconds();
+        let ending = self.trainer.end_epoch_overlapped(clock_seconds);
+        self.account_epoch_end(started, reestimated);
+        match ending {
+            EpochEnding::Pending(epoch) => {
+                self.pending = Some(Overlapped {
+                    epoch,
+                    wall: self.wall_time(),
+                    clock_seconds,
+                    checkpoint: self.checkpoint_due_after(self.trainer.epoch),
+                });
+                false
+            }
+            EpochEnding::Done(ended) => match *ended {
+                Ok(metrics) => match self.epoch_ended(metrics) {
+                    Some(reason) => {
+                        self.reason = Some(reason);
+                        true
+                    }
+                    None => false,
+                },
+                Err(div) => !self.roll_back(div.to_string()),
+            },
+        }
+    }
+
+    /// Takes the overlapped evaluation of the last epoch's end, waiting for it, and records
+    /// that epoch as if the run had waited for it there.
+    fn settle(&mut self) -> Settled {
+        let Some(pending) = self.pending.take() else {
+            return Settled::Going;
+        };
+        let started = Instant::now();
+        let reestimated = self.trainer.reestimate_outside_steps;
+        let completed = self.trainer.complete_epoch(*pending.epoch);
+        self.account_epoch_end(started, reestimated);
+        let CompletedEpoch {
+            metrics,
+            state,
+            went_back,
+        } = match completed {
+            Ok(c) => c,
+            Err(div) if self.roll_back(div.to_string()) => return Settled::WentBack,
+            Err(_) => return Settled::Ended,
+        };
+        if went_back {
+            self.send(Event::Log(format!(
+                "epoch {}: its validation error changed the paper rule's phase; the steps since are taken again",
+                metrics.epoch
+            )));
+            self.send_position();
+        }
+        if self.rollbacks_left > 0 {
+            self.last_good = Some(state.clone());
+        }
+        let at = pending
+            .checkpoint
+            .then(|| (state.clone(), pending.clock_seconds));
+        match self.epoch_recorded(metrics, pending.wall, pending.checkpoint, at) {
+            Some(reason) => {
+                self.trainer.restore(state);
+                self.reason = self.reason.take().or(Some(reason));
+                Settled::Ended
+            }
+            None if went_back => Settled::WentBack,
+            None => Settled::Going,
+        }
+    }
+
     /// Ends the run: final state, pending metrics, checkpoint, summary, and the Finished
     /// event. A write that fails is retried on `Resume` (the headless runner sends one every
     /// 30 s) until it succeeds, or until a signal or `Stop` says to leave as things are.
     fn finish(mut self) {
+        // An overlapped evaluation is recorded first, as if the run had waited for it.
+        self.settle();
+        self.collect_statistics(true);
         let end = match self.state {
             RunState::Running | RunState::Paused => RunState::Finished,
             other => other,

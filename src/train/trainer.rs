@@ -16,16 +16,18 @@ use super::adam::AdamSettings;
 use super::guard::{self, GuardMode, GuardSection};
 use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
-use super::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
+use super::protocol::{TransformCause, TransformEvent};
 use super::schedule::{Schedule, When};
-use crate::confusion::{Confusion, EpochConfusion, MAX_TRAINING_CLASSES};
-use crate::data::{BatchOrder, Class, Dataset, Examples, Targets};
+use crate::data::{BatchOrder, Class, Dataset, Targets};
 use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
 };
 use crate::preset::{Resolved, Task};
 use crate::real::Real;
 use crate::stats::{layer_stats, LayerStats, Thresholds};
+
+mod epoch_end;
+pub use epoch_end::{target_of, CompletedEpoch, EpochEnding, PendingEpoch};
 
 /// Rows per chunk when evaluating whole splits.
 const EVAL_CHUNK: usize = 500;
@@ -84,6 +86,8 @@ pub struct Trainer<T: Real> {
     /// (made at the first such evaluation, with `eval_ws`'s capacity so that every split is cut
     /// into the same chunks and sums to the same bits as one after another).
     side_ws: Vec<Workspace<T>>,
+    /// The workspace of an evaluation overlapped with the next epoch (back from its thread).
+    overlap_ws: Option<Workspace<T>>,
     /// Evaluate the three splits at the end of an epoch on three threads
     /// (`train.parallel_evaluation`, when [`evaluation_has_a_free_core`]).
     parallel_evaluation: bool,
@@ -102,7 +106,9 @@ pub struct Trainer<T: Real> {
     probe_rows: usize,
     /// The first validation rows, decoded once: the output-change check and the statistics
     /// probe read them at every re-estimation and snapshot.
-    probe: Array2<T>,
+    probe: Arc<Array2<T>>,
+    /// The workspace of statistics probes measured on another thread (back from it).
+    stats_ws: Option<Workspace<T>>,
     input_noise: f64,
     weight_decay: f64,
     train_eval_size: usize,
@@ -125,6 +131,26 @@ pub struct Trainer<T: Real> {
     /// (epoch-end and on-demand re-estimations are outside `train_seconds`).
     pub reestimate_seconds: f64,
     pub examples_seen: u64,
+    /// Seconds spent on epoch-end re-estimations, outside the steps (kept through rollbacks and
+    /// restores: it counts time spent, not progress).
+    pub reestimate_outside_steps: f64,
+}
+
+/// The statistics probe (the first validation rows) and its thresholds: shared, so that a copy
+/// of the network can be measured on another thread.
+#[derive(Clone)]
+pub struct StatsProbe<T: Real> {
+    probe: Arc<Array2<T>>,
+    rows: usize,
+    thresholds: Thresholds,
+}
+
+impl<T: Real> StatsProbe<T> {
+    /// Statistics of every hidden layer of `net` on the probe.
+    pub fn measure(&self, net: &Network<T>, ws: &mut Workspace<T>) -> Vec<LayerStats> {
+        let probe = self.probe.slice(s![..self.rows, ..]);
+        layer_stats(net, probe, ws, self.thresholds)
+    }
 }
 
 /// How many runs this process trains at once (a sweep's `--jobs`): the evaluation's core budget.
@@ -187,6 +213,7 @@ impl<T: Real> Trainer<T> {
             ws: Workspace::new(&net.topology, batch),
             eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
             side_ws: Vec::new(),
+            overlap_ws: None,
             parallel_evaluation: p.train.parallel_evaluation
                 && evaluation_has_a_free_core(p.train.threads),
             moments: Moments::new(&net),
@@ -201,10 +228,12 @@ impl<T: Real> Trainer<T> {
             check_rows,
             check_before: Array2::zeros((check_rows, output_dim)),
             probe_rows,
-            probe: data
-                .validation
-                .rows(0, check_rows.max(probe_rows))
-                .into_owned(),
+            probe: Arc::new(
+                data.validation
+                    .rows(0, check_rows.max(probe_rows))
+                    .into_owned(),
+            ),
+            stats_ws: None,
             input_noise: p.train.input_noise,
             weight_decay: p.train.weight_decay,
             train_eval_size: p.train.train_eval_size,
@@ -222,6 +251,7 @@ impl<T: Real> Trainer<T> {
             train_seconds: 0.0,
             reestimate_seconds: 0.0,
             examples_seen: 0,
+            reestimate_outside_steps: 0.0,
             net,
             data,
         }
@@ -649,135 +679,32 @@ impl<T: Real> Trainer<T> {
         }
     }
 
+    /// The statistics probe, to measure a copy of the network on another thread.
+    pub fn stats_probe(&self) -> StatsProbe<T> {
+        StatsProbe {
+            probe: Arc::clone(&self.probe),
+            rows: self.probe_rows,
+            thresholds: self.thresholds,
+        }
+    }
+
+    /// A workspace for probes measured on another thread: with the capacity of the evaluation
+    /// workspace, so that they cut the probe as [`Trainer::layer_stats`] does.
+    pub fn stats_workspace(&mut self) -> Workspace<T> {
+        let capacity = self.eval_ws.capacity();
+        self.stats_ws
+            .take()
+            .unwrap_or_else(|| Workspace::new(&self.net.topology, capacity))
+    }
+
+    /// Takes back a probe's workspace, for the next one.
+    pub fn keep_stats_workspace(&mut self, ws: Workspace<T>) {
+        self.stats_ws = Some(ws);
+    }
+
     /// Statistics of every hidden layer on the probe batch.
     pub fn layer_stats(&mut self) -> Vec<LayerStats> {
-        let probe = self.probe.slice(s![..self.probe_rows, ..]);
-        layer_stats(&self.net, probe, &mut self.eval_ws, self.thresholds)
-    }
-
-    /// The end-of-epoch evaluation of the training (its first `n_train` examples), validation
-    /// and test splits, the test split left out when it is the monitored one; side by side
-    /// when `parallel_evaluation` holds, each split on its own workspace and thread, which
-    /// changes no number (every split is summed in the same chunks in the same order).
-    fn evaluate_splits(
-        &mut self,
-        jobs: [SplitJob<'_, T>; 3],
-    ) -> (Evaluated, Evaluated, Option<Evaluated>) {
-        let [train_job, validation_job, test_job] = jobs;
-        let test_job = (!self.monitor_test).then_some(test_job);
-        let (task, classes) = (self.task, self.data.classes);
-        if !self.parallel_evaluation {
-            let ws = &mut self.eval_ws;
-            let net = &self.net;
-            let train = evaluate_split(net, task, classes, train_job, ws);
-            let validation = evaluate_split(net, task, classes, validation_job, ws);
-            let test = test_job.map(|job| evaluate_split(net, task, classes, job, ws));
-            return (train, validation, test);
-        }
-        if self.side_ws.is_empty() {
-            let capacity = self.eval_ws.capacity();
-            self.side_ws = (0..2)
-                .map(|_| Workspace::new(&self.net.topology, capacity))
-                .collect();
-        }
-        let net = &self.net;
-        let main_ws = &mut self.eval_ws;
-        let [train_ws, test_ws] = &mut self.side_ws[..] else {
-            unreachable!("two side workspaces were just made")
-        };
-        std::thread::scope(|scope| {
-            let train = scope.spawn(|| evaluate_split(net, task, classes, train_job, train_ws));
-            let test = test_job
-                .map(|job| scope.spawn(move || evaluate_split(net, task, classes, job, test_ws)));
-            let validation = evaluate_split(net, task, classes, validation_job, main_ws);
-            let joined = |handle: std::thread::ScopedJoinHandle<'_, Evaluated>| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            };
-            (joined(train), validation, test.map(joined))
-        })
-    }
-
-    /// Ends the epoch: evaluation on the three splits, statistics, and the epoch-end update of
-    /// the paper rule. Call when [`Trainer::at_epoch_boundary`] holds.
-    pub fn finish_epoch(&mut self, elapsed_seconds: f64) -> Result<EpochMetrics, Divergence> {
-        let data = Arc::clone(&self.data);
-        let n_train = self.train_eval_size.min(data.train.len());
-        let counting = self.classify() && data.classes <= MAX_TRAINING_CLASSES;
-        let jobs = [
-            (&data.train, n_train, false),
-            (&data.validation, data.validation.len(), counting),
-            (&data.test, data.test.len(), counting),
-        ]
-        .map(|(split, rows, count)| SplitJob { split, rows, count });
-        let ((train, _), (validation, v), test) = self.evaluate_splits(jobs);
-        let (test, t) = test.unwrap_or_else(|| (validation, v.clone()));
-        let confusion = match (v, t) {
-            (Some(validation), Some(test)) => Some(Box::new(EpochConfusion {
-                labels: data.class_labels.clone(),
-                validation,
-                test,
-            })),
-            _ => None,
-        };
-        if !validation.mean().is_finite() {
-            return Err(self.divergence(format!("validation loss is {}", validation.mean())));
-        }
-        let r2 = (self.task == Task::Regress).then(|| {
-            let r2 = |loss: &BatchLoss, split: &Examples<T>, rows: usize| {
-                1.0 - loss.reported / split.target_total_squares(0, rows)
-            };
-            SplitR2 {
-                train: r2(&train, &data.train, n_train),
-                validation: r2(&validation, &data.validation, data.validation.len()),
-                test: r2(&test, &data.test, data.test.len()),
-            }
-        });
-        // Regression reports the mean squared error per target value.
-        let per_value = if self.task == Task::Regress {
-            self.net.topology.size(self.net.depth()) as f64
-        } else {
-            1.0
-        };
-        let classify = self.classify();
-        let error = |loss: &BatchLoss| classify.then(|| loss.error_percent());
-        let layers = self.layer_stats();
-        let learning_rate = self.learning_rate();
-        let momentum = self.momentum();
-        self.last_validation_error = error(&validation);
-        if self.settings.flags.any() {
-            if let Some(source) = self
-                .policy
-                .at_epoch_end(self.epoch, self.last_validation_error)
-            {
-                self.reestimate_from(source, TransformCause::Scheduled)
-                    .map(|_| ())
-                    .map_err(|e| self.divergence(e.to_string()))?;
-            }
-        }
-        let metrics = EpochMetrics {
-            epoch: self.epoch + 1,
-            iteration: self.iteration,
-            elapsed_seconds,
-            train_loss: train.mean() / per_value,
-            train_error: error(&train),
-            validation_loss: validation.mean() / per_value,
-            validation_error: error(&validation),
-            test_loss: test.mean() / per_value,
-            test_error: error(&test),
-            learning_rate,
-            momentum,
-            examples_per_second: self.examples_per_second(),
-            flags: self.settings.flags,
-            layers,
-            transform_events: self.take_transform_events(),
-            r2,
-            wall: None,
-            confusion,
-        };
-        self.epoch += 1;
-        Ok(metrics)
+        self.stats_probe().measure(&self.net, &mut self.eval_ws)
     }
 
     pub fn examples_per_second(&self) -> f64 {
@@ -787,62 +714,6 @@ impl<T: Real> Trainer<T> {
             0.0
         }
     }
-}
-
-/// One split of the end-of-epoch evaluation: its first `rows` examples, and whether to count
-/// its confusion matrix (whole labelled splits only).
-#[derive(Clone, Copy)]
-struct SplitJob<'a, T: Real> {
-    split: &'a Examples<T>,
-    rows: usize,
-    count: bool,
-}
-
-/// A split's loss sums, with its confusion matrix when it was counted.
-type Evaluated = (BatchLoss, Option<Confusion>);
-
-/// Evaluates one split on `net` with its own workspace: a free function, so that several splits
-/// can be evaluated at once on one shared network.
-fn evaluate_split<T: Real>(
-    net: &Network<T>,
-    task: Task,
-    classes: usize,
-    job: SplitJob<'_, T>,
-    ws: &mut Workspace<T>,
-) -> Evaluated {
-    match (job.count, job.split.targets()) {
-        (true, Targets::Classes(labels)) => {
-            let mut confusion = Confusion::new(classes);
-            let loss = net.evaluate_confusion(job.split, labels, ws, &mut confusion.counts);
-            (loss, Some(confusion))
-        }
-        _ => {
-            let mut decoded = None;
-            let target = target_of(task, job.split, job.rows, &mut decoded);
-            let inputs = crate::data::FirstRows(job.split, job.rows);
-            (net.evaluate(&inputs, target, ws), None)
-        }
-    }
-}
-
-/// What the first `rows` examples of `split` are evaluated against under `task`: their classes
-/// or values, or (autoencoder) their own inputs, decoded into `decoded` when they are held as
-/// bytes (only those rows: a training split is evaluated on a sample of its first rows).
-pub fn target_of<'a, T: Real>(
-    task: Task,
-    split: &'a Examples<T>,
-    rows: usize,
-    decoded: &'a mut Option<Array2<T>>,
-) -> Target<'a, T> {
-    let target = match (task, split.targets()) {
-        (Task::Autoencode, _) => match split.input_values() {
-            Some(values) => Target::Values(values),
-            None => return Target::Values(decoded.insert(split.rows(0, rows).into_owned()).view()),
-        },
-        (_, Targets::Classes(c)) => Target::Labels(c),
-        (_, Targets::Values(v)) => Target::Values(v.view()),
-    };
-    target.rows(0, rows)
 }
 
 /// The largest absolute difference between two equally shaped output batches.
