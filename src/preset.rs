@@ -297,9 +297,11 @@ pub struct TrainSection {
     /// Clean training examples evaluated each epoch for the reported training loss.
     #[serde(default = "default_train_eval")]
     pub train_eval_size: usize,
-    /// Evaluate the training, validation and test splits side by side, one thread each, while
-    /// the matrix products use one thread and the machine has two cores per run trained at
-    /// once (a sweep's `--jobs`); the numbers are the same either way.
+    /// While the matrix products use one thread and the machine has two cores per run trained
+    /// at once (a sweep's `--jobs`): evaluate each epoch on a copy of the network on the free
+    /// core while the next epoch trains (the last epoch's splits side by side, one thread
+    /// each), and measure the statistics probes there too when no γ guard acts on them. The
+    /// numbers are the same either way.
     #[serde(default = "default_parallel_evaluation")]
     pub parallel_evaluation: bool,
     /// Stop after this many seconds of training steps (evaluation not counted), with a final

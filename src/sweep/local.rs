@@ -1,5 +1,6 @@
 //! Local workers (`--jobs J`): J threads, each running the next cell of the plan as
-//! `ltmlp run-job` would, sharing one data cache; a signal stops them all cleanly.
+//! `ltmlp run-job` would, the costliest first, sharing one data cache; a signal stops them all
+//! cleanly.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +19,7 @@ pub fn run_all(
     interrupt: Option<Arc<AtomicUsize>>,
     log: &(dyn Fn(String) + Sync),
 ) -> Vec<(usize, CellOutcome)> {
+    let order = longest_first(plan);
     let next = AtomicUsize::new(0);
     let outcomes = Mutex::new(Vec::new());
     let stopped = || {
@@ -33,10 +35,9 @@ pub fn run_all(
                 if stopped() {
                     break;
                 }
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= plan.cells.len() {
+                let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     break;
-                }
+                };
                 let outcome = run_cell(dir, plan, index, cache, interrupt.clone(), log);
                 if let Ok(mut all) = outcomes.lock() {
                     all.push((index, outcome));
@@ -47,4 +48,84 @@ pub fn run_all(
     let mut all = outcomes.into_inner().unwrap_or_default();
     all.sort_by_key(|(i, _)| *i);
     all
+}
+
+/// The cells in the order to start them: the costliest first (by [`relative_cost`]; equal
+/// costs in plan order), so that no worker is left with a long cell while the others idle.
+fn longest_first(plan: &Plan) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plan.cells.len()).collect();
+    let cost = |i: usize| relative_cost(&plan.cells[i].config, &plan.cells[i].variant);
+    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)));
+    order
+}
+
+/// A cell's training work relative to the others of its sweep (they share the data): the
+/// epochs (or the time budget) times the hidden layers' weights, doubled when α, β or γ are
+/// re-estimated within the steps (about +60–110 % of a step, docs/performance.md).
+fn relative_cost(config: &crate::preset::Preset, variant: &str) -> f64 {
+    use crate::preset::PolicyKind;
+    let hidden = &config.model.hidden;
+    let weights: usize =
+        hidden.windows(2).map(|w| w[0] * w[1]).sum::<usize>() + hidden.iter().sum::<usize>();
+    let length = match config.train.time_budget_seconds {
+        Some(seconds) => return seconds,
+        None => config.train.epochs as f64,
+    };
+    let within_steps = matches!(
+        config.transforms.policy,
+        PolicyKind::Every | PolicyKind::Paper
+    ) && crate::preset::flags_of(variant).is_some_and(|f| f.any());
+    length * weights.max(1) as f64 * if within_steps { 2.0 } else { 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::axes::Axis;
+    use crate::sweep::plan::{build, SweepSpec};
+
+    /// Cells re-estimating within their steps, and wider ones, start before the cheaper ones;
+    /// equal cells keep the plan's order.
+    #[test]
+    fn the_costliest_cells_start_first() {
+        let plan = build(&SweepSpec {
+            preset: "presets/default.toml".into(),
+            variants: vec!["none".into(), "ab".into()],
+            seeds: 2,
+            axes: vec![Axis {
+                variant: None,
+                key: "model.hidden".into(),
+                values: vec!["[50]".into(), "[400, 400]".into()],
+            }],
+            overrides: Vec::new(),
+            data: None,
+        })
+        .unwrap();
+        let order = longest_first(&plan);
+        let started: Vec<(&str, usize)> = order
+            .iter()
+            .map(|&i| {
+                let cell = &plan.cells[i];
+                (cell.variant.as_str(), cell.config.model.hidden.len())
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [
+                ("ab", 2),
+                ("ab", 2),
+                ("none", 2),
+                ("none", 2),
+                ("ab", 1),
+                ("ab", 1),
+                ("none", 1),
+                ("none", 1)
+            ]
+        );
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..plan.cells.len()).collect::<Vec<_>>());
+        let (first, second) = (order[0], order[1]);
+        assert!(first < second, "equal cells keep the plan's order");
+    }
 }
