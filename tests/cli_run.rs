@@ -557,9 +557,10 @@ fn untimed_summary(dir: &Path) -> Value {
 fn overlapped_evaluation_changes_no_number() {
     let tmp = tempfile::tempdir().unwrap();
     let overlaps = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
-    let cases: [(&str, &[&str]); 2] = [
+    let cases: [(&str, &str, &[&str]); 3] = [
         (
             "paper",
+            "presets/tiny.toml",
             &[
                 "train.epochs=8",
                 "transforms.policy=paper",
@@ -567,13 +568,32 @@ fn overlapped_evaluation_changes_no_number() {
                 "transforms.paper_threshold=40",
             ],
         ),
-        ("early-stop", &["train.epochs=60", "train.patience=1"]),
+        (
+            "early-stop",
+            "presets/tiny.toml",
+            &["train.epochs=60", "train.patience=1"],
+        ),
+        // A statistics probe (1,000 rows) larger than an evaluation chunk (500): the overlapped
+        // evaluation must cut the splits into the chunks the one after another does.
+        (
+            "large-probe",
+            "presets/default.toml",
+            &[
+                "train.epochs=3",
+                "model.hidden=[24]",
+                "data.train_limit=2500",
+                "data.validation_size=1000",
+                "stats.probe_size=1000",
+                // In f32 the loss sums are exact in f64 whatever the chunks: f64 shows them.
+                "train.precision=f64",
+            ],
+        ),
     ];
-    for (case, settings) in cases {
+    for (case, preset, settings) in cases {
         let mut runs = Vec::new();
         for parallel in ["true", "false"] {
             let dir = tmp.path().join(format!("{case}-{parallel}"));
-            let mut args = vec!["run", "presets/tiny.toml", "--out", dir.to_str().unwrap()];
+            let mut args = vec!["run", preset, "--out", dir.to_str().unwrap()];
             let parallel_setting = format!("train.parallel_evaluation={parallel}");
             for s in settings.iter().copied().chain([parallel_setting.as_str()]) {
                 args.extend(["--set", s]);

@@ -50,6 +50,9 @@ pub fn run_all(
     all
 }
 
+/// The input width [`relative_cost`] assumes: MNIST's, the embedded data's.
+const ASSUMED_INPUTS: usize = 784;
+
 /// The cells in the order to start them: the costliest first (by [`relative_cost`]; equal
 /// costs in plan order), so that no worker is left with a long cell while the others idle.
 fn longest_first(plan: &Plan) -> Vec<usize> {
@@ -60,13 +63,14 @@ fn longest_first(plan: &Plan) -> Vec<usize> {
 }
 
 /// A cell's training work relative to the others of its sweep (they share the data): the
-/// epochs (or the time budget) times the hidden layers' weights, doubled when α, β or γ are
-/// re-estimated within the steps (about +60–110 % of a step, docs/performance.md).
+/// epochs (or the time budget) times the weights, doubled when α, β or γ are re-estimated
+/// within the steps (about +60–110 % of a step, docs/performance.md). The inputs are counted as
+/// [`ASSUMED_INPUTS`] wide, with a shortcut to every hidden layer: only the order matters.
 fn relative_cost(config: &crate::preset::Preset, variant: &str) -> f64 {
     use crate::preset::PolicyKind;
     let hidden = &config.model.hidden;
-    let weights: usize =
-        hidden.windows(2).map(|w| w[0] * w[1]).sum::<usize>() + hidden.iter().sum::<usize>();
+    let weights: usize = ASSUMED_INPUTS * hidden.iter().sum::<usize>()
+        + hidden.windows(2).map(|w| w[0] * w[1]).sum::<usize>();
     let length = match config.train.time_budget_seconds {
         Some(seconds) => return seconds,
         None => config.train.epochs as f64,
@@ -127,5 +131,11 @@ mod tests {
         assert_eq!(sorted, (0..plan.cells.len()).collect::<Vec<_>>());
         let (first, second) = (order[0], order[1]);
         assert!(first < second, "equal cells keep the plan's order");
+        // One wide layer outweighs two narrow ones: the input layer counts.
+        let mut config = plan.cells[0].config.clone();
+        config.model.hidden = vec![1000];
+        let wide = relative_cost(&config, "none");
+        config.model.hidden = vec![100, 100];
+        assert!(wide > relative_cost(&config, "none"));
     }
 }

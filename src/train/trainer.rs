@@ -81,6 +81,10 @@ pub struct Trainer<T: Real> {
     /// Adam's gradient, made at its first step (the fused SGD step forms none).
     grads: Option<crate::net::Params<T>>,
     ws: Workspace<T>,
+    /// Large enough for the probes from the start: a forward pass over more rows than a
+    /// workspace holds replaces it with a larger one, and the evaluation is cut into chunks of
+    /// its capacity — every evaluation workspace must keep the same capacity throughout, so
+    /// that the splits are cut (and summed) alike on any thread and in any order.
     eval_ws: Workspace<T>,
     /// Workspaces of the training and test splits when the splits are evaluated side by side
     /// (made at the first such evaluation, with `eval_ws`'s capacity so that every split is cut
@@ -211,7 +215,10 @@ impl<T: Real> Trainer<T> {
             guard_seen: Vec::new(),
             grads: None,
             ws: Workspace::new(&net.topology, batch),
-            eval_ws: Workspace::new(&net.topology, EVAL_CHUNK.max(batch)),
+            eval_ws: Workspace::new(
+                &net.topology,
+                EVAL_CHUNK.max(batch).max(probe_rows).max(check_rows),
+            ),
             side_ws: Vec::new(),
             overlap_ws: None,
             parallel_evaluation: p.train.parallel_evaluation
