@@ -45,7 +45,9 @@ cleanup() {
   fi
   # Wait (at most 15 s) until the daemons are gone, so that nothing outlives the script.
   for _ in $(seq 15); do
-    pgrep -x 'slurmctld|slurmd|slurmstepd' >/dev/null || break
+    # One name per pgrep: a pattern longer than 15 characters matches no process name.
+    pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null \
+      || pgrep -x slurmstepd >/dev/null || break
     sleep 1
   done
 }
