@@ -120,6 +120,20 @@ impl<T: Real, S: InputRows<T> + ?Sized> InputRows<T> for FirstRows<'_, S> {
     }
 }
 
+/// Rows `start..end` of a set of rows, seen as rows `0..end - start` of their own (one chunk of
+/// an evaluation).
+pub struct RowRange<'a, S: ?Sized>(pub &'a S, pub usize, pub usize);
+
+impl<T: Real, S: InputRows<T> + ?Sized> InputRows<T> for RowRange<'_, S> {
+    fn row_count(&self) -> usize {
+        self.2.saturating_sub(self.1)
+    }
+    fn rows_of(&self, start: usize, end: usize) -> CowArray<'_, T, Ix2> {
+        self.0
+            .rows_of(self.1 + start, self.1 + end.min(self.row_count()))
+    }
+}
+
 /// Per-feature mean (summed row by row in `T`, then divided, as a decoded matrix's mean over
 /// its rows is) and standard deviation (in f64) of a split's inputs, read in chunks.
 pub struct FeatureMoments {

@@ -12,5 +12,5 @@ pub mod source;
 
 pub use batches::BatchOrder;
 pub use dataset::{prepare, Dataset, Normalisation, PrepareError, Preprocess, TargetKind};
-pub use examples::{Class, Examples, FirstRows, InputRows, Targets};
+pub use examples::{Class, Examples, FirstRows, InputRows, RowRange, Targets};
 pub use source::{load, ArrayNames, DataFormat, DataSource, RawData, ReadOptions, SourceError};

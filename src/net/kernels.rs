@@ -26,8 +26,32 @@ pub fn set_threads(threads: usize) {
     }
 }
 
+thread_local! {
+    /// Set on a thread whose products must stay on it (see [`on_one_thread`]).
+    static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` with this thread's products and elementwise loops on this thread alone,
+/// whatever [`set_threads`] said: for work split across threads by its caller. The numbers are
+/// those of any thread count (products and loops are cut into blocks that are each computed
+/// as alone).
+pub fn on_one_thread<R>(work: impl FnOnce() -> R) -> R {
+    /// Puts the thread's setting back, also when `work` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONE_THREAD.with(|one| one.set(self.0));
+        }
+    }
+    let _restore = Restore(ONE_THREAD.with(|one| one.replace(true)));
+    work()
+}
+
 /// The number of threads the matrix products use.
 pub fn threads() -> usize {
+    if ONE_THREAD.with(|one| one.get()) {
+        return 1;
+    }
     match THREADS.load(Ordering::Relaxed) {
         0 => {
             let from_env = std::env::var("MATMUL_NUM_THREADS")
@@ -498,6 +522,15 @@ mod tests {
                 assert!(worst < 1e-9, "β = {beta}: off by {worst}");
             }
         }
+    }
+
+    /// Inside `on_one_thread` the products use one thread, also nested, and the thread's
+    /// setting comes back after it.
+    #[test]
+    fn work_on_one_thread_stays_on_it() {
+        assert_eq!(on_one_thread(threads), 1);
+        assert_eq!(on_one_thread(|| on_one_thread(threads) + threads()), 2);
+        assert!(!ONE_THREAD.with(|one| one.get()));
     }
 
     #[test]

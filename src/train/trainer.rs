@@ -86,14 +86,13 @@ pub struct Trainer<T: Real> {
     /// its capacity — every evaluation workspace must keep the same capacity throughout, so
     /// that the splits are cut (and summed) alike on any thread and in any order.
     eval_ws: Workspace<T>,
-    /// Workspaces of the training and test splits when the splits are evaluated side by side
-    /// (made at the first such evaluation, with `eval_ws`'s capacity so that every split is cut
-    /// into the same chunks and sums to the same bits as one after another).
+    /// The other threads' workspaces when an evaluation's chunks are shared among threads
+    /// (made at the first such evaluation, with `eval_ws`'s capacity).
     side_ws: Vec<Workspace<T>>,
     /// The workspace of an evaluation overlapped with the next epoch (back from its thread).
     overlap_ws: Option<Workspace<T>>,
-    /// Evaluate the three splits at the end of an epoch on three threads
-    /// (`train.parallel_evaluation`, when [`evaluation_has_a_free_core`]).
+    /// Overlap each epoch's evaluation with the next epoch, and share the last one's among the
+    /// free cores (`train.parallel_evaluation`, when [`evaluation_has_a_free_core`]).
     parallel_evaluation: bool,
     moments: Moments,
     order: BatchOrder,
@@ -165,12 +164,17 @@ pub fn set_concurrent_runs(runs: usize) {
     CONCURRENT_RUNS.store(runs.max(1), Ordering::Relaxed);
 }
 
+/// How many runs this process trains at once.
+fn concurrent_runs() -> usize {
+    CONCURRENT_RUNS.load(Ordering::Relaxed)
+}
+
 /// Whether the side-by-side evaluation has a core to itself: the products use one thread and
 /// the machine has at least two cores per run trained at once. With `--jobs` equal to the
 /// cores, three evaluation threads per run would crowd the other runs' training steps.
 fn evaluation_has_a_free_core(threads: usize) -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    threads == 1 && cores >= 2 * CONCURRENT_RUNS.load(Ordering::Relaxed)
+    threads == 1 && cores >= 2 * concurrent_runs()
 }
 
 impl<T: Real> Trainer<T> {

@@ -36,6 +36,7 @@ type Evaluated = (BatchLoss, Option<Confusion>);
 
 /// The three splits' results; no test result when the test split is the monitored one (it was
 /// evaluated as the validation split).
+#[derive(Debug, PartialEq)]
 struct Evaluations {
     train: Evaluated,
     validation: Evaluated,
@@ -87,6 +88,140 @@ impl EvaluationPlan {
             train: run(train.expect("the training split is always evaluated")),
             validation: run(validation.expect("the validation split is always evaluated")),
             test: test.map(run),
+        }
+    }
+}
+
+/// The most threads an evaluation is shared among: each holds a workspace of its own.
+const MAX_EVALUATION_WORKERS: usize = 4;
+
+/// One chunk of an evaluation: rows `start..end` of split `split` (0 training, 1 validation,
+/// 2 test).
+#[derive(Clone, Copy)]
+struct Chunk {
+    split: usize,
+    start: usize,
+    end: usize,
+}
+
+impl EvaluationPlan {
+    /// The three splits cut into chunks of the workspaces' capacity, the chunks shared among
+    /// one thread per workspace, and each split's chunk results summed in chunk order — the
+    /// numbers of [`EvaluationPlan::run_in_turn`].
+    fn run_in_chunks<T: Real>(
+        &self,
+        net: &Network<T>,
+        data: &Dataset<T>,
+        workspaces: &mut [&mut Workspace<T>],
+    ) -> Evaluations {
+        let jobs = self.jobs(data);
+        let chunk = workspaces
+            .iter()
+            .map(|ws| ws.capacity())
+            .min()
+            .unwrap_or(1)
+            .max(1);
+        let chunks: Vec<Chunk> = jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(split, job)| {
+                let rows = job.map_or(0, |j| j.rows);
+                (0..rows.div_ceil(chunk)).map(move |k| Chunk {
+                    split,
+                    start: k * chunk,
+                    end: ((k + 1) * chunk).min(rows),
+                })
+            })
+            .collect();
+        let mut decoded: [Option<Array2<T>>; 3] = [None, None, None];
+        let targets: Vec<Option<Target<'_, T>>> = jobs
+            .iter()
+            .zip(decoded.iter_mut())
+            .map(|(job, decoded)| job.map(|j| target_of(self.task, j.split, j.rows, decoded)))
+            .collect();
+        let counted = |job: &SplitJob<'_, T>| {
+            matches!(
+                (job.count, job.split.targets()),
+                (true, Targets::Classes(_))
+            )
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = |ws: &mut Workspace<T>| {
+            crate::net::kernels::on_one_thread(|| {
+                let mut losses = Vec::new();
+                let mut confusions: [Option<Confusion>; 3] = [None, None, None];
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&c) = chunks.get(index) else {
+                        break;
+                    };
+                    let job = jobs[c.split].expect("chunks are made of present splits");
+                    let rows = crate::data::RowRange(job.split, c.start, c.end);
+                    let loss = match (counted(&job), job.split.targets()) {
+                        (true, Targets::Classes(labels)) => {
+                            let confusion = confusions[c.split]
+                                .get_or_insert_with(|| Confusion::new(self.classes));
+                            let labels = &labels[c.start..c.end];
+                            net.evaluate_confusion(&rows, labels, ws, &mut confusion.counts)
+                        }
+                        _ => {
+                            let target = targets[c.split].expect("each present split has one");
+                            net.evaluate(&rows, target.rows(c.start, c.end), ws)
+                        }
+                    };
+                    losses.push((index, loss));
+                }
+                (losses, confusions)
+            })
+        };
+        let results = std::thread::scope(|scope| {
+            let (mine, others) = workspaces
+                .split_first_mut()
+                .expect("at least one workspace");
+            let handles: Vec<_> = others
+                .iter_mut()
+                .map(|ws| scope.spawn(|| work(ws)))
+                .collect();
+            let mut results = vec![work(mine)];
+            results.extend(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            results
+        });
+        let mut losses = vec![BatchLoss::default(); chunks.len()];
+        let mut confusions: Vec<Option<Confusion>> = jobs
+            .iter()
+            .map(|job| {
+                job.filter(|j| counted(j))
+                    .map(|_| Confusion::new(self.classes))
+            })
+            .collect();
+        for (worker_losses, worker_confusions) in results {
+            for (index, loss) in worker_losses {
+                losses[index] = loss;
+            }
+            for (total, part) in confusions.iter_mut().zip(worker_confusions) {
+                if let (Some(total), Some(part)) = (total.as_mut(), part) {
+                    for (row, part_row) in total.counts.iter_mut().zip(part.counts) {
+                        for (count, add) in row.iter_mut().zip(part_row) {
+                            *count += add;
+                        }
+                    }
+                }
+            }
+        }
+        let mut sums = [BatchLoss::default(); 3];
+        for (c, loss) in chunks.iter().zip(losses) {
+            sums[c.split].add(loss);
+        }
+        let mut confusions = confusions.into_iter();
+        let mut split = |k: usize| (sums[k], confusions.next().flatten());
+        let (train, validation, test) = (split(0), split(1), split(2));
+        Evaluations {
+            train,
+            validation,
+            test: jobs[2].is_some().then_some(test),
         }
     }
 }
@@ -164,47 +299,42 @@ impl<T: Real> Trainer<T> {
         }
     }
 
-    /// The end-of-epoch evaluation now; side by side when `parallel_evaluation` holds, each
-    /// split on its own workspace and thread.
+    /// The end-of-epoch evaluation now: its chunks shared among
+    /// [`Trainer::evaluation_workers`] threads, each with its own workspace and products on
+    /// one thread, or one after another.
     fn evaluate_now(&mut self, plan: EvaluationPlan) -> Evaluations {
         let data = Arc::clone(&self.data);
-        if !self.parallel_evaluation {
+        let workers = self.evaluation_workers();
+        if workers <= 1 {
             return plan.run_in_turn(&self.net, &data, &mut self.eval_ws);
         }
-        if self.side_ws.is_empty() {
-            let capacity = self.eval_ws.capacity();
-            let topology = &self.net.topology;
-            let first = self.overlap_ws.take();
-            self.side_ws = vec![
-                first.unwrap_or_else(|| Workspace::new(topology, capacity)),
-                Workspace::new(topology, capacity),
-            ];
+        // Every workspace has the evaluation workspace's capacity: the splits are cut into the
+        // chunks one after another would use.
+        let capacity = self.eval_ws.capacity();
+        let topology = &self.net.topology;
+        if let Some(ws) = self.overlap_ws.take() {
+            self.side_ws.push(ws);
         }
-        let [train_job, validation_job, test_job] = plan.jobs(&data);
-        let (task, classes) = (plan.task, plan.classes);
-        let net = &self.net;
-        let main_ws = &mut self.eval_ws;
-        let [train_ws, test_ws] = &mut self.side_ws[..] else {
-            unreachable!("two side workspaces were just made")
-        };
-        let train_job = train_job.expect("the training split is always evaluated");
-        let validation_job = validation_job.expect("the validation split is always evaluated");
-        std::thread::scope(|scope| {
-            let train = scope.spawn(|| evaluate_split(net, task, classes, train_job, train_ws));
-            let test = test_job
-                .map(|job| scope.spawn(move || evaluate_split(net, task, classes, job, test_ws)));
-            let validation = evaluate_split(net, task, classes, validation_job, main_ws);
-            let joined = |handle: std::thread::ScopedJoinHandle<'_, Evaluated>| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            };
-            Evaluations {
-                train: joined(train),
-                validation,
-                test: test.map(joined),
-            }
-        })
+        while self.side_ws.len() < workers - 1 {
+            self.side_ws.push(Workspace::new(topology, capacity));
+        }
+        let mut workspaces: Vec<&mut Workspace<T>> = std::iter::once(&mut self.eval_ws)
+            .chain(self.side_ws.iter_mut())
+            .take(workers)
+            .collect();
+        plan.run_in_chunks(&self.net, &data, &mut workspaces)
+    }
+
+    /// How many threads evaluate an epoch's splits when nothing else runs: the cores this run
+    /// may use (at most [`MAX_EVALUATION_WORKERS`]) when its products use one thread and a core is
+    /// free, else the products' threads.
+    fn evaluation_workers(&self) -> usize {
+        if self.parallel_evaluation {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / super::concurrent_runs()).clamp(2, MAX_EVALUATION_WORKERS)
+        } else {
+            crate::net::kernels::threads().min(MAX_EVALUATION_WORKERS)
+        }
     }
 
     /// What the metrics take from the moment the epoch's last step was done, with the
@@ -283,6 +413,7 @@ impl<T: Real> Trainer<T> {
         let mut ws = self
             .overlap_ws
             .take()
+            .or_else(|| self.side_ws.pop())
             .unwrap_or_else(|| Workspace::new(&self.net.topology, self.eval_ws.capacity()));
         let (data, state) = (Arc::clone(&self.data), Arc::clone(&before));
         let spawned = std::thread::Builder::new()
@@ -452,4 +583,68 @@ pub fn target_of<'a, T: Real>(
         (_, Targets::Values(v)) => Target::Values(v.view()),
     };
     target.rows(0, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DataSource;
+    use crate::preset::PresetFile;
+    use crate::train::session::{AnyData, Experiment};
+
+    /// A trainer of the default preset's recipe on a small f64 network, trained a few steps,
+    /// whose splits are cut into several 500-row chunks.
+    fn trained() -> Trainer<f64> {
+        let overrides = [
+            "model.hidden=[12, 12]",
+            "train.precision=\"f64\"",
+            "data.train_limit=2500",
+            "data.validation_size=1200",
+        ]
+        .map(String::from);
+        let resolved = PresetFile::builtin_default()
+            .unwrap()
+            .resolve(Some("abg"), &overrides)
+            .unwrap();
+        let raw = crate::data::load(&DataSource::Embedded).unwrap();
+        let exp = Experiment::from_raw(resolved.clone(), &raw, String::new()).unwrap();
+        let AnyData::F64(data) = exp.data else {
+            panic!("f64 expected")
+        };
+        let net = Network::<f64>::init(exp.topology.clone(), 5);
+        let mut trainer = Trainer::new(&resolved, data, net);
+        for _ in 0..5 {
+            trainer.step().unwrap();
+        }
+        trainer
+    }
+
+    /// Shared among 2 or 3 threads (each chunk's sums taken in chunk order), an evaluation gives
+    /// the bits of one thread's, confusion matrices included; with the test split left out too.
+    #[test]
+    fn chunks_shared_among_threads_sum_to_the_same_bits() {
+        let mut trainer = trained();
+        for with_test in [true, false] {
+            let plan = EvaluationPlan {
+                with_test,
+                ..trainer.evaluation_plan()
+            };
+            assert!(plan.counting);
+            let data = Arc::clone(&trainer.data);
+            let capacity = trainer.eval_ws.capacity();
+            assert!(
+                data.train.len() > 2 * capacity,
+                "the training split has 3+ chunks"
+            );
+            let alone = plan.run_in_turn(&trainer.net, &data, &mut trainer.eval_ws);
+            for workers in [2, 3] {
+                let mut owned: Vec<Workspace<f64>> = (0..workers)
+                    .map(|_| Workspace::new(&trainer.net.topology, capacity))
+                    .collect();
+                let mut workspaces: Vec<&mut Workspace<f64>> = owned.iter_mut().collect();
+                let shared = plan.run_in_chunks(&trainer.net, &data, &mut workspaces);
+                assert_eq!(shared, alone, "{workers} threads, test split {with_test}");
+            }
+        }
+    }
 }
