@@ -299,9 +299,9 @@ pub struct TrainSection {
     pub train_eval_size: usize,
     /// While the matrix products use one thread and the machine has two cores per run trained
     /// at once (a sweep's `--jobs`): evaluate each epoch on a copy of the network on the free
-    /// core while the next epoch trains (the last epoch's splits side by side, one thread
-    /// each), and measure the statistics probes there too when no γ guard acts on them. The
-    /// numbers are the same either way.
+    /// core while the next epoch trains (the last epoch's chunks shared among the free cores),
+    /// and measure the statistics probes there too when no γ guard acts on them. The numbers
+    /// are the same either way.
     #[serde(default = "default_parallel_evaluation")]
     pub parallel_evaluation: bool,
     /// Stop after this many seconds of training steps (evaluation not counted), with a final
