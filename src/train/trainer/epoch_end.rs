@@ -1,6 +1,7 @@
 //! The end of an epoch: the evaluation of the training, validation and test splits, the
 //! epoch-end update of the update policy, and the epoch's metrics — one split after another,
-//! side by side, or overlapped with the next epoch's steps on a copy of the network.
+//! shared in chunks among threads, or overlapped with the next epoch's steps on a copy of the
+//! network.
 //!
 //! Every way gives the same numbers: each split is summed in the same chunks in the same
 //! order, and a decision taken before the evaluation's result (the paper rule's, which reads
@@ -61,6 +62,18 @@ struct EvaluationPlan {
     with_test: bool,
 }
 
+/// The most threads an evaluation is shared among: each holds a workspace of its own.
+const MAX_EVALUATION_WORKERS: usize = 4;
+
+/// One chunk of an evaluation: rows `start..end` of split `split` (0 training, 1 validation,
+/// 2 test).
+#[derive(Clone, Copy)]
+struct Chunk {
+    split: usize,
+    start: usize,
+    end: usize,
+}
+
 impl EvaluationPlan {
     fn jobs<'a, T: Real>(&self, data: &'a Dataset<T>) -> [Option<SplitJob<'a, T>>; 3] {
         let job = |split, rows, count| Some(SplitJob { split, rows, count });
@@ -90,21 +103,7 @@ impl EvaluationPlan {
             test: test.map(run),
         }
     }
-}
 
-/// The most threads an evaluation is shared among: each holds a workspace of its own.
-const MAX_EVALUATION_WORKERS: usize = 4;
-
-/// One chunk of an evaluation: rows `start..end` of split `split` (0 training, 1 validation,
-/// 2 test).
-#[derive(Clone, Copy)]
-struct Chunk {
-    split: usize,
-    start: usize,
-    end: usize,
-}
-
-impl EvaluationPlan {
     /// The three splits cut into chunks of the workspaces' capacity, the chunks shared among
     /// one thread per workspace, and each split's chunk results summed in chunk order — the
     /// numbers of [`EvaluationPlan::run_in_turn`].
