@@ -471,22 +471,6 @@ fn bench_scale_sweeps_depth_with_growing_cost() {
     }
 }
 
-/// A run's metrics records without their timings (the only fields that may differ between
-/// two runs of the same numbers).
-fn untimed_metrics(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: Value = serde_json::from_str(line).unwrap();
-            for timed in ["elapsed_seconds", "examples_per_second", "wall"] {
-                record.as_object_mut().unwrap().remove(timed);
-            }
-            record
-        })
-        .collect()
-}
-
 /// The splits evaluated side by side (the default on a machine with a second core) give the
 /// same metrics, to the bit, as one after another; with the test split monitored too.
 #[test]
@@ -524,7 +508,7 @@ fn parallel_evaluation_changes_no_number() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            runs.push(untimed_metrics(&dir));
+            runs.push(metrics_without_timing(&dir));
         }
         assert_eq!(runs[0].len(), 3);
         assert_eq!(runs[0], runs[1], "monitor {monitor}");
@@ -533,8 +517,7 @@ fn parallel_evaluation_changes_no_number() {
 
 /// The summary without its timings and folder: what two runs of one recipe must share.
 fn untimed_summary(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
-    let mut summary: Value = serde_json::from_str(&text).unwrap();
+    let mut summary = summary(dir);
     let fields = summary.as_object_mut().unwrap();
     for timed in [
         "wall_seconds",
@@ -613,7 +596,11 @@ fn overlapped_evaluation_changes_no_number() {
                 .filter(|l| !l.starts_with("wrote "))
                 .map(String::from)
                 .collect();
-            runs.push((untimed_metrics(&dir), untimed_summary(&dir), evaluation));
+            runs.push((
+                metrics_without_timing(&dir),
+                untimed_summary(&dir),
+                evaluation,
+            ));
             let went_back = said.contains("changed the paper rule's phase");
             assert_eq!(
                 went_back,
@@ -625,7 +612,7 @@ fn overlapped_evaluation_changes_no_number() {
         assert_eq!(runs[0].1, runs[1].1, "{case}: the summaries differ");
         assert_eq!(runs[0].2, runs[1].2, "{case}: the final networks differ");
     }
-    let stopped = untimed_metrics(&tmp.path().join("early-stop-true"));
+    let stopped = metrics_without_timing(&tmp.path().join("early-stop-true"));
     assert!(stopped.len() < 60, "the early stop never came");
 }
 
@@ -750,7 +737,7 @@ fn byte_storage_changes_no_number() {
                 "{extra:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            runs.push(untimed_metrics(&dir));
+            runs.push(metrics_without_timing(&dir));
         }
         assert_eq!(runs[0].len(), 2, "{extra:?}");
         assert_eq!(runs[0], runs[1], "{extra:?}");

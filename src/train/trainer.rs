@@ -702,10 +702,9 @@ impl<T: Real> Trainer<T> {
     /// A workspace for probes measured on another thread: with the capacity of the evaluation
     /// workspace, so that they cut the probe as [`Trainer::layer_stats`] does.
     pub fn stats_workspace(&mut self) -> Workspace<T> {
-        let capacity = self.eval_ws.capacity();
         self.stats_ws
             .take()
-            .unwrap_or_else(|| Workspace::new(&self.net.topology, capacity))
+            .unwrap_or_else(|| self.spare_workspace())
     }
 
     /// Takes back a probe's workspace, for the next one.

@@ -24,7 +24,7 @@ use crate::stats::LayerStats;
 use crate::train::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 
 /// One split of the end-of-epoch evaluation: its first `rows` examples, and whether to count
-/// its confusion matrix (whole labelled splits only).
+/// its confusion matrix (whole splits labelled with classes only).
 #[derive(Clone, Copy)]
 struct SplitJob<'a, T: Real> {
     split: &'a Examples<T>,
@@ -76,7 +76,10 @@ struct Chunk {
 
 impl EvaluationPlan {
     fn jobs<'a, T: Real>(&self, data: &'a Dataset<T>) -> [Option<SplitJob<'a, T>>; 3] {
-        let job = |split, rows, count| Some(SplitJob { split, rows, count });
+        let job = |split: &'a Examples<T>, rows, count| {
+            let count = count && matches!(split.targets(), Targets::Classes(_));
+            Some(SplitJob { split, rows, count })
+        };
         [
             job(&data.train, self.train_rows, false),
             job(&data.validation, data.validation.len(), self.counting),
@@ -88,25 +91,10 @@ impl EvaluationPlan {
         ]
     }
 
-    /// The three splits one after another on one thread and workspace.
-    fn run_in_turn<T: Real>(
-        &self,
-        net: &Network<T>,
-        data: &Dataset<T>,
-        ws: &mut Workspace<T>,
-    ) -> Evaluations {
-        let [train, validation, test] = self.jobs(data);
-        let mut run = |job: SplitJob<'_, T>| evaluate_split(net, self.task, self.classes, job, ws);
-        Evaluations {
-            train: run(train.expect("the training split is always evaluated")),
-            validation: run(validation.expect("the validation split is always evaluated")),
-            test: test.map(run),
-        }
-    }
-
     /// The three splits cut into chunks of the workspaces' capacity, the chunks shared among
-    /// one thread per workspace, and each split's chunk results summed in chunk order — the
-    /// numbers of [`EvaluationPlan::run_in_turn`].
+    /// one thread per workspace (this one and one more per further workspace), and each
+    /// split's chunk results summed in chunk order: the numbers of [`Network::evaluate`] over
+    /// each whole split, however many workspaces.
     fn run_in_chunks<T: Real>(
         &self,
         net: &Network<T>,
@@ -138,12 +126,6 @@ impl EvaluationPlan {
             .zip(decoded.iter_mut())
             .map(|(job, decoded)| job.map(|j| target_of(self.task, j.split, j.rows, decoded)))
             .collect();
-        let counted = |job: &SplitJob<'_, T>| {
-            matches!(
-                (job.count, job.split.targets()),
-                (true, Targets::Classes(_))
-            )
-        };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let work = |ws: &mut Workspace<T>| {
             crate::net::kernels::on_one_thread(|| {
@@ -156,7 +138,7 @@ impl EvaluationPlan {
                     };
                     let job = jobs[c.split].expect("chunks are made of present splits");
                     let rows = crate::data::RowRange(job.split, c.start, c.end);
-                    let loss = match (counted(&job), job.split.targets()) {
+                    let loss = match (job.count, job.split.targets()) {
                         (true, Targets::Classes(labels)) => {
                             let confusion = confusions[c.split]
                                 .get_or_insert_with(|| Confusion::new(self.classes));
@@ -192,7 +174,7 @@ impl EvaluationPlan {
         let mut confusions: Vec<Option<Confusion>> = jobs
             .iter()
             .map(|job| {
-                job.filter(|j| counted(j))
+                job.filter(|j| j.count)
                     .map(|_| Confusion::new(self.classes))
             })
             .collect();
@@ -304,24 +286,26 @@ impl<T: Real> Trainer<T> {
     fn evaluate_now(&mut self, plan: EvaluationPlan) -> Evaluations {
         let data = Arc::clone(&self.data);
         let workers = self.evaluation_workers();
-        if workers <= 1 {
-            return plan.run_in_turn(&self.net, &data, &mut self.eval_ws);
-        }
-        // Every workspace has the evaluation workspace's capacity: the splits are cut into the
-        // chunks one after another would use.
-        let capacity = self.eval_ws.capacity();
-        let topology = &self.net.topology;
-        if let Some(ws) = self.overlap_ws.take() {
-            self.side_ws.push(ws);
+        if workers > 1 {
+            if let Some(ws) = self.overlap_ws.take() {
+                self.side_ws.push(ws);
+            }
         }
         while self.side_ws.len() < workers - 1 {
-            self.side_ws.push(Workspace::new(topology, capacity));
+            let ws = self.spare_workspace();
+            self.side_ws.push(ws);
         }
         let mut workspaces: Vec<&mut Workspace<T>> = std::iter::once(&mut self.eval_ws)
             .chain(self.side_ws.iter_mut())
             .take(workers)
             .collect();
         plan.run_in_chunks(&self.net, &data, &mut workspaces)
+    }
+
+    /// A workspace with the evaluation workspace's capacity, so that it cuts the splits (and
+    /// the probe) into the chunks that one does.
+    pub(super) fn spare_workspace(&self) -> Workspace<T> {
+        Workspace::new(&self.net.topology, self.eval_ws.capacity())
     }
 
     /// How many threads evaluate an epoch's splits when nothing else runs: the cores this run
@@ -413,12 +397,12 @@ impl<T: Real> Trainer<T> {
             .overlap_ws
             .take()
             .or_else(|| self.side_ws.pop())
-            .unwrap_or_else(|| Workspace::new(&self.net.topology, self.eval_ws.capacity()));
+            .unwrap_or_else(|| self.spare_workspace());
         let (data, state) = (Arc::clone(&self.data), Arc::clone(&before));
         let spawned = std::thread::Builder::new()
             .name("ltmlp-evaluation".into())
             .spawn(move || {
-                let evaluations = plan.run_in_turn(&state.net, &data, &mut ws);
+                let evaluations = plan.run_in_chunks(&state.net, &data, &mut [&mut ws]);
                 let layers = stats.measure(&state.net, &mut ws);
                 (evaluations, layers, ws)
             });
@@ -540,30 +524,6 @@ impl<T: Real> Trainer<T> {
     }
 }
 
-/// Evaluates one split on `net` with its own workspace: a free function, so that several splits
-/// can be evaluated at once on one shared network.
-fn evaluate_split<T: Real>(
-    net: &Network<T>,
-    task: Task,
-    classes: usize,
-    job: SplitJob<'_, T>,
-    ws: &mut Workspace<T>,
-) -> Evaluated {
-    match (job.count, job.split.targets()) {
-        (true, Targets::Classes(labels)) => {
-            let mut confusion = Confusion::new(classes);
-            let loss = net.evaluate_confusion(job.split, labels, ws, &mut confusion.counts);
-            (loss, Some(confusion))
-        }
-        _ => {
-            let mut decoded = None;
-            let target = target_of(task, job.split, job.rows, &mut decoded);
-            let inputs = crate::data::FirstRows(job.split, job.rows);
-            (net.evaluate(&inputs, target, ws), None)
-        }
-    }
-}
-
 /// What the first `rows` examples of `split` are evaluated against under `task`: their classes
 /// or values, or (autoencoder) their own inputs, decoded into `decoded` when they are held as
 /// bytes (only those rows: a training split is evaluated on a sample of its first rows).
@@ -618,8 +578,38 @@ mod tests {
         trainer
     }
 
-    /// Shared among 2 or 3 threads (each chunk's sums taken in chunk order), an evaluation gives
-    /// the bits of one thread's, confusion matrices included; with the test split left out too.
+    /// Each split evaluated whole by [`Network::evaluate`] (or `evaluate_confusion`), one
+    /// after another: the reference.
+    fn whole_splits(
+        plan: &EvaluationPlan,
+        net: &Network<f64>,
+        data: &Dataset<f64>,
+        ws: &mut Workspace<f64>,
+    ) -> Evaluations {
+        let mut run = |job: SplitJob<'_, f64>| match (job.count, job.split.targets()) {
+            (true, Targets::Classes(labels)) => {
+                let mut confusion = Confusion::new(plan.classes);
+                let loss = net.evaluate_confusion(job.split, labels, ws, &mut confusion.counts);
+                (loss, Some(confusion))
+            }
+            _ => {
+                let mut decoded = None;
+                let target = target_of(plan.task, job.split, job.rows, &mut decoded);
+                let inputs = crate::data::FirstRows(job.split, job.rows);
+                (net.evaluate(&inputs, target, ws), None)
+            }
+        };
+        let [train, validation, test] = plan.jobs(data);
+        Evaluations {
+            train: run(train.unwrap()),
+            validation: run(validation.unwrap()),
+            test: test.map(run),
+        }
+    }
+
+    /// Cut into chunks and shared among 1, 2 or 3 threads (each split's chunk sums added in
+    /// chunk order), an evaluation gives the bits of each split evaluated whole, confusion
+    /// matrices included; with the test split left out too.
     #[test]
     fn chunks_shared_among_threads_sum_to_the_same_bits() {
         let mut trainer = trained();
@@ -635,8 +625,8 @@ mod tests {
                 data.train.len() > 2 * capacity,
                 "the training split has 3+ chunks"
             );
-            let alone = plan.run_in_turn(&trainer.net, &data, &mut trainer.eval_ws);
-            for workers in [2, 3] {
+            let alone = whole_splits(&plan, &trainer.net, &data, &mut trainer.eval_ws);
+            for workers in [1, 2, 3] {
                 let mut owned: Vec<Workspace<f64>> = (0..workers)
                     .map(|_| Workspace::new(&trainer.net.topology, capacity))
                     .collect();
