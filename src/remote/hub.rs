@@ -383,19 +383,18 @@ fn accept(shared: &Shared, command: Command, replies: &Sender<Arc<str>>) -> Acce
         return Accepted::RunEnded;
     }
     let line: Arc<str> = wire::encode(&Reply::Accepted { command }).into();
-    let queued = match replies.try_send(line) {
-        Ok(()) => Ok(()),
+    match replies.try_send(line) {
+        Ok(()) => Accepted::Queued,
         // A client that lets 64 replies pile up is not waiting for this one in order: wait for
         // room without holding up every other client.
         Err(TrySendError::Full(line)) => {
             drop(state);
-            replies.send(line).map_err(|_| ())
+            match replies.send(line) {
+                Ok(()) => Accepted::Queued,
+                Err(_) => Accepted::ClientGone,
+            }
         }
-        Err(TrySendError::Disconnected(_)) => Err(()),
-    };
-    match queued {
-        Ok(()) => Accepted::Queued,
-        Err(()) => Accepted::ClientGone,
+        Err(TrySendError::Disconnected(_)) => Accepted::ClientGone,
     }
 }
 
