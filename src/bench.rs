@@ -556,6 +556,12 @@ pub fn run(opts: &Options) -> anyhow::Result<String> {
         measure_peak().gflops
     });
     kernels::set_threads(opts.threads);
+    // On a pool of its own, as every training run (`kernels::on_own_pool`).
+    kernels::on_own_pool(|| measure_all(opts, single_thread_peak))
+}
+
+/// [`run`] after the single-thread peak, on the benchmark's threads.
+fn measure_all(opts: &Options, single_thread_peak: Option<f64>) -> anyhow::Result<String> {
     let peaks = single_thread_peak.map_or(String::new(), |one| {
         let all = measure_peak().gflops;
         format!(

@@ -204,13 +204,17 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkEr
     };
     let thread = std::thread::Builder::new()
         .name("ltmlp-train".into())
-        .spawn(move || match exp.data.clone() {
-            AnyData::F32(d) => {
-                Driver::<f32>::new(exp, d, recorder, actions, options, command_rx, event_tx).run()
-            }
-            AnyData::F64(d) => {
-                Driver::<f64>::new(exp, d, recorder, actions, options, command_rx, event_tx).run()
-            }
+        .spawn(move || {
+            crate::net::kernels::on_own_pool(move || match exp.data.clone() {
+                AnyData::F32(d) => {
+                    Driver::<f32>::new(exp, d, recorder, actions, options, command_rx, event_tx)
+                        .run()
+                }
+                AnyData::F64(d) => {
+                    Driver::<f64>::new(exp, d, recorder, actions, options, command_rx, event_tx)
+                        .run()
+                }
+            })
         })
         .map_err(|error| SinkError::Write {
             path: PathBuf::from("<training thread>"),
