@@ -51,7 +51,7 @@ pub fn on_one_thread<R>(work: impl FnOnce() -> R) -> R {
 /// so that the products and loops it splits hand their other parts to threads of that pool.
 /// Split from a thread outside any pool, every product woke a pool thread and slept until the
 /// parts were done: products at batch 100 repeated on two threads ran 20–26 % slower that way,
-/// and whole steps at batch 1000 gained 1–11 % from the pool (docs/performance.md). Each run
+/// and whole steps at batch 1000 gained 1–14 % from the pool (docs/performance.md). Each run
 /// gets its own pool, so that concurrent runs never wait on each other's parts. A pool that
 /// cannot be started leaves `work` on the calling thread.
 pub fn on_own_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
