@@ -99,14 +99,19 @@ impl RunArgs {
         // A run still training there is the likeliest reason to be here: say so first.
         drop(crate::sink::claim_existing(dir)?);
         let config = dir.join(CONFIG_FILE);
-        let file = PresetFile::read(&config)?;
-        let checkpoint = checkpoint::load(dir)?;
-        if checkpoint.config_toml != file.text {
-            anyhow::bail!(
-                "{}: changed since the checkpoint was written; restore it or start a new run",
-                config.display()
-            );
-        }
+        let file = PresetFile::read_config(&config)?;
+        let checkpoint = match checkpoint::load(dir) {
+            Err(checkpoint::CheckpointError::Read(e)) if e.is_not_found() => anyhow::bail!(
+                "{}: no checkpoint yet: the run ended before its first one was saved, so there \
+                 is nothing to resume; start it afresh with `ltmlp run {} --force --out {}` \
+                 (its files are moved aside, not deleted)",
+                e.path.display(),
+                config.display(),
+                dir.display()
+            ),
+            other => other?,
+        };
+        checkpoint::ensure_config_unchanged(&config, &file.text, &checkpoint.config_toml)?;
         let overrides: Vec<String> = self
             .set
             .iter()

@@ -53,7 +53,8 @@ pub struct SavedRun {
 
 /// Reads `dir`'s config and checkpoint and prepares the data (`data` overrides data.source).
 pub fn load_run(dir: &Path, data: Option<PathBuf>) -> anyhow::Result<SavedRun> {
-    let file = PresetFile::read(&dir.join(CONFIG_FILE))?;
+    let config = dir.join(CONFIG_FILE);
+    let file = PresetFile::read_config(&config)?;
     let mut resolved = file.resolve(None, &[])?;
     let checkpoint = checkpoint::load(dir)?;
     let net = match checkpoint.state {
@@ -68,6 +69,8 @@ pub fn load_run(dir: &Path, data: Option<PathBuf>) -> anyhow::Result<SavedRun> {
         anyhow::bail!("internal: f64 data expected");
     };
     if exp.topology != net.topology {
+        // An edited config.toml, not the data, is then the likelier cause: name it first.
+        checkpoint::ensure_config_unchanged(&config, &file.text, &checkpoint.config_toml)?;
         anyhow::bail!(
             "{}: the checkpoint's network is {} but the data gives {}; evaluate on data of the \
              same shape",

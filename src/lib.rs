@@ -23,6 +23,7 @@ macro_rules! say_part {
 
 pub mod analysis;
 pub mod bench;
+pub mod bounded;
 pub mod cli;
 pub mod compare;
 pub mod confusion;

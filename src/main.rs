@@ -165,7 +165,7 @@ fn resume_headless(dir: &Path, args: &RunArgs, detached: bool) -> anyhow::Result
 /// `run --replay DIR`: the experiment of DIR's `config.toml` with DIR's recorded actions.
 fn replay_headless(dir: &Path, folder: &FolderArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = dir.join(ltmlp::sink::CONFIG_FILE);
-    let resolved = ltmlp::preset::PresetFile::read(&config)?.resolve(None, &[])?;
+    let resolved = ltmlp::preset::PresetFile::read_config(&config)?.resolve(None, &[])?;
     ltmlp::cli::set_matmul_threads(resolved.preset.train.threads);
     let actions = ltmlp::sink::actions::read(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let exp = Experiment::prepare(resolved, args.data.clone())?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::{self, FileKind};
 use crate::data::csvfile::{ColumnRef, CsvOptions};
 use crate::data::{ArrayNames, DataFormat, DataSource, Preprocess, ReadOptions, TargetKind};
 use crate::net::{Flags, GammaForm, Norm, Shortcuts, Topology, UnitKind};
@@ -17,8 +18,6 @@ const MAX_LAYER_UNITS: usize = 100_000;
 /// Most hidden layers accepted: every layer feeds every later one, so the number of weight
 /// blocks grows with the square of the depth (10,000 layers would need 50 million).
 const MAX_HIDDEN_LAYERS: usize = 100;
-/// Largest preset file read; experiments are a few hundred bytes.
-const MAX_PRESET_BYTES: u64 = 1 << 20;
 /// Largest weight count accepted (about 4 GiB of f32 weights, gradients and momentum).
 const MAX_WEIGHTS: usize = 300_000_000;
 /// Every variant: the papers' three (no transformation, α β, α β γ) and the modern
@@ -78,6 +77,11 @@ pub struct DataSection {
     pub downsample: usize,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
+    /// Classification: the number of classes, labels 0 to `classes - 1` (default: the labels
+    /// the training split uses, which must not leave a wide gap). Declares classes that the
+    /// training examples may lack, or labels far from the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
     /// Which split early stopping, the paper rule and the "best epoch" look at.
     pub monitor: Monitor,
     /// How to read `source`: auto (from the path), idx, cifar10, npz, npy or csv.
@@ -134,6 +138,7 @@ impl Default for DataSection {
             downsample: 1,
             train_limit: None,
             test_limit: None,
+            classes: None,
             monitor: Monitor::Validation,
             format: DataFormat::Auto,
             arrays: ArrayNames::default(),
@@ -185,6 +190,7 @@ impl DataSection {
             train_limit: self.train_limit,
             validation_size: self.validation_size(),
             test_limit: self.test_limit,
+            classes: self.classes,
             zero_mean: self.zero_mean,
             standardize: self.standardize,
             monitor_test: self.monitor == Monitor::Test,
@@ -531,21 +537,20 @@ pub const DEFAULT_PRESET: &str = include_str!("../presets/default.toml");
 impl PresetFile {
     /// Reads and parses a preset file.
     pub fn read(path: &Path) -> Result<Self, PresetError> {
-        let fail = |message: String| PresetError {
+        Self::read_as(path, FileKind::Preset)
+    }
+
+    /// Reads and parses a run folder's `config.toml`.
+    pub fn read_config(path: &Path) -> Result<Self, PresetError> {
+        Self::read_as(path, FileKind::Config)
+    }
+
+    fn read_as(path: &Path, kind: FileKind) -> Result<Self, PresetError> {
+        let text = bounded::read_text(path, kind).map_err(|e| PresetError {
             file: path.to_owned(),
             line: None,
-            message,
-        };
-        let size = std::fs::metadata(path)
-            .map_err(|e| fail(format!("cannot read the preset: {e}")))?
-            .len();
-        if size > MAX_PRESET_BYTES {
-            return Err(fail(format!(
-                "{size} bytes; a preset is at most {MAX_PRESET_BYTES} bytes (is this the right file?)"
-            )));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(format!("cannot read the preset: {e}")))?;
+            message: e.reason(),
+        })?;
         Self::parse(path, text)
     }
 
@@ -600,8 +605,14 @@ impl PresetFile {
             };
             let merged: Preset = deserialize(&table).map_err(in_table)?;
             if let Some(flags) = flags_of(variant) {
-                validate(&merged, flags)
-                    .map_err(|(key, message)| in_table(format!("{key}: {message}")))?;
+                validate(&merged, flags).map_err(|(key, message)| {
+                    // A value the variant does not set is the preset's own: blame its line.
+                    if sets_key(extra, &key) {
+                        in_table(format!("{key}: {message}"))
+                    } else {
+                        self.error(&key, format!("{key}: {message}"))
+                    }
+                })?;
             }
         }
         Ok(table)
@@ -977,6 +988,22 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
             );
         }
     }
+    if let Some(classes) = d.classes {
+        if p.model.task != Task::Classify {
+            return err(
+                "data.classes",
+                "applies to classification (model.task = \"classify\") only; remove it".into(),
+            );
+        }
+        if !(2..=MAX_LAYER_UNITS).contains(&classes) {
+            return err(
+                "data.classes",
+                format!(
+                    "{classes} classes; give 2 to {MAX_LAYER_UNITS} (labels are 0 to classes - 1)"
+                ),
+            );
+        }
+    }
     if p.data.downsample == 0 {
         return err(
             "data.downsample",
@@ -1077,6 +1104,18 @@ impl Resolved {
         let mut complete = self.preset.clone();
         complete.data.validation_size = complete.data.validation_size();
         toml::to_string_pretty(&complete).unwrap_or_default()
+    }
+}
+
+/// Whether a variant's table sets the dotted `key` (`model.hidden`).
+fn sets_key(table: &toml::Table, key: &str) -> bool {
+    match key.split_once('.') {
+        _ if table.contains_key(key) => true,
+        Some((section, rest)) => match table.get(section) {
+            Some(toml::Value::Table(inner)) => sets_key(inner, rest),
+            _ => false,
+        },
+        None => false,
     }
 }
 

@@ -487,7 +487,7 @@ fn crafted_inputs_are_refused_quickly_with_short_messages() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.len() < 500, "message of {} bytes", err.len());
         assert!(
-            err.contains("model.hidden") || err.contains("bytes; a preset is at most"),
+            err.contains("model.hidden") || err.contains("a preset is at most 1 MiB"),
             "{err}"
         );
         assert!(

@@ -1,7 +1,10 @@
-//! Property-based fuzzing of every reader of outside bytes: the IDX reader, the preset parser,
-//! the checkpoint loader and the metrics log a resume continues must answer any input with a
-//! value or an error, never a panic.
-//! `PROPTEST_CASES=100000 cargo test --release --test fuzz` runs a longer campaign.
+//! Property-based fuzzing of every reader of outside bytes: the IDX reader (raw and gzip), the
+//! NumPy `.npy` / `.npz`, CSV and CIFAR-10 loaders, the preset parser, the checkpoint loader,
+//! the metrics log (a resume's and a report's), the sweep plan, the action log and the control
+//! protocol's decoder must answer any input with a value or an error, never a panic, and
+//! compressed data is never inflated past its header's promise.
+//! The long campaign (docs/reliability.md): `PROPTEST_CASES=100000 cargo test --release --test
+//! fuzz`, and `PROPTEST_CASES=400000` for the four data loaders, which run a quarter of the cases.
 
 use std::path::Path;
 
@@ -258,4 +261,113 @@ proptest! {
             prop_assert!(line.len() <= 16);
         }
     }
+}
+
+/// A real `plan.json` (two cells of `presets/tiny.toml`), written by `ltmlp sweep`.
+const PLAN: &str = include_str!("fixtures/plan.json");
+
+/// An action log of two steering actions, a resume and a torn last line.
+const ACTIONS: &str = concat!(
+    r#"{"steer":{"iteration":120,"command":{"set_learning_rate":0.05},"ok":true,"message":"learning rate → 0.05"}}"#,
+    "\n",
+    r#"{"steer":{"iteration":300,"command":{"toggle":"alpha"},"ok":false,"message":"refused"}}"#,
+    "\n",
+    r#"{"resumed_at":200}"#,
+    "\n",
+    r#"{"steer":{"iteration":2"#,
+);
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The sweep plan a `run-job` or `report` reads: damaged real plans and arbitrary text.
+    #[test]
+    fn plan_parser_never_panics(bytes in prop_oneof![
+        damaged(PLAN.as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..200),
+    ]) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(plan) = ltmlp::sweep::plan::Plan::parse("fuzz/plan.json".into(), &text) {
+            for cell in &plan.cells {
+                let _ = cell.resolve(Path::new("fuzz"));
+            }
+        }
+    }
+
+    /// The action log a resume and a replay read: whatever it answers, the actions it keeps
+    /// are in the file's order of iterations up to every resume point.
+    #[test]
+    fn action_log_parser_never_panics(bytes in prop_oneof![
+        damaged(ACTIONS.as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..120),
+    ]) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(actions) = ltmlp::sink::actions::parse(&text) {
+            prop_assert!(actions.len() <= text.lines().count());
+        }
+    }
+
+    /// The metrics log a report and `watch` read (any text: an error or records).
+    #[test]
+    fn report_metrics_parser_never_panics(text in "(\\{\"epoch\":[0-9]{1,2}[^\n]{0,40}\\}\n|[^\n]{0,30}\n?){0,5}") {
+        let _ = ltmlp::compare::runs::parse_metrics(&text);
+    }
+
+    /// A gzip IDX file with bytes after its stream (appended garbage or a second member) is
+    /// refused, whatever the bytes.
+    #[test]
+    fn idx_gzip_with_anything_after_its_stream_is_refused(
+        labels in prop::collection::vec(0u8..10, 1..40),
+        after in prop::collection::vec(any::<u8>(), 1..40),
+        second_member in any::<bool>(),
+    ) {
+        let mut gz = idx::gzip(&idx::encode_labels(&labels));
+        gz.extend(if second_member { idx::gzip(&after) } else { after });
+        prop_assert!(idx::parse_labels(Path::new("fuzz.gz"), gz).is_err());
+    }
+}
+
+/// A `.npz` whose `x` member's header promises `promised` float64 values but whose data runs
+/// `extra` bytes longer (0: exactly as promised), deflated.
+fn npz_with_member(promised: usize, extra: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut member = ltmlp::data::npy::encode_f64(&[promised], &vec![0.5; promised]);
+    member.extend(std::iter::repeat_n(0u8, extra));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("x.npy", options).unwrap();
+    zip.write_all(&member).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+proptest! {
+    #![proptest_config(light())]
+
+    /// An `.npz` member is read as far as its header promises and no further: one that
+    /// inflates past it is refused, one that holds exactly that is read whole.
+    #[test]
+    fn npz_members_are_inflated_only_as_far_as_promised(promised in 0usize..64, extra in 0usize..4096) {
+        let bytes = npz_with_member(promised, extra);
+        let mut npz = ltmlp::data::npy::Npz::new(Path::new("fuzz.npz"), std::io::Cursor::new(bytes)).unwrap();
+        let read = npz.array("x", "x_train");
+        if extra == 0 {
+            prop_assert_eq!(read.unwrap().len(), promised);
+        } else {
+            let message = read.unwrap_err().to_string();
+            prop_assert!(message.contains("inflates past"), "{}", message);
+        }
+    }
+}
+
+/// The seeds the properties damage are valid to begin with, so that damage starts from inputs
+/// the parsers accept.
+#[test]
+fn the_fuzz_seeds_are_valid() {
+    let plan = ltmlp::sweep::plan::Plan::parse("fixtures/plan.json".into(), PLAN).unwrap();
+    assert_eq!(plan.cells.len(), 2);
+    // The resume at 200 drops the action at 300; the torn last line is ignored.
+    let actions = ltmlp::sink::actions::parse(ACTIONS).unwrap();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].iteration, 120);
 }

@@ -94,8 +94,7 @@ impl DiagnoseArgs {
 /// Runs `ltmlp diagnose`; exit status 3 when a training run diverged.
 pub fn run(a: &DiagnoseArgs) -> anyhow::Result<ExitCode> {
     if let Some(json) = &a.from_json {
-        let text = std::fs::read_to_string(json)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", json.display()))?;
+        let text = crate::bounded::read_text(json, crate::bounded::FileKind::CurvatureReport)?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", json.display()))?;
         if value["method"] == "krylov" {

@@ -469,8 +469,7 @@ pub fn table(report: &Report) -> String {
 
 /// Re-reads a `curvature.json` and redraws its plots next to it (no recomputation).
 pub fn replot(json: &Path) -> anyhow::Result<Report> {
-    let text =
-        std::fs::read_to_string(json).with_context(|| format!("cannot read {}", json.display()))?;
+    let text = crate::bounded::read_text(json, crate::bounded::FileKind::CurvatureReport)?;
     let report: Report = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a curvature.json", json.display()))?;
     let dir = json.parent().unwrap_or(Path::new("."));

@@ -289,9 +289,7 @@ pub fn run_checkpoints(
     let mut loaded = Vec::new();
     for path in paths {
         let file = checkpoint_file(path);
-        let bytes =
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        let ckpt = checkpoint::decode(&file, &bytes)?;
+        let ckpt = checkpoint::load_file(&file)?;
         let config = PresetFile::parse(&file, ckpt.config_toml.clone()).with_context(|| {
             format!("{}: the run's config inside the checkpoint", file.display())
         })?;

@@ -158,7 +158,9 @@ pub fn write_report(
     let first = scan
         .runs
         .iter()
-        .find_map(|r| crate::preset::PresetFile::read(&r.dir.join(crate::sink::CONFIG_FILE)).ok())
+        .find_map(|r| {
+            crate::preset::PresetFile::read_config(&r.dir.join(crate::sink::CONFIG_FILE)).ok()
+        })
         .map(|f| f.preset)
         .or_else(|| {
             plan.as_ref()

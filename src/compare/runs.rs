@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::bounded::{self, FileKind};
 use crate::preset::{Preset, PresetFile};
 use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 use crate::train::{EpochMetrics, RunState, Summary};
@@ -127,17 +128,21 @@ pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
     if !config.exists() {
         return Ok(None);
     }
-    let file = PresetFile::read(&config).map_err(|e| e.to_string())?;
-    let metrics = match fs::read_to_string(dir.join(METRICS_JSONL)) {
+    let file = PresetFile::read_config(&config).map_err(|e| e.to_string())?;
+    let metrics = match bounded::read_text(&dir.join(METRICS_JSONL), FileKind::Metrics) {
         Ok(text) => parse_metrics(&text)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("{METRICS_JSONL}: {e}")),
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(format!("{METRICS_JSONL}: {}", e.reason())),
     };
-    let summary: Option<Summary> = match fs::read_to_string(dir.join(SUMMARY_FILE)) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_FILE}: {e}"))?),
-        Err(_) => None,
-    };
-    let failure = fs::read_to_string(dir.join(FAILED_FILE))
+    let summary: Option<Summary> =
+        match bounded::read_text(&dir.join(SUMMARY_FILE), FileKind::Summary) {
+            Ok(text) => {
+                Some(serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_FILE}: {e}"))?)
+            }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(format!("{SUMMARY_FILE}: {}", e.reason())),
+        };
+    let failure = bounded::read_text(&dir.join(FAILED_FILE), FileKind::Summary)
         .ok()
         .map(|t| t.trim().to_string())
         .or_else(|| {

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::bounded::{self, FileKind, ReadError};
+
 /// Channels, rows and columns of one image.
 pub const SHAPE: [usize; 3] = [3, 32, 32];
 const RECORD: usize = 1 + 3 * 32 * 32;
@@ -19,11 +21,8 @@ pub const TEST_FILE: &str = "test_batch.bin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CifarError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "{path}: {len} bytes is not a whole number of {RECORD}-byte CIFAR-10 records \
          (record {record} is cut short); download the binary version again"
@@ -74,11 +73,7 @@ pub fn parse_into(path: &Path, bytes: &[u8], split: &mut CifarSplit) -> Result<(
 }
 
 fn read_into(path: &Path, split: &mut CifarSplit) -> Result<(), CifarError> {
-    let bytes = std::fs::read(path).map_err(|source| CifarError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_into(path, &bytes, split)
+    parse_into(path, &bounded::read(path, FileKind::Cifar)?, split)
 }
 
 /// Whether `dir` looks like CIFAR-10's binary folder.

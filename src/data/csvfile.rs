@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::{self, FileKind, ReadError};
+
 /// A column, by header name or 0-based index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -34,16 +36,23 @@ pub struct CsvOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: line {line}: {reason}")]
     Malformed {
         path: PathBuf,
         line: u64,
         reason: String,
+    },
+    #[error(
+        "{path}: line {line}, column {column}: {value:?} is not finite; every value must be a \
+         finite number: fill in or drop that row"
+    )]
+    NotFinite {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
     },
     #[error("{path}: line {line}, column {column}: {value:?} is not a number")]
     NotANumber {
@@ -85,11 +94,7 @@ pub struct Table {
 
 /// Reads a CSV file.
 pub fn read(path: &Path, options: &CsvOptions) -> Result<Table, CsvError> {
-    let bytes = std::fs::read(path).map_err(|source| CsvError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(path, &bytes, options)
+    parse(path, &bounded::read(path, FileKind::Csv)?, options)
 }
 
 /// Parses CSV bytes; `path` is for messages.
@@ -163,12 +168,22 @@ pub fn parse(path: &Path, bytes: &[u8], options: &CsvOptions) -> Result<Table, C
             });
         }
         let number = |i: usize| {
-            record[i].parse::<f64>().map_err(|_| CsvError::NotANumber {
-                path: path.to_owned(),
-                line,
-                column: format!("{} ({})", i, names[i]),
-                value: record[i].to_string(),
-            })
+            let column = || format!("{} ({})", i, names[i]);
+            match record[i].parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                Ok(_) => Err(CsvError::NotFinite {
+                    path: path.to_owned(),
+                    line,
+                    column: column(),
+                    value: record[i].to_string(),
+                }),
+                Err(_) => Err(CsvError::NotANumber {
+                    path: path.to_owned(),
+                    line,
+                    column: column(),
+                    value: record[i].to_string(),
+                }),
+            }
         };
         for &i in &feature_idx {
             table.features.push(number(i)?);

@@ -40,6 +40,8 @@ pub struct Preprocess {
     pub validation_size: Option<usize>,
     /// Keep only the first N test examples.
     pub test_limit: Option<usize>,
+    /// The declared number of classes (labels 0 to N - 1); `None`: the training labels'.
+    pub classes: Option<usize>,
     /// Subtract the per-feature mean of the training slice from every split ("zero-mean MNIST").
     pub zero_mean: bool,
     /// Also divide every feature by its training standard deviation.
@@ -138,7 +140,7 @@ pub enum PrepareError {
         rows: usize,
         cols: usize,
     },
-    #[error("internal: {0}")]
+    #[error(transparent)]
     Length(#[from] LengthMismatch),
     #[error("data.{key} applies to images, but the examples have shape {shape:?}; remove it")]
     NotImages {
@@ -166,13 +168,35 @@ pub enum PrepareError {
     },
     #[error(
         "{file}: {row}: label {label} does not occur in the training split (its classes are \
-         {classes}); a test label must be one of them"
+         {classes}); a test label must be one of them, or set data.classes to declare classes \
+         0 to N - 1"
     )]
     UnknownClass {
         file: String,
         row: String,
         label: i64,
         classes: String,
+    },
+    #[error(
+        "{file}: {row}: label {label} lies far outside the classes {classes} the other labels \
+         use; correct that label, or set data.classes = N if classes 0 to N - 1 are meant"
+    )]
+    OutsideClasses {
+        file: String,
+        row: String,
+        label: i64,
+        classes: String,
+    },
+    #[error(
+        "{file}: {row}: label {label} is outside data.classes = {classes} (labels 0 to {last}); \
+         correct that label, or raise data.classes",
+        last = .classes - 1
+    )]
+    OutsideDeclared {
+        file: String,
+        row: String,
+        label: i64,
+        classes: usize,
     },
 }
 
@@ -313,23 +337,33 @@ fn decode<T: Real>(
     inputs
 }
 
-/// The split's targets for its first `count` examples; `classes` maps labels to indices.
+/// The split's targets for its first `count` examples; `classes` maps labels to indices
+/// (`declared`: they are data.classes' labels 0 to N - 1).
 fn targets<T: Real>(
     split: &RawSplit,
     count: usize,
     kind: TargetKind,
     classes: &[i64],
+    declared: Option<usize>,
 ) -> Result<Targets<T>, PrepareError> {
     let file = split.origin.display().to_string();
     let index = |i: usize, label: i64| {
         classes
             .binary_search(&label)
             .map(|c| c as Class)
-            .map_err(|_| PrepareError::UnknownClass {
-                file: file.clone(),
-                row: split.row_name(i),
-                label,
-                classes: class_list(classes),
+            .map_err(|_| match declared {
+                Some(classes) => PrepareError::OutsideDeclared {
+                    file: file.clone(),
+                    row: split.row_name(i),
+                    label,
+                    classes,
+                },
+                None => PrepareError::UnknownClass {
+                    file: file.clone(),
+                    row: split.row_name(i),
+                    label,
+                    classes: class_list(classes),
+                },
             })
     };
     Ok(match (&split.targets, kind) {
@@ -401,18 +435,88 @@ fn class_list(classes: &[i64]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-/// The sorted distinct labels of the training split's first `count` examples.
-fn class_set(split: &RawSplit, count: usize, kind: TargetKind) -> Result<Vec<i64>, PrepareError> {
-    let mut labels = match (&split.targets, kind) {
+/// The class labels, sorted: data.classes' 0 to N - 1 when declared, else the distinct labels
+/// of the training split's first `count` examples. Undeclared, a stray label (200 or
+/// `i64::MIN` among 0 to 9: set apart from the others by a gap wider than the number of
+/// classes, and held by fewer than 1 % of the examples) is refused with its row rather than
+/// made a class of its own.
+fn class_set(
+    split: &RawSplit,
+    count: usize,
+    kind: TargetKind,
+    declared: Option<usize>,
+) -> Result<Vec<i64>, PrepareError> {
+    let labels = match (&split.targets, kind) {
         (RawTargets::Labels(l), TargetKind::Classes | TargetKind::AsRead) => l[..count].to_vec(),
         (RawTargets::Values { values, columns }, TargetKind::Classes) => {
             integer_labels(split, values, *columns, count)?
         }
-        _ => Vec::new(),
+        _ => return Ok(Vec::new()),
     };
-    labels.sort_unstable();
-    labels.dedup();
-    Ok(labels)
+    if kind != TargetKind::Classes {
+        // The autoencoder ignores its targets: whatever labels they hold are kept as read.
+        let mut distinct = labels;
+        distinct.sort_unstable();
+        distinct.dedup();
+        return Ok(distinct);
+    }
+    let file = || split.origin.display().to_string();
+    if let Some(classes) = declared {
+        let outside = |&l: &i64| !(0..classes as i64).contains(&l);
+        if let Some(i) = labels.iter().position(outside) {
+            return Err(PrepareError::OutsideDeclared {
+                file: file(),
+                row: split.row_name(i),
+                label: labels[i],
+                classes,
+            });
+        }
+        return Ok((0..classes as i64).collect());
+    }
+    let mut distinct = labels.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if let Some((odd, usual)) = stray_labels(&distinct) {
+        let held = labels.iter().filter(|l| odd.contains(l)).count();
+        if held * STRAY_SHARE >= labels.len() {
+            // As many examples as a real class may have: labels far apart by design.
+            return Ok(distinct);
+        }
+        let i = labels
+            .iter()
+            .position(|l| odd.contains(l))
+            .unwrap_or_default();
+        return Err(PrepareError::OutsideClasses {
+            file: file(),
+            row: split.row_name(i),
+            label: labels[i],
+            classes: format!("{} to {}", usual.start(), usual.end()),
+        });
+    }
+    Ok(distinct)
+}
+
+/// Labels set apart from the others are stray when fewer than 1 in this many examples hold them.
+const STRAY_SHARE: usize = 100;
+
+/// Where sorted distinct labels fall into two groups with a gap wider than the number of
+/// labels (and than 2) between them: the labels of the smaller group (the upper one on a tie)
+/// and the span of the others.
+fn stray_labels(
+    distinct: &[i64],
+) -> Option<(std::ops::RangeInclusive<i64>, std::ops::RangeInclusive<i64>)> {
+    let gap = |i: usize| i128::from(distinct[i + 1]) - i128::from(distinct[i]);
+    let widest = (0..distinct.len().checked_sub(1)?).max_by_key(|&i| gap(i))?;
+    if gap(widest) <= distinct.len().max(2) as i128 {
+        return None;
+    }
+    let (lower, upper) = distinct.split_at(widest + 1);
+    let span = |s: &[i64]| s[0]..=s[s.len() - 1];
+    Some(if lower.len() < upper.len() {
+        (span(lower), span(upper))
+    } else {
+        (span(upper), span(lower))
+    })
 }
 
 /// Builds the train / validation / test splits.
@@ -426,13 +530,13 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
     let n_test = prep
         .test_limit
         .map_or(raw.test.count, |n| n.min(raw.test.count));
-    let class_labels = class_set(&raw.train, n_all, prep.targets)?;
+    let class_labels = class_set(&raw.train, n_all, prep.targets, prep.classes)?;
     let all = examples::<T>(
         &raw.train,
         n_all,
         prep,
         width_out,
-        targets(&raw.train, n_all, prep.targets, &class_labels)?,
+        targets(&raw.train, n_all, prep.targets, &class_labels, prep.classes)?,
     )?;
     let validation_size = match (prep.monitor_test, prep.validation_size) {
         (true, _) => 0,
@@ -453,7 +557,7 @@ pub fn prepare<T: Real>(raw: &RawData, prep: &Preprocess) -> Result<Dataset<T>, 
         n_test,
         prep,
         width_out,
-        targets(&raw.test, n_test, prep.targets, &class_labels)?,
+        targets(&raw.test, n_test, prep.targets, &class_labels, prep.classes)?,
     )?;
     let normalisation = normalisation(&train, prep);
     if prep.zero_mean || prep.standardize {

@@ -1,13 +1,14 @@
 //! Reading and writing IDX files (MNIST's format), raw or gzipped, with errors that name the
 //! file and the fault. Nothing here panics on bad bytes.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+
+use crate::bounded::{self, FileKind, ReadError};
 
 /// IDX magic for unsigned-byte data with three dimensions (images).
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -19,11 +20,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// What can be wrong with an IDX file. Every message starts with the file's path.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("{path}: cannot read the file: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: corrupt or truncated gzip stream ({error}); download the file again")]
     Gzip {
         path: PathBuf,
@@ -69,6 +67,11 @@ pub enum IdxError {
         extra: usize,
     },
     #[error(
+        "{path}: {extra} bytes after the gzip stream (a second gzip member, or bytes appended \
+         to the file); the file is damaged: download it again"
+    )]
+    AfterGzip { path: PathBuf, extra: usize },
+    #[error(
         "{images}: holds {image_count} images but {labels} holds {label_count} labels; \
          the two files must describe the same examples"
     )]
@@ -104,7 +107,9 @@ const MAX_TRAILING_COUNT: u64 = 1 << 30;
 
 /// Decompresses `bytes` if they are gzipped; raw IDX passes through. Memory is bounded by
 /// what the header promises (at most [`MAX_IDX_BYTES`]), never by what the stream would
-/// inflate to: the header is inflated first, then exactly the promised data.
+/// inflate to: the header is inflated first, then exactly the promised data. The file must
+/// end with its one gzip stream: a second member or appended bytes are refused, as trailing
+/// bytes of a raw IDX file are.
 pub fn decompress(path: &Path, bytes: Vec<u8>, magic: u32) -> Result<Vec<u8>, IdxError> {
     if bytes.len() < 2 || bytes[..2] != GZIP_MAGIC {
         return Ok(bytes);
@@ -160,26 +165,20 @@ pub fn decompress(path: &Path, bytes: Vec<u8>, magic: u32) -> Result<Vec<u8>, Id
             extra: (data - promised) + more as usize,
         });
     }
+    // The stream ended (a short read of `take`): what the decoder left is after its member.
+    let after = stream.get_ref().len();
+    if after > 0 {
+        return Err(IdxError::AfterGzip {
+            path: path.to_owned(),
+            extra: after,
+        });
+    }
     Ok(out)
 }
 
-/// Reads a file, refusing one larger than any IDX file ltmlp accepts.
+/// Reads a file through the bounded reader, then inflates it if it is gzipped.
 fn read_file(path: &Path, magic: u32) -> Result<Vec<u8>, IdxError> {
-    let io = |error| IdxError::Io {
-        path: path.to_owned(),
-        error,
-    };
-    let file = fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > (MAX_IDX_BYTES + 64) as u64 {
-        return Err(IdxError::TooLarge {
-            path: path.to_owned(),
-            limit: MAX_IDX_BYTES,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(size).read_to_end(&mut bytes).map_err(io)?;
-    decompress(path, bytes, magic)
+    decompress(path, bounded::read(path, FileKind::Idx)?, magic)
 }
 
 fn parse_header<'a>(

@@ -6,6 +6,8 @@
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::bounded::{self, FileKind, ReadError};
+
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The header of an array ltmlp writes is padded so that the data starts on this boundary.
 const ALIGN: usize = 64;
@@ -13,11 +15,8 @@ const ALIGN: usize = 64;
 /// What can be wrong with a `.npy` array. Every message names the file and the array.
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: array `{array}`: {reason}")]
     Bad {
         path: PathBuf,
@@ -82,6 +81,22 @@ enum Kind {
     Float,
 }
 
+/// What a `.npy` header says: where the data starts, its layout and how many bytes it takes.
+struct Header {
+    data_start: usize,
+    shape: Vec<usize>,
+    descr: String,
+    big_endian: bool,
+    kind: Kind,
+    size: usize,
+    data_bytes: usize,
+}
+
+/// The magic, version and header length of a `.npy` array need at most this many bytes.
+const PREAMBLE: usize = 12;
+/// Longest header read (numpy writes a few hundred bytes; version 1 cannot exceed 64 KiB).
+const MAX_HEADER: usize = 1 << 20;
+
 /// Parses the `.npy` bytes of the array called `array` (for messages).
 pub fn parse(path: &Path, array: &str, bytes: &[u8]) -> Result<NpyArray, NpyError> {
     let bad = |reason: String| NpyError::Bad {
@@ -89,50 +104,16 @@ pub fn parse(path: &Path, array: &str, bytes: &[u8]) -> Result<NpyArray, NpyErro
         array: array.to_string(),
         reason,
     };
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err(bad(
-            "not a .npy array (no \\x93NUMPY magic); save it with numpy.save".into(),
-        ));
-    }
-    let (header_len, start): (usize, usize) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(bad(format!("unsupported .npy version {v}"))),
-    };
-    let header = bytes
-        .get(start..start.saturating_add(header_len))
-        .ok_or_else(|| {
-            bad(format!(
-                "header of {header_len} bytes runs past the file's end"
-            ))
-        })?;
-    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text".into()))?;
-    let descr = dict_value(header, "descr")
-        .ok_or_else(|| bad("header has no 'descr'".into()))?
-        .trim_matches(|c| c == '\'' || c == '"');
-    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(bad(
-            "Fortran-ordered arrays are not read; save numpy.ascontiguousarray(a)".into(),
-        ));
-    }
-    let shape = parse_shape(dict_value(header, "shape").unwrap_or(""))
-        .ok_or_else(|| bad(format!("cannot read the shape in header {header:?}")))?;
-    let (big_endian, kind, size) = parse_descr(descr).ok_or_else(|| {
-        bad(format!(
-            "dtype {descr:?} is not read; use a bool, integer or float array"
-        ))
-    })?;
-    let data = &bytes[start + header_len..];
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-    let expected = count
-        .checked_mul(size)
-        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let Header {
+        data_start,
+        shape,
+        descr,
+        big_endian,
+        kind,
+        size,
+        data_bytes: expected,
+    } = parse_header(path, array, bytes)?;
+    let data = &bytes[data_start..];
     if data.len() != expected {
         return Err(bad(format!(
             "shape {shape:?} of {descr} needs {expected} bytes of data but {} follow the header",
@@ -174,6 +155,134 @@ pub fn parse(path: &Path, array: &str, bytes: &[u8]) -> Result<NpyArray, NpyErro
         (Kind::Bool, _) => return Err(bad(format!("bool of {size} bytes"))),
     };
     Ok(NpyArray { shape, data })
+}
+
+/// Reads the header at the start of `bytes` (which need hold no data).
+fn parse_header(path: &Path, array: &str, bytes: &[u8]) -> Result<Header, NpyError> {
+    let bad = |reason: String| NpyError::Bad {
+        path: path.to_owned(),
+        array: array.to_string(),
+        reason,
+    };
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad(
+            "not a .npy array (no \\x93NUMPY magic); save it with numpy.save".into(),
+        ));
+    }
+    let (header_len, start): (usize, usize) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > MAX_HEADER {
+        return Err(bad(format!(
+            "a header of {header_len} bytes; numpy writes at most {MAX_HEADER}"
+        )));
+    }
+    let header = bytes.get(start..start + header_len).ok_or_else(|| {
+        bad(format!(
+            "header of {header_len} bytes runs past the file's end"
+        ))
+    })?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text".into()))?;
+    let descr = dict_value(header, "descr")
+        .ok_or_else(|| bad("header has no 'descr'".into()))?
+        .trim_matches(|c| c == '\'' || c == '"');
+    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(bad(
+            "Fortran-ordered arrays are not read; save numpy.ascontiguousarray(a)".into(),
+        ));
+    }
+    let shape = parse_shape(dict_value(header, "shape").unwrap_or(""))
+        .ok_or_else(|| bad(format!("cannot read the shape in header {header:?}")))?;
+    let (big_endian, kind, size) = parse_descr(descr).ok_or_else(|| {
+        bad(format!(
+            "dtype {descr:?} is not read; use a bool, integer or float array"
+        ))
+    })?;
+    let data_bytes = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|count| count.checked_mul(size))
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    Ok(Header {
+        data_start: start + header_len,
+        shape,
+        descr: descr.to_string(),
+        big_endian,
+        kind,
+        size,
+        data_bytes,
+    })
+}
+
+/// The `.npy` bytes of an archive member, inflated only as far as its header promises: the
+/// preamble, then the header it announces, then exactly the data that header describes (a
+/// member that inflates further is refused, whatever its zip entry claims).
+fn read_member(path: &Path, array: &str, member: impl Read) -> Result<Vec<u8>, NpyError> {
+    let mut member = member;
+    let damaged = |e: std::io::Error| NpyError::Zip {
+        path: path.to_owned(),
+        reason: format!("{array}.npy: {e}"),
+    };
+    let mut bytes = Vec::new();
+    (&mut member)
+        .take(PREAMBLE as u64)
+        .read_to_end(&mut bytes)
+        .map_err(damaged)?;
+    let header_len = match bytes.get(6) {
+        Some(1) if bytes.len() >= 10 => usize::from(u16::from_le_bytes([bytes[8], bytes[9]])) + 10,
+        Some(2 | 3) if bytes.len() >= 12 => {
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize + 12
+        }
+        // parse names what is wrong.
+        _ => return Ok(bytes),
+    };
+    let wanted = header_len
+        .min(MAX_HEADER + PREAMBLE)
+        .saturating_sub(bytes.len());
+    (&mut member)
+        .take(wanted as u64)
+        .read_to_end(&mut bytes)
+        .map_err(damaged)?;
+    let header = parse_header(path, array, &bytes)?;
+    bytes.truncate(header.data_start.min(bytes.len()));
+    let promised = header.data_bytes as u64;
+    if promised > FileKind::Npz.limit() {
+        return Err(NpyError::Bad {
+            path: path.to_owned(),
+            array: array.to_string(),
+            reason: format!(
+                "its header promises {promised} bytes, more than any array read ({})",
+                bounded::human_bytes(FileKind::Npz.limit())
+            ),
+        });
+    }
+    if bytes.try_reserve_exact(header.data_bytes).is_err() {
+        return Err(NpyError::Bad {
+            path: path.to_owned(),
+            array: array.to_string(),
+            reason: format!(
+                "its header promises {promised} bytes and this machine cannot hold them"
+            ),
+        });
+    }
+    let whole = bounded::read_at_most(&mut member, promised, &mut bytes).map_err(damaged)?;
+    if !whole {
+        return Err(NpyError::Bad {
+            path: path.to_owned(),
+            array: array.to_string(),
+            reason: format!(
+                "inflates past the {promised} bytes of data its header promises (shape {:?} of \
+                 {}); the archive is damaged or crafted: write it again with numpy.savez",
+                header.shape, header.descr
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The text after `'key':` up to the next top-level comma of a Python dict literal.
@@ -232,12 +341,9 @@ fn parse_descr(descr: &str) -> Option<(bool, Kind, usize)> {
     ok.then_some((big, kind, size))
 }
 
-/// Reads one `.npy` file.
+/// Reads one `.npy` file through the bounded reader.
 pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = bounded::read(path, FileKind::Npy)?;
     let name = path
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -251,12 +357,9 @@ pub struct Npz<R> {
 }
 
 impl Npz<std::fs::File> {
+    /// Opens an archive through the bounded reader (a regular file within the limit).
     pub fn open(path: &Path) -> Result<Self, NpyError> {
-        let file = std::fs::File::open(path).map_err(|source| NpyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::new(path, file)
+        Self::new(path, bounded::open(path, FileKind::Npz)?.file)
     }
 }
 
@@ -300,14 +403,8 @@ impl<R: Read + Seek> Npz<R> {
                 })
             }
         };
-        let mut file = self.archive.by_index(index).map_err(zip_error)?;
-        // The declared size is a hint only: the buffer grows with the bytes really inflated.
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| NpyError::Zip {
-            path: self.path.clone(),
-            reason: format!("{entry}: {e}"),
-        })?;
-        drop(file);
+        let file = self.archive.by_index(index).map_err(zip_error)?;
+        let bytes = read_member(&self.path, name, file)?;
         parse(&self.path, name, &bytes)
     }
 }

@@ -348,13 +348,42 @@ pub fn arrays_split(
     })
 }
 
+/// `array` itself, if every value in it is finite; else the first value that is not, named by
+/// example (the first index) and feature (the rest, flattened).
+fn finite(path: &Path, name: &str, array: NpyArray) -> Result<NpyArray, SourceError> {
+    let NpyData::Float(values) = &array.data else {
+        return Ok(array);
+    };
+    let Some(at) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(array);
+    };
+    let width: usize = array.shape.iter().skip(1).product::<usize>().max(1);
+    let place = if array.shape.len() > 1 {
+        format!("example {} (0-based), feature {}", at / width, at % width)
+    } else {
+        format!("example {at} (0-based)")
+    };
+    Err(SourceError::Array {
+        path: path.to_owned(),
+        array: name.to_string(),
+        reason: format!(
+            "{place}: {} is not finite; every value must be a finite number: fix or drop that \
+             example",
+            values[at]
+        ),
+    })
+}
+
 fn load_npz(path: &Path, names: &ArrayNames) -> Result<(RawSplit, RawSplit), SourceError> {
     let mut npz = npy::Npz::open(path)?;
-    let x_train = npz.array(&names.x_train, "x_train")?;
-    let y_train = npz.array(&names.y_train, "y_train")?;
+    let mut array = |name: &str, key: &'static str| -> Result<NpyArray, SourceError> {
+        finite(path, name, npz.array(name, key)?)
+    };
+    let x_train = array(&names.x_train, "x_train")?;
+    let y_train = array(&names.y_train, "y_train")?;
     let train = arrays_split(path, (&names.x_train, &names.y_train), x_train, y_train)?;
-    let x_test = npz.array(&names.x_test, "x_test")?;
-    let y_test = npz.array(&names.y_test, "y_test")?;
+    let x_test = array(&names.x_test, "x_test")?;
+    let y_test = array(&names.y_test, "y_test")?;
     let test = arrays_split(path, (&names.x_test, &names.y_test), x_test, y_test)?;
     Ok((train, test))
 }
@@ -362,8 +391,16 @@ fn load_npz(path: &Path, names: &ArrayNames) -> Result<(RawSplit, RawSplit), Sou
 fn load_npy(dir: &Path, names: &ArrayNames) -> Result<(RawSplit, RawSplit), SourceError> {
     let split = |x: &str, y: &str| -> Result<RawSplit, SourceError> {
         let (xp, yp) = (dir.join(format!("{x}.npy")), dir.join(format!("{y}.npy")));
-        let (xa, ya) = (npy::read(&xp)?, npy::read(&yp)?);
-        arrays_split(&xp, (x, y), xa, ya)
+        let (xa, ya) = (
+            finite(&xp, x, npy::read(&xp)?)?,
+            finite(&yp, y, npy::read(&yp)?)?,
+        );
+        // Messages about a label name the file that holds it.
+        let split = arrays_split(&xp, (x, y), xa, ya)?;
+        Ok(RawSplit {
+            origin: yp,
+            ..split
+        })
     };
     Ok((
         split(&names.x_train, &names.y_train)?,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{client, endpoint};
+use crate::bounded::{self, FileKind};
 use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::Summary;
@@ -71,8 +72,9 @@ fn row(dir: &Path) -> Row {
             };
         }
     }
-    let summary: Option<Summary> =
-        read_small(&dir.join(SUMMARY_FILE)).and_then(|t| serde_json::from_str(&t).ok());
+    let summary: Option<Summary> = bounded::read_text(&dir.join(SUMMARY_FILE), FileKind::Summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
     if let Some(s) = summary {
         return Row {
             dir: dir.to_path_buf(),
@@ -85,12 +87,7 @@ fn row(dir: &Path) -> Row {
             pid: None,
         };
     }
-    let epochs_done = std::fs::File::open(dir.join(METRICS_JSONL))
-        .map(|f| {
-            use std::io::BufRead;
-            std::io::BufReader::new(f).lines().count()
-        })
-        .unwrap_or(0);
+    let epochs_done = line_count(&dir.join(METRICS_JSONL)).unwrap_or(0);
     let state = if dir.join(CHECKPOINT_FILE).exists() {
         "interrupted"
     } else {
@@ -108,9 +105,21 @@ fn row(dir: &Path) -> Row {
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
-    let size = std::fs::metadata(path).ok()?.len();
-    (size < 1 << 20).then(|| std::fs::read_to_string(path).ok())?
+/// The lines of a metrics log, counted in fixed chunks (a line's length never matters) and
+/// never past the log's limit.
+fn line_count(path: &Path) -> Option<usize> {
+    use std::io::Read;
+    let checked = bounded::open(path, FileKind::Metrics).ok()?;
+    let mut reader = checked.file.take(FileKind::Metrics.limit());
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut lines = 0;
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += chunk[..n].iter().filter(|&&b| b == b'\n').count(),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The listing as a table.

@@ -5,7 +5,7 @@
 //! appends a `{"resumed_at": N}` line instead of cutting the file, and readers drop the actions
 //! after iteration N that came before that line (the resumed run never saw them).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +14,6 @@ use crate::train::protocol::Steer;
 
 /// The file's name in a run folder.
 pub const ACTIONS_FILE: &str = "actions.jsonl";
-/// A larger file is refused (a hand-steered run records a few hundred lines at most).
-const MAX_ACTIONS_BYTES: u64 = 16 << 20;
 
 /// One line of the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,17 +76,8 @@ fn line_of(line: &ActionLine) -> String {
     text
 }
 
-fn read_bounded(path: &PathBuf) -> Result<String, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
-    if size > MAX_ACTIONS_BYTES {
-        return Err(format!(
-            "{}: {size} bytes; an action log is at most {MAX_ACTIONS_BYTES} bytes",
-            path.display()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read_bounded(path: &Path) -> Result<String, String> {
+    crate::bounded::read_text(path, crate::bounded::FileKind::ActionLog).map_err(|e| e.to_string())
 }
 
 /// The actions that shaped the run in `dir`, in order: those undone by a resume are left out.

@@ -1,14 +1,14 @@
 //! Following a run folder that another process is writing (`ltmlp watch`): its files are turned
 //! back into protocol events, so the dashboard can show a headless run read-only.
 
-use std::fs;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
+use crate::bounded::{self, FileKind};
 use crate::preset::{PresetFile, Task};
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
 
@@ -19,7 +19,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// dropped. Fails at once if `dir` holds no run.
 pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
     let config = dir.join(CONFIG_FILE);
-    let file = PresetFile::read(&config)
+    let file = PresetFile::read_config(&config)
         .map_err(|e| anyhow::anyhow!("{e} (is {} a run folder?)", dir.display()))?;
     let p = &file.preset;
     let info = RunInfo {
@@ -66,9 +66,20 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
     send(Event::State(RunState::Running));
     let mut tail = Tail::new(dir.join(METRICS_JSONL));
     let mut last_iteration = 0;
+    let mut refused = false;
     loop {
-        for m in tail
-            .new_lines()
+        let lines = match tail.new_lines() {
+            Ok(lines) => lines,
+            Err(reason) => {
+                // Said once; the summary may still end the view.
+                if !refused && !send(Event::Log(reason)) {
+                    return;
+                }
+                refused = true;
+                Vec::new()
+            }
+        };
+        for m in lines
             .iter()
             .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok())
         {
@@ -108,12 +119,13 @@ fn progress_of(m: &EpochMetrics) -> Progress {
 /// The run's summary once it has ended after the last line read (a summary left by an
 /// earlier, resumed part of the run does not count).
 fn finished(dir: &Path, last_iteration: u64) -> Option<Summary> {
-    let text = fs::read_to_string(dir.join(SUMMARY_FILE)).ok()?;
+    let text = bounded::read_text(&dir.join(SUMMARY_FILE), FileKind::Summary).ok()?;
     let summary: Summary = serde_json::from_str(&text).ok()?;
     (summary.iterations >= last_iteration && summary.state.is_over()).then_some(summary)
 }
 
-/// Reads whole lines appended to a file since the last call; a torn last line waits.
+/// Reads whole lines appended to a file since the last call; a torn last line waits. The
+/// file is read through the bounded reader, and never past the metrics log's limit.
 struct Tail {
     path: PathBuf,
     offset: u64,
@@ -129,28 +141,48 @@ impl Tail {
         }
     }
 
-    fn new_lines(&mut self) -> Vec<String> {
-        let Ok(mut file) = fs::File::open(&self.path) else {
-            return Vec::new();
+    /// The whole lines added since the last call, or why the file cannot be followed (a missing
+    /// file is a run that has not written yet: no lines, no error).
+    fn new_lines(&mut self) -> Result<Vec<String>, String> {
+        let mut checked = match bounded::open(&self.path, FileKind::Metrics) {
+            Ok(checked) => checked,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
         };
-        let len = file.metadata().map_or(0, |m| m.len());
-        if len < self.offset {
+        if checked.size < self.offset {
             // The file was rewritten (a resumed run): start over.
             self.offset = 0;
             self.pending.clear();
         }
-        let mut chunk = String::new();
-        if file.seek(SeekFrom::Start(self.offset)).is_err()
-            || file.read_to_string(&mut chunk).is_err()
-        {
-            return Vec::new();
+        let limit = FileKind::Metrics.limit();
+        let mut chunk = Vec::new();
+        let read = checked
+            .file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| {
+                bounded::read_at_most(&mut checked.file, limit - self.offset, &mut chunk)
+            });
+        match read {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(bounded::ReadError::new(
+                    &self.path,
+                    FileKind::Metrics,
+                    bounded::Problem::TooLarge,
+                )
+                .to_string())
+            }
+            Err(_) => return Ok(Vec::new()),
         }
+        let Ok(chunk) = String::from_utf8(chunk) else {
+            return Ok(Vec::new());
+        };
         self.offset += chunk.len() as u64;
         self.pending.push_str(&chunk);
         let Some(end) = self.pending.rfind('\n') else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let complete: String = self.pending.drain(..=end).collect();
-        complete.lines().map(str::to_string).collect()
+        Ok(complete.lines().map(str::to_string).collect())
     }
 }

@@ -5,11 +5,12 @@
 //! nothing in place.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::{self, FileKind, Problem, ReadError};
 use crate::train::protocol::{EpochMetrics, RunState, Summary};
 
 pub mod actions;
@@ -28,9 +29,6 @@ pub const SUMMARY_FILE: &str = "summary.json";
 /// Where a resume moves metric lines written after the checkpoint it continues from (a run
 /// killed between an evaluation and its checkpoint); they are kept, never deleted.
 pub const AFTER_CHECKPOINT_SUFFIX: &str = ".after-checkpoint";
-
-/// Largest metrics file a resume reads (about a million epochs): anything larger is not ours.
-pub const MAX_METRICS_BYTES: u64 = 1 << 30;
 
 const CSV_HEADER: &str = "epoch,iteration,elapsed_seconds,train_loss,train_error,validation_loss,\
 validation_error,test_loss,test_error,learning_rate,momentum,examples_per_second,alpha,beta,gamma,\
@@ -74,12 +72,9 @@ pub enum SinkError {
          checksum differs); restore the file, or start a new run"
     )]
     Changed { path: PathBuf, lines: usize },
-    #[error("{path}: {size} bytes, more than the {limit} a run's metrics can hold; this is not a run folder's file")]
-    TooLarge {
-        path: PathBuf,
-        size: u64,
-        limit: u64,
-    },
+    /// Not a regular file, or larger than any run writes.
+    #[error(transparent)]
+    Bounded(ReadError),
 }
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -307,26 +302,16 @@ impl Recorder {
     }
 }
 
-/// Reads a run file, refusing one larger than any run writes.
+/// Reads a run's metrics file through the bounded reader: a file that cannot be read is a
+/// `Read` error (a missing CSV is rebuilt), one that is not a regular file or too large is refused.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, SinkError> {
-    let read_error = |error| SinkError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let file = fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_METRICS_BYTES {
-        return Err(SinkError::TooLarge {
-            path: path.to_owned(),
-            size,
-            limit: MAX_METRICS_BYTES,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(MAX_METRICS_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    Ok(bytes)
+    bounded::read(path, FileKind::Metrics).map_err(|e| match e.problem {
+        Problem::Io(error) => SinkError::Read {
+            path: e.path,
+            error,
+        },
+        problem => SinkError::Bounded(ReadError { problem, ..e }),
+    })
 }
 
 /// The first `lines` records of a metrics log and the length of their bytes; each must be a

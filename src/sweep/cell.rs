@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::data_cache::DataCache;
 use super::lock::{lock_folder, FolderLock, LockError, LOCK_FILE};
 use super::plan::{Cell, Plan};
+use crate::bounded::{self, FileKind};
 use crate::compare::runs::FAILED_FILE;
 use crate::sink::{FolderError, SinkError};
 use crate::sink::{CONFIG_FILE, SUMMARY_FILE};
@@ -61,7 +62,7 @@ impl CellOutcome {
 
 /// The end state recorded in a cell folder's `summary.json`, if any.
 pub fn recorded_state(dir: &Path) -> Option<RunState> {
-    let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).ok()?;
+    let text = bounded::read_text(&dir.join(SUMMARY_FILE), FileKind::Summary).ok()?;
     serde_json::from_str::<Summary>(&text).ok().map(|s| s.state)
 }
 
@@ -133,7 +134,7 @@ fn train(
     let resolved = cell.resolve(dir).map_err(|e| e.to_string())?;
     let config = resolved.to_toml();
     let config_path = cell_dir.join(CONFIG_FILE);
-    if let Ok(existing) = std::fs::read_to_string(&config_path) {
+    if let Ok(existing) = bounded::read_text(&config_path, FileKind::Config) {
         if existing != config {
             return Err(format!(
                 "{}: differs from cell {} of plan.json; this folder belongs to another sweep",

@@ -251,15 +251,15 @@ fn execute(
         }
         Some(Emit::Slurm) => {
             let logs = dir.join(LOG_FOLDER);
-            std::fs::create_dir_all(&logs).map_err(|source| SweepError::Io {
+            std::fs::create_dir_all(&logs).map_err(|error| SweepError::Io {
                 path: logs.clone(),
-                source,
+                error,
             })?;
             let path = dir.join(SBATCH_FILE);
             std::fs::write(&path, slurm::script(&plan, &dir, &exe, jobs, sbatch)).map_err(
-                |source| SweepError::Io {
+                |error| SweepError::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 },
             )?;
             crate::say!(

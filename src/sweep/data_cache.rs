@@ -50,9 +50,9 @@ impl DataCache {
                     }
                 };
                 let prep = d.preprocess(resolved.preset.model.task);
-                let wrap = |source| PrepareError::Data {
+                let wrap = |error| PrepareError::Data {
                     file: resolved.origin.clone(),
-                    source,
+                    error,
                 };
                 let data = match precision {
                     Precision::F32 => {

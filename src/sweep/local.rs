@@ -46,9 +46,27 @@ pub fn run_all(
         }
     });
     let mut all = outcomes.into_inner().unwrap_or_default();
+    // A cell another ltmlp was training (a second sweep on the same folder) is this sweep's
+    // too: wait for that process to let go, then take the cell as it left it (finished:
+    // skipped; interrupted: resumed here).
+    for (index, outcome) in &mut all {
+        if matches!(outcome, CellOutcome::Held(_)) {
+            log(format!(
+                "[{}] another ltmlp is training this cell; waiting for it to end",
+                plan.cells[*index].folder
+            ));
+        }
+        while matches!(outcome, CellOutcome::Held(_)) && !stopped() {
+            std::thread::sleep(HELD_POLL);
+            *outcome = run_cell(dir, plan, *index, cache, interrupt.clone(), log);
+        }
+    }
     all.sort_by_key(|(i, _)| *i);
     all
 }
+
+/// How often a sweep looks whether another process has let go of a cell.
+const HELD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The input width [`relative_cost`] assumes: MNIST's, the embedded data's.
 const ASSUMED_INPUTS: usize = 784;

@@ -34,9 +34,11 @@ pub enum SweepError {
     },
     #[error("{path}: {message}")]
     Plan { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error(transparent)]
+    Read(#[from] crate::bounded::ReadError),
 }

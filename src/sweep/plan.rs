@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::axes::{axes_of, settings, Axis};
 use super::SweepError;
+use crate::bounded::{self, FileKind};
 use crate::preset::{Preset, PresetFile, Resolved};
 use crate::sink::CONFIG_FILE;
 
@@ -199,9 +200,9 @@ pub fn build(spec: &SweepSpec) -> Result<Plan, SweepError> {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
-    move |source| SweepError::Io {
+    move |error| SweepError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -209,8 +210,12 @@ impl Plan {
     /// Reads `DIR/plan.json`.
     pub fn read(dir: &Path) -> Result<Plan, SweepError> {
         let path = dir.join(PLAN_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| SweepError::Plan {
+        Self::parse(path.clone(), &bounded::read_text(&path, FileKind::Plan)?)
+    }
+
+    /// Parses the text of a `plan.json` (`path` is for messages).
+    pub fn parse(path: PathBuf, text: &str) -> Result<Plan, SweepError> {
+        let plan: Plan = serde_json::from_str(text).map_err(|e| SweepError::Plan {
             path: path.clone(),
             message: format!("not a sweep plan: {e}"),
         })?;

@@ -1,21 +1,18 @@
 //! Checkpoints: the complete training state in a versioned binary file with a checksum,
 //! written atomically (temporary file, fsync, rename) so that a crash never leaves a torn one.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::trainer::TrainerState;
+use crate::bounded::{self, FileKind, ReadError};
 use crate::sink::{write_atomic, MetricsMark};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
 /// Bumped whenever the payload's layout changes (4: the optimizer enum, normalised layers).
 pub const FORMAT_VERSION: u32 = 4;
-/// Largest checkpoint read: the largest network accepted, with its momentum, in f64.
-const MAX_CHECKPOINT_BYTES: u64 = 8 << 30;
 /// magic + version + payload length + CRC-32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -84,8 +81,8 @@ pub enum CheckpointError {
         expected: u64,
         found: u64,
     },
-    #[error("{path}: {size} bytes, more than any checkpoint ltmlp writes ({MAX_CHECKPOINT_BYTES}); this is not a checkpoint")]
-    TooLarge { path: PathBuf, size: u64 },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: checksum mismatch (stored {stored:08x}, computed {computed:08x}): the checkpoint is damaged")]
     Checksum {
         path: PathBuf,
@@ -94,6 +91,81 @@ pub enum CheckpointError {
     },
     #[error("{path}: damaged checkpoint payload: {reason}")]
     Payload { path: PathBuf, reason: String },
+    #[error(
+        "{path}: edited since the checkpoint was written ({changes}); restore it (the \
+         checkpoint keeps the original) or start a new run"
+    )]
+    ConfigChanged { path: PathBuf, changes: String },
+}
+
+/// Refuses a run's `config.toml` (at `path`, holding `text`) that is no longer the
+/// configuration its checkpoint was trained with (`saved`, the checkpoint's copy), naming the
+/// settings that differ.
+pub fn ensure_config_unchanged(
+    path: &Path,
+    text: &str,
+    saved: &str,
+) -> Result<(), CheckpointError> {
+    if text == saved {
+        return Ok(());
+    }
+    /// Differences named in the message; the rest are counted.
+    const SHOWN: usize = 3;
+    let (here, there) = (settings(text), settings(saved));
+    let mut changes: Vec<String> = here
+        .iter()
+        .filter(|(k, v)| there.get(*k) != Some(v))
+        .map(|(k, v)| match there.get(k) {
+            Some(old) => format!("{k} = {v} here, {old} in the checkpoint"),
+            None => format!("{k} = {v} added"),
+        })
+        .chain(
+            there
+                .iter()
+                .filter(|(k, _)| !here.contains_key(*k))
+                .map(|(k, v)| format!("{k} = {v} removed")),
+        )
+        .collect();
+    let more = changes.len().saturating_sub(SHOWN);
+    changes.truncate(SHOWN);
+    if more > 0 {
+        changes.push(format!("{more} more"));
+    }
+    if changes.is_empty() {
+        changes.push("its text differs".into());
+    }
+    Err(CheckpointError::ConfigChanged {
+        path: path.to_owned(),
+        changes: changes.join("; "),
+    })
+}
+
+/// A TOML text's settings as `section.key` → value (text that does not parse has none).
+fn settings(text: &str) -> std::collections::BTreeMap<String, String> {
+    fn walk(
+        prefix: &str,
+        table: &toml::Table,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        for (key, value) in table {
+            let dotted = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => walk(&dotted, inner, out),
+                other => {
+                    out.insert(dotted, other.to_string());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        walk("", &table, &mut out);
+    }
+    out
 }
 
 /// Encodes a checkpoint into its file bytes.
@@ -172,21 +244,13 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<PathBuf, CheckpointEr
     Ok(path)
 }
 
-/// Reads `dir/checkpoint.bin`, refusing a file larger than any checkpoint.
+/// Reads `dir/checkpoint.bin` through the bounded reader.
 pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let io = |error| CheckpointError::Io {
-        path: path.clone(),
-        error,
-    };
-    let file = fs::File::open(&path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > MAX_CHECKPOINT_BYTES {
-        return Err(CheckpointError::TooLarge { path, size });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(MAX_CHECKPOINT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    decode(&path, &bytes)
+    load_file(&dir.join(CHECKPOINT_FILE))
+}
+
+/// Reads the checkpoint file `path`.
+pub fn load_file(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let bytes = bounded::read(path, FileKind::Checkpoint)?;
+    decode(path, &bytes)
 }

@@ -61,10 +61,10 @@ pub enum PrepareError {
     Preset(#[from] PresetError),
     #[error(transparent)]
     Source(#[from] data::SourceError),
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Data {
         file: PathBuf,
-        source: data::PrepareError,
+        error: data::PrepareError,
     },
 }
 
@@ -90,9 +90,9 @@ impl Experiment {
     ) -> Result<Self, PrepareError> {
         let prep = resolved.preset.data.preprocess(resolved.preset.model.task);
         let origin = resolved.origin.clone();
-        let wrap = |source| PrepareError::Data {
+        let wrap = |error| PrepareError::Data {
             file: origin.clone(),
-            source,
+            error,
         };
         let data = match resolved.preset.train.precision {
             Precision::F32 => {
