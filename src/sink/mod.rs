@@ -6,6 +6,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,9 @@ pub enum SinkError {
          checksum differs); restore the file, or start a new run"
     )]
     Changed { path: PathBuf, lines: usize },
+    /// A damaged `actions.jsonl` (the message names the file, the line and the way out).
+    #[error("{0}")]
+    Actions(String),
     #[error("{path}: {size} bytes, more than the {limit} a run's metrics can hold; this is not a run folder's file")]
     TooLarge {
         path: PathBuf,
@@ -373,7 +377,11 @@ fn move_aside(path: &Path, tail: &[u8]) -> Result<(), SinkError> {
     let aside = path.with_file_name(name);
     (|| {
         fault::before_write(&aside)?;
-        let mut file = OpenOptions::new().append(true).create(true).open(&aside)?;
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&aside)?;
         file.write_all(tail)?;
         file.sync_all()
     })()
