@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ltmlp::train::Event;
 use serde_json::Value;
 
 /// A run of a few seconds: 5 iterations an epoch, 3 epochs.
@@ -121,6 +122,19 @@ fn contents(dir: &Path) -> Vec<(PathBuf, usize, u32)> {
     }
     out.sort();
     out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
 
 // ---- Section 2: writes outside the folder they belong to ----
@@ -365,6 +379,162 @@ fn hostname() -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+// ---- Section 4: reports that are wrong without saying so ----
+
+/// A comparison of two seeds of one variant, finished.
+fn two_seeds(dir: &Path) {
+    let mut args = vec![
+        "compare",
+        "presets/default.toml",
+        "--variants",
+        "ab",
+        "--seeds",
+        "2",
+        "--out",
+        s(dir),
+    ];
+    args.extend_from_slice(SMALL);
+    let out = ltmlp(&args);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn report(dir: &Path) -> (Output, Value) {
+    let out = ltmlp(&["report", s(dir)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    (out, serde_json::from_str(&json).unwrap())
+}
+
+/// The (folder, reason) pairs a report says it left out.
+fn left_out(report: &Value) -> Vec<(String, String)> {
+    report["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["folder"].as_str().unwrap().to_string(),
+                u["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn cells(dir: &Path) -> Vec<PathBuf> {
+    let mut cells: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.toml").is_file())
+        .collect();
+    cells.sort();
+    cells
+}
+
+/// Asserts that the report leaves `folder` out with a reason containing `why`, in report.md,
+/// report.json and on stdout, and counts only the other run.
+fn assert_left_out(dir: &Path, folder: &str, why: &str) {
+    let (out, json) = report(dir);
+    let left = left_out(&json);
+    assert!(
+        left.iter().any(|(f, r)| f == folder && r.contains(why)),
+        "{folder} not left out for {why:?}: {left:?}"
+    );
+    assert_eq!(json["runs"], 1, "{json}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains(folder) && md.contains(why), "{md}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(folder) && stdout.contains(why), "{stdout}");
+}
+
+#[test]
+fn a_report_checks_each_runs_records() {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    two_seeds(&base);
+    let (_, clean) = report(&base);
+    assert!(left_out(&clean).is_empty(), "{clean}");
+    assert_eq!(clean["runs"], 2);
+
+    // A duplicated last record.
+    let dup = root.path().join("dup");
+    copy_dir(&base, &dup);
+    let cell = cells(&dup)[0].clone();
+    let name = cell.file_name().unwrap().to_string_lossy().into_owned();
+    let jsonl = cell.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let last = text.lines().last().unwrap().to_string();
+    std::fs::write(&jsonl, format!("{text}{last}\n")).unwrap();
+    assert_left_out(&dup, &name, "epoch 3 twice");
+
+    // A copied last record that claims a perfect validation error.
+    let zero = root.path().join("zero");
+    copy_dir(&base, &zero);
+    let jsonl = cells(&zero)[0].join("metrics.jsonl");
+    let mut record: Value = serde_json::from_str(&last).unwrap();
+    record["validation_error"] = Value::from(0.0);
+    std::fs::write(&jsonl, format!("{text}{record}\n")).unwrap();
+    assert_left_out(&zero, &name, "epoch 3 twice");
+
+    // An empty metrics.jsonl in a finished cell.
+    let empty = root.path().join("empty");
+    copy_dir(&base, &empty);
+    std::fs::write(cells(&empty)[0].join("metrics.jsonl"), "").unwrap();
+    assert_left_out(&empty, &name, "summary.json");
+
+    // A record edited so that it disagrees with summary.json.
+    let edited = root.path().join("edited");
+    copy_dir(&base, &edited);
+    let jsonl = cells(&edited)[0].join("metrics.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    record = serde_json::from_str(&last).unwrap();
+    record["validation_error"] = Value::from(0.0);
+    *lines.last_mut().unwrap() = record.to_string();
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    assert_left_out(&edited, &name, "summary.json");
+}
+
+#[test]
+fn a_cell_folder_linked_to_another_cell_counts_once() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cmp");
+    two_seeds(&dir);
+    let first = cells(&dir)[0].clone();
+    std::os::unix::fs::symlink(&first, dir.join("copy-seed9")).unwrap();
+    let (out, json) = report(&dir);
+    assert_eq!(json["runs"], 2, "{json}");
+    assert!(
+        left_out(&json)
+            .iter()
+            .any(|(f, r)| f == "copy-seed9" && r.contains("symbolic link")),
+        "{json}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("copy-seed9"));
+}
+
+#[test]
+fn watch_says_when_metrics_are_damaged() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    small_run(&dir);
+    let jsonl = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    std::fs::write(&jsonl, format!("garbage\n{text}")).unwrap();
+    let events = ltmlp::sink::follow::follow(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = None;
+    while let Ok(e) = events.recv_deadline(deadline) {
+        if let Event::Failed(m) = &e {
+            said = Some(m.clone());
+            break;
+        }
+    }
+    let said = said.expect("watch never said the file is damaged");
+    assert!(
+        said.contains("metrics.jsonl") && said.contains("line 1"),
+        "{said}"
+    );
 }
 
 // ---- Section 6: a damaged actions.jsonl ----

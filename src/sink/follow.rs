@@ -64,14 +64,32 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
         dir.display()
     )));
     send(Event::State(RunState::Running));
-    let mut tail = Tail::new(dir.join(METRICS_JSONL));
+    let path = dir.join(METRICS_JSONL);
+    let mut tail = Tail::new(path.clone());
     let mut last_iteration = 0;
+    let mut last_epoch = 0;
+    let mut line = 0;
     loop {
-        for m in tail
-            .new_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok())
-        {
+        let lines = tail.new_lines();
+        if std::mem::take(&mut tail.restarted) {
+            line = 0;
+            last_epoch = 0;
+        }
+        for text in lines {
+            line += 1;
+            // A damaged record is said once and skipped: the dashboard shows the others.
+            let m = match serde_json::from_str::<EpochMetrics>(&text) {
+                Ok(m) if m.epoch > last_epoch => m,
+                Ok(m) => {
+                    damaged(&tx, &path, line, &format!("epoch {} again", m.epoch));
+                    continue;
+                }
+                Err(e) => {
+                    damaged(&tx, &path, line, &format!("not a metrics record: {e}"));
+                    continue;
+                }
+            };
+            last_epoch = m.epoch;
             last_iteration = m.iteration;
             let ok = send(Event::Progress(progress_of(&m)))
                 && send(Event::Layers {
@@ -91,6 +109,16 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
         // When the dashboard quits, the process ends and this thread with it.
         std::thread::sleep(POLL);
     }
+}
+
+/// Tells the dashboard that a line of the metrics log is damaged, instead of leaving it
+/// waiting for statistics that will not come.
+fn damaged(tx: &Sender<Event>, path: &Path, line: usize, what: &str) {
+    let _ = tx.send(Event::Failed(format!(
+        "{}: line {line}: {what}; the file was edited or damaged, the record is not shown \
+         (`ltmlp report` leaves this run out)",
+        path.display()
+    )));
 }
 
 fn progress_of(m: &EpochMetrics) -> Progress {
@@ -118,6 +146,8 @@ struct Tail {
     path: PathBuf,
     offset: u64,
     pending: String,
+    /// The file was rewritten since the last call: its lines come again from the first.
+    restarted: bool,
 }
 
 impl Tail {
@@ -126,6 +156,7 @@ impl Tail {
             path,
             offset: 0,
             pending: String::new(),
+            restarted: false,
         }
     }
 
@@ -138,6 +169,7 @@ impl Tail {
             // The file was rewritten (a resumed run): start over.
             self.offset = 0;
             self.pending.clear();
+            self.restarted = true;
         }
         let mut chunk = String::new();
         if file.seek(SeekFrom::Start(self.offset)).is_err()
