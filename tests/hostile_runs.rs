@@ -3,11 +3,16 @@
 //! damaged or duplicated records, a damaged action log, and what a late viewer sees. Every
 //! child process has a deadline and is killed at the end of its test.
 
+mod tui_common;
+use tui_common as common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ltmlp::train::Event;
+use ltmlp::remote::snapshot::Snapshot;
+use ltmlp::train::{Command as Steering, Event, RunState, Steer};
+use ltmlp::tui::App;
 use serde_json::Value;
 
 /// A run of a few seconds: 5 iterations an epoch, 3 epochs.
@@ -567,4 +572,108 @@ fn a_damaged_action_log_is_named_and_nothing_changes() {
             "a refused resume changed the folder"
         );
     }
+}
+
+// ---- Section 8: the dashboard, seen as a new user ----
+
+fn steer(iteration: u64, command: Steering, ok: bool, message: &str) -> Steer {
+    Steer {
+        iteration,
+        command,
+        ok,
+        message: message.into(),
+    }
+}
+
+/// The events of a run steered twice between progress reports (which are rate-limited), as
+/// the trainer sends them: the log line of a command, then its `Steered` event.
+fn steered_run() -> Vec<Event> {
+    let mut events = vec![
+        Event::Started(common::info()),
+        Event::State(RunState::Running),
+    ];
+    for it in (50..=3950u64).step_by(50) {
+        events.push(Event::Progress(common::progress(it, 0.5)));
+        if it == 3900 {
+            events.push(Event::Log("train.learning_rate = 0.5".into()));
+            events.push(Event::Steered(steer(
+                3920,
+                Steering::Set {
+                    key: "train.learning_rate".into(),
+                    value: "0.5".into(),
+                },
+                true,
+                "train.learning_rate = 0.5",
+            )));
+        }
+        if it % 500 == 0 {
+            events.push(Event::Epoch(Box::new(common::epoch(
+                (it / 50) as usize,
+                0.3,
+            ))));
+        }
+    }
+    events.push(Event::Log(
+        "refused: momentum 2 must be in [0, 1), e.g. 0.9".into(),
+    ));
+    events.push(Event::Steered(steer(
+        3961,
+        Steering::SetMomentum(2.0),
+        false,
+        "momentum 2 must be in [0, 1), e.g. 0.9",
+    )));
+    events
+}
+
+fn iteration_of_line(app: &App, text: &str) -> Option<u64> {
+    app.log
+        .iter()
+        .find(|l| l.text.contains(text))
+        .unwrap_or_else(|| panic!("no log line {text:?}"))
+        .iteration
+}
+
+#[test]
+fn steering_shows_at_its_own_iteration_live_and_to_a_late_viewer() {
+    let mut live = App::new(common::AB);
+    let mut snapshot = Snapshot::default();
+    for e in steered_run() {
+        snapshot.apply(&e);
+        live.on_event(e);
+    }
+    let mut late = App::new(common::AB);
+    for e in snapshot.events() {
+        late.on_event(e);
+    }
+    for app in [&live, &late] {
+        assert_eq!(
+            iteration_of_line(app, "train.learning_rate = 0.5"),
+            Some(3920)
+        );
+        assert_eq!(iteration_of_line(app, "momentum 2 must be"), Some(3961));
+    }
+}
+
+#[test]
+fn the_whole_run_panel_spans_what_has_been_trained() {
+    let mut app = App::new(common::AB);
+    let mut info = common::info();
+    info.epochs = 100_000;
+    app.on_event(Event::Started(info));
+    app.on_event(Event::State(RunState::Running));
+    for it in (5..=15_000u64).step_by(5) {
+        app.on_event(Event::Progress(common::progress(it, 1.0 / it as f64)));
+        if it % 50 == 0 {
+            app.on_event(Event::Epoch(Box::new(common::epoch(
+                (it / 50) as usize,
+                0.3,
+            ))));
+        }
+    }
+    let (start, end) = ltmlp::tui::loss::window(&app);
+    assert_eq!(start, 0);
+    assert!(
+        (15_000..=16_500).contains(&end),
+        "the whole-run window ends at {end}, trained 15,000 of 5,000,000 iterations"
+    );
 }
