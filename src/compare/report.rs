@@ -50,6 +50,8 @@ struct ReportJson<'a> {
     groups: &'a [GroupReport],
     sensitivity: &'a [Slice],
     not_finished: &'a [NotFinished],
+    /// Every run left out (unreadable, records that are not one per epoch or disagree with
+    /// the summary, a link to another folder), with the reason; the key keeps its old name.
     unreadable: Vec<Unreadable<'a>>,
 }
 
@@ -92,7 +94,7 @@ fn not_finished(scan: &Scan, plan: Option<&Plan>) -> Vec<NotFinished> {
         scan.unreadable
             .iter()
             .find(|(f, _)| f == folder)
-            .map(|(_, r)| format!("unreadable: {r}"))
+            .map(|(_, r)| format!("left out: {r}"))
     };
     match plan {
         Some(plan) => plan
@@ -305,7 +307,7 @@ impl Doc<'_> {
         });
         let _ = writeln!(
             md,
-            "{finished} runs finished{planned} ({} found, {} not finished, {} unreadable). \
+            "{finished} runs finished{planned} ({} found, {} not finished, {} left out). \
              Mean ± sample std over seeds of finished runs; runs of one setting (everything \
              but the seed) are grouped.\n",
             runs.len(),
@@ -418,7 +420,7 @@ impl Doc<'_> {
             }
         }
         if !self.scan.unreadable.is_empty() {
-            let _ = writeln!(md, "\n## Unreadable runs (left out)\n");
+            let _ = writeln!(md, "\n## Runs left out\n");
             for (name, reason) in &self.scan.unreadable {
                 let _ = writeln!(md, "- `{name}`: {reason}");
             }

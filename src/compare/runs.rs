@@ -1,7 +1,8 @@
 //! Reading run folders back: the resolved preset (flattened to `key → value` for grouping),
 //! the metrics so far (a torn last line from a killed or running process is skipped), the
-//! summary if the run ended, and a failure note. A folder that cannot be read is reported with
-//! the reason, never dropped.
+//! summary if the run ended, and a failure note. A folder that cannot be read, whose records
+//! are not one per epoch or disagree with its summary, or that is a link to another, is
+//! reported with the reason, never dropped or counted silently.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -122,6 +123,75 @@ pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>, String> {
     Ok(out)
 }
 
+/// How a report's reason for leaving a run out ends: what to do about it.
+const RECORDS_WAY_OUT: &str = "the file was edited, copied over or damaged: restore it from a \
+copy, or run the cell again; the run is left out";
+
+/// A run's records are one per epoch from epoch 1, in order, and agree with its summary (its
+/// last epoch, final and best figures): a duplicated, copied or edited record would change a
+/// report's figures without a trace, so such a run is left out with the reason.
+pub fn check_records(metrics: &[EpochMetrics], summary: Option<&Summary>) -> Result<(), String> {
+    for (i, m) in metrics.iter().enumerate() {
+        let expected = i + 1;
+        if m.epoch != expected {
+            let what = if i > 0 && m.epoch == metrics[i - 1].epoch {
+                format!("epoch {} twice", m.epoch)
+            } else {
+                format!("epoch {} where epoch {expected} belongs", m.epoch)
+            };
+            return Err(format!(
+                "{METRICS_JSONL} record {expected}: {what}; {RECORDS_WAY_OUT}"
+            ));
+        }
+    }
+    let Some(s) = summary else { return Ok(()) };
+    let last = metrics.last();
+    let disagree = |what: String| {
+        Err(format!(
+            "{SUMMARY_FILE} and {METRICS_JSONL} disagree: {what}; {RECORDS_WAY_OUT}"
+        ))
+    };
+    let last_epoch = last.map_or(0, |m| m.epoch);
+    if s.epochs_completed != last_epoch {
+        return disagree(format!(
+            "{} epochs completed, but the records end at epoch {last_epoch}",
+            s.epochs_completed
+        ));
+    }
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    let same_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    if let Some(m) = last {
+        if s.final_validation_loss
+            .is_some_and(|v| !same(v, m.validation_loss))
+            || (s.final_validation_error.is_some()
+                && !same_opt(s.final_validation_error, m.validation_error))
+        {
+            return disagree(format!(
+                "the final validation figures differ from the record of epoch {}",
+                m.epoch
+            ));
+        }
+    }
+    if let Some(best) = s.best_epoch {
+        let Some(m) = metrics.iter().find(|m| m.epoch == best) else {
+            return disagree(format!("the best epoch {best} has no record"));
+        };
+        if s.best_validation_loss
+            .is_some_and(|v| !same(v, m.validation_loss))
+            || (s.best_validation_error.is_some()
+                && !same_opt(s.best_validation_error, m.validation_error))
+        {
+            return disagree(format!(
+                "the best validation figures differ from the record of epoch {best}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads one run folder; `Ok(None)` if it holds no `config.toml` (not a run, or not started).
 pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
     let config = dir.join(CONFIG_FILE);
@@ -142,6 +212,7 @@ pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(format!("{SUMMARY_FILE}: {}", e.reason())),
         };
+    check_records(&metrics, summary.as_ref())?;
     let failure = bounded::read_text(&dir.join(FAILED_FILE), FileKind::Summary)
         .ok()
         .map(|t| t.trim().to_string())
@@ -170,13 +241,15 @@ pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
     pub runs: Vec<SavedRun>,
-    /// (folder name, reason) of every folder that could not be read.
+    /// (folder name, reason) of every folder left out: unreadable, damaged or doubtful
+    /// records, or a link to another folder.
     pub unreadable: Vec<(String, String)>,
     /// Folders without a `config.toml` (cells not started yet, or not runs).
     pub empty: Vec<String>,
 }
 
-/// Every run folder directly below `dir`, sorted by name.
+/// Every run folder directly below `dir`, sorted by name. A folder that is a symbolic link
+/// (to another cell, say) is left out with the reason, so that no run counts twice.
 pub fn scan(dir: &Path) -> std::io::Result<Scan> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -188,6 +261,17 @@ pub fn scan(dir: &Path) -> std::io::Result<Scan> {
         let name = d
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        if let Ok(target) = fs::read_link(&d) {
+            scan.unreadable.push((
+                name,
+                format!(
+                    "a symbolic link to {}, not a run folder of its own; left out so that no \
+                     run counts twice (replace it with a copy to count it)",
+                    target.display()
+                ),
+            ));
+            continue;
+        }
         match read_run(&d) {
             Ok(Some(run)) => scan.runs.push(run),
             Ok(None) => scan.empty.push(name),

@@ -23,7 +23,9 @@ pub struct Snapshot {
     progress: Vec<Progress>,
     /// The latest position report (no new loss).
     position: Option<Progress>,
-    tail: VecDeque<Event>,
+    /// Log-like events, each with the iteration it belongs to: its own where it says (a
+    /// switch, a command), else where the run was when it came.
+    tail: VecDeque<(u64, Event)>,
     state: Option<RunState>,
     tunables: Vec<Tunable>,
     finished: Option<Summary>,
@@ -73,23 +75,45 @@ impl Snapshot {
                 self.state = Some(s.state);
                 self.finished = Some((**s).clone());
             }
-            Event::Steered(_) => {
+            Event::Steered(s) => {
                 self.steering_actions += 1;
-                self.push_tail(event);
+                self.date_steering_line(s);
+                self.push_tail(s.iteration, event);
             }
             Event::Transform(t) => {
                 self.flags = Some(t.flags);
-                self.push_tail(event);
+                self.push_tail(t.iteration, event);
             }
-            Event::Log(_) | Event::Failed(_) => self.push_tail(event),
+            Event::Log(_) | Event::Failed(_) => self.push_tail(self.iteration_now(), event),
         }
     }
 
-    fn push_tail(&mut self, event: &Event) {
+    /// The latest iteration the run has told of.
+    fn iteration_now(&self) -> u64 {
+        let progress = self.position.or(self.progress.last().copied());
+        progress
+            .map_or(0, |p| p.iteration)
+            .max(self.epochs.last().map_or(0, |m| m.iteration))
+    }
+
+    /// The trainer sends a command's log line just before its `Steered` event: that line
+    /// belongs to the command's own iteration (progress reports are rate-limited, so where the
+    /// run was last heard of can be earlier).
+    fn date_steering_line(&mut self, steer: &crate::train::Steer) {
+        let refused = format!("refused: {}", steer.message);
+        let line = self.tail.iter_mut().rev().take(8).find(
+            |(_, e)| matches!(e, Event::Log(text) if *text == steer.message || *text == refused),
+        );
+        if let Some((iteration, _)) = line {
+            *iteration = steer.iteration;
+        }
+    }
+
+    fn push_tail(&mut self, iteration: u64, event: &Event) {
         if self.tail.len() == TAIL_EVENTS {
             self.tail.pop_front();
         }
-        self.tail.push_back(event.clone());
+        self.tail.push_back((iteration, event.clone()));
     }
 
     /// The run so far as events, in an order a fresh dashboard can take in.
@@ -99,21 +123,30 @@ impl Snapshot {
         if !self.tunables.is_empty() {
             out.push(Event::Tunables(self.tunables.clone()));
         }
-        // The progress points and log lines come in iteration order around the epochs.
+        // The progress points and log lines come in iteration order around the epochs (a
+        // progress point first where they share one).
         let mut progress = self.progress.iter().peekable();
         let mut tail = self.tail.iter().peekable();
+        let mut merge = |out: &mut Vec<Event>, until: u64| loop {
+            let p = progress
+                .peek()
+                .map(|p| p.iteration)
+                .filter(|&it| it <= until);
+            let t = tail.peek().map(|(it, _)| *it).filter(|&it| it <= until);
+            match (p, t) {
+                (Some(p), Some(t)) if p <= t => {
+                    out.extend(progress.next().map(|p| Event::Progress(*p)))
+                }
+                (_, Some(_)) => out.extend(tail.next().map(|(_, e)| e.clone())),
+                (Some(_), None) => out.extend(progress.next().map(|p| Event::Progress(*p))),
+                (None, None) => break,
+            }
+        };
         for m in &self.epochs {
-            while let Some(p) = progress.next_if(|p| p.iteration <= m.iteration) {
-                out.push(Event::Progress(*p));
-            }
-            while let Some(e) = tail.next_if(|e| iteration_of(e).is_none_or(|it| it <= m.iteration))
-            {
-                out.push(e.clone());
-            }
+            merge(&mut out, m.iteration);
             out.push(Event::Epoch(Box::new(m.clone())));
         }
-        out.extend(progress.map(|p| Event::Progress(*p)));
-        out.extend(tail.cloned());
+        merge(&mut out, u64::MAX);
         out.extend(self.position.map(Event::Progress));
         if let Some((iteration, layers)) = &self.layers {
             out.push(Event::Layers {
@@ -156,14 +189,5 @@ impl Snapshot {
             steering_actions: self.steering_actions,
             tunables: self.tunables.clone(),
         }
-    }
-}
-
-/// The iteration a log-like event belongs to, where it says.
-fn iteration_of(event: &Event) -> Option<u64> {
-    match event {
-        Event::Transform(t) => Some(t.iteration),
-        Event::Steered(s) => Some(s.iteration),
-        _ => None,
     }
 }

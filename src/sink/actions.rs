@@ -90,8 +90,32 @@ pub fn read(dir: &Path) -> Result<Vec<Steer>, String> {
     parse(&read_bounded(&path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Checks the log of the run in `dir` before a resume changes anything: every whole line
+/// must be an action or a resume mark. The error names the file and the line, and the way out.
+pub fn check(dir: &Path) -> Result<(), String> {
+    let path = dir.join(ACTIONS_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    parse_lines(&read_bounded(&path)?)
+        .map(|_| ())
+        .map_err(|(line, reason)| {
+            format!(
+                "{}:{line}: not an action record ({reason}); the file was edited or damaged: \
+                 restore it, or move it away to resume without the record of earlier steering \
+                 (a --replay of this run then misses those actions)",
+                path.display()
+            )
+        })
+}
+
 /// Parses the file's text (see [`read`]); a torn last line is ignored.
 pub fn parse(text: &str) -> Result<Vec<Steer>, String> {
+    parse_lines(text).map_err(|(line, reason)| format!("line {line}: {reason}"))
+}
+
+/// [`parse`], its error as (1-based line, reason).
+fn parse_lines(text: &str) -> Result<Vec<Steer>, (usize, String)> {
     let mut actions: Vec<Steer> = Vec::new();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     for (n, raw) in lines.iter().enumerate() {
@@ -99,7 +123,7 @@ pub fn parse(text: &str) -> Result<Vec<Steer>, String> {
             break;
         }
         let line: ActionLine =
-            serde_json::from_str(raw.trim_end()).map_err(|e| format!("line {}: {e}", n + 1))?;
+            serde_json::from_str(raw.trim_end()).map_err(|e| (n + 1, e.to_string()))?;
         match line {
             ActionLine::Steer(s) => actions.push(s),
             ActionLine::ResumedAt(iteration) => actions.retain(|s| s.iteration <= iteration),

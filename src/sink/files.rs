@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::fault;
@@ -15,7 +15,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temporary_of(path);
     let result = (|| {
         fault::before_write(&tmp)?;
-        let mut file = File::create(&tmp)?;
+        // Never through a link planted at the temporary name.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -70,7 +76,11 @@ impl AppendLog {
     /// Creates the file, which must not exist yet.
     pub fn create_new(path: &Path) -> std::io::Result<Self> {
         fault::before_write(path)?;
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         sync_folder(path);
         Ok(AppendLog {
             path: path.to_owned(),
@@ -83,7 +93,10 @@ impl AppendLog {
     /// Opens an existing file whose first `prefix` bytes are kept; anything after them must
     /// already have been moved aside by the caller (the file is cut to `prefix`).
     pub fn continue_after(path: &Path, prefix: &[u8]) -> std::io::Result<Self> {
-        let file = OpenOptions::new().write(true).open(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         let len = prefix.len() as u64;
         if file.metadata()?.len() != len {
             fault::before_write(path)?;

@@ -64,9 +64,12 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
         dir.display()
     )));
     send(Event::State(RunState::Running));
-    let mut tail = Tail::new(dir.join(METRICS_JSONL));
+    let path = dir.join(METRICS_JSONL);
+    let mut tail = Tail::new(path.clone());
     let mut last_iteration = 0;
     let mut refused = false;
+    let mut last_epoch = 0;
+    let mut line = 0;
     loop {
         let lines = match tail.new_lines() {
             Ok(lines) => lines,
@@ -79,10 +82,25 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
                 Vec::new()
             }
         };
-        for m in lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok())
-        {
+        if std::mem::take(&mut tail.restarted) {
+            line = 0;
+            last_epoch = 0;
+        }
+        for text in lines {
+            line += 1;
+            // A damaged record is said once and skipped: the dashboard shows the others.
+            let m = match serde_json::from_str::<EpochMetrics>(&text) {
+                Ok(m) if m.epoch > last_epoch => m,
+                Ok(m) => {
+                    damaged(&tx, &path, line, &format!("epoch {} again", m.epoch));
+                    continue;
+                }
+                Err(e) => {
+                    damaged(&tx, &path, line, &format!("not a metrics record: {e}"));
+                    continue;
+                }
+            };
+            last_epoch = m.epoch;
             last_iteration = m.iteration;
             let ok = send(Event::Progress(progress_of(&m)))
                 && send(Event::Layers {
@@ -102,6 +120,16 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
         // When the dashboard quits, the process ends and this thread with it.
         std::thread::sleep(POLL);
     }
+}
+
+/// Tells the dashboard that a line of the metrics log is damaged, instead of leaving it
+/// waiting for statistics that will not come.
+fn damaged(tx: &Sender<Event>, path: &Path, line: usize, what: &str) {
+    let _ = tx.send(Event::Failed(format!(
+        "{}: line {line}: {what}; the file was edited or damaged, the record is not shown \
+         (`ltmlp report` leaves this run out)",
+        path.display()
+    )));
 }
 
 fn progress_of(m: &EpochMetrics) -> Progress {
@@ -130,6 +158,8 @@ struct Tail {
     path: PathBuf,
     offset: u64,
     pending: String,
+    /// The file was rewritten since the last call: its lines come again from the first.
+    restarted: bool,
 }
 
 impl Tail {
@@ -138,6 +168,7 @@ impl Tail {
             path,
             offset: 0,
             pending: String::new(),
+            restarted: false,
         }
     }
 
@@ -153,6 +184,7 @@ impl Tail {
             // The file was rewritten (a resumed run): start over.
             self.offset = 0;
             self.pending.clear();
+            self.restarted = true;
         }
         let limit = FileKind::Metrics.limit();
         let mut chunk = Vec::new();

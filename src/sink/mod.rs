@@ -6,6 +6,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,9 @@ pub enum SinkError {
     /// Not a regular file, or larger than any run writes.
     #[error(transparent)]
     Bounded(ReadError),
+    /// A damaged `actions.jsonl` (the message names the file, the line and the way out).
+    #[error("{0}")]
+    Actions(String),
 }
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -358,7 +362,11 @@ fn move_aside(path: &Path, tail: &[u8]) -> Result<(), SinkError> {
     let aside = path.with_file_name(name);
     (|| {
         fault::before_write(&aside)?;
-        let mut file = OpenOptions::new().append(true).create(true).open(&aside)?;
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&aside)?;
         file.write_all(tail)?;
         file.sync_all()
     })()

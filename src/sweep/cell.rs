@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::data_cache::DataCache;
-use super::lock::{lock_folder, FolderLock, LockError, LOCK_FILE};
+use super::lock::{is_lock_file, lock_folder, FolderLock, LockError};
 use super::plan::{Cell, Plan};
 use crate::bounded::{self, FileKind};
 use crate::compare::runs::FAILED_FILE;
@@ -66,11 +66,11 @@ pub fn recorded_state(dir: &Path) -> Option<RunState> {
     serde_json::from_str::<Summary>(&text).ok().map(|s| s.state)
 }
 
-/// Removes everything in a cell folder but its lock file.
+/// Removes everything in a cell folder but its lock files.
 fn clear(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name() != LOCK_FILE && entry.file_type()?.is_file() {
+        if !is_lock_file(&entry.file_name().to_string_lossy()) && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;
         }
     }
@@ -95,6 +95,13 @@ pub fn run_cell(
     };
     let cell_dir = dir.join(&cell.folder);
     let name = &cell.folder;
+    if std::fs::symlink_metadata(&cell_dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return CellOutcome::Failed(format!(
+            "{}: is a symbolic link; a cell trains only in a folder of its own inside the sweep \
+             folder: remove the link, and run the cell again",
+            cell_dir.display()
+        ));
+    }
     if let Err(e) = std::fs::create_dir_all(&cell_dir) {
         return CellOutcome::Failed(format!(
             "{}: cannot create the folder: {e}",
@@ -200,7 +207,7 @@ fn train(
     );
     let session = match session {
         Ok(s) => s,
-        Err(e @ SinkError::Folder(FolderError::Busy { .. })) => {
+        Err(e @ SinkError::Folder(FolderError::Busy { .. } | FolderError::OtherHost { .. })) => {
             return Ok(CellOutcome::Held(e.to_string()))
         }
         Err(e) => return Err(e.to_string()),

@@ -199,6 +199,14 @@ pub fn build(spec: &SweepSpec) -> Result<Plan, SweepError> {
     })
 }
 
+/// Whether `folder` names one folder directly inside the sweep folder: a cell never trains
+/// outside it, whatever its plan says.
+fn is_folder_name(folder: &str) -> bool {
+    let mut parts = Path::new(folder).components();
+    matches!(parts.next(), Some(std::path::Component::Normal(name)) if name == folder)
+        && parts.next().is_none()
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
     move |error| SweepError::Io {
         path: path.to_owned(),
@@ -219,6 +227,17 @@ impl Plan {
             path: path.clone(),
             message: format!("not a sweep plan: {e}"),
         })?;
+        if let Some(cell) = plan.cells.iter().find(|c| !is_folder_name(&c.folder)) {
+            return Err(SweepError::Plan {
+                path,
+                message: format!(
+                    "cell {}: folder {:?} is not one folder name inside the sweep folder (no \
+                     `/`, `..` or absolute path); the plan was edited: restore it, or plan the \
+                     sweep again into a new --out",
+                    cell.index, cell.folder
+                ),
+            });
+        }
         if plan.format != PLAN_FORMAT {
             return Err(SweepError::Plan {
                 path,

@@ -162,12 +162,17 @@ pub struct SessionOptions {
 pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkError> {
     let classify = exp.resolved.preset.model.task == Task::Classify;
     let recorder = match (&options.out_dir, &options.resume) {
-        (Some(dir), Some(cp)) => Some(Recorder::resume(
-            claim_existing(dir)?,
-            classify,
-            cp.metrics_lines,
-            cp.metrics_mark,
-        )?),
+        (Some(dir), Some(cp)) => {
+            let lock = claim_existing(dir)?;
+            // Everything a resume continues is checked before it changes anything.
+            crate::sink::actions::check(dir).map_err(SinkError::Actions)?;
+            Some(Recorder::resume(
+                lock,
+                classify,
+                cp.metrics_lines,
+                cp.metrics_mark,
+            )?)
+        }
         (Some(dir), None) => Some(Recorder::create(
             claim_new(dir, options.force)?,
             &exp.resolved.to_toml(),

@@ -13,11 +13,14 @@ use crate::net::Flags;
 use crate::stats::LayerStats;
 use crate::train::protocol::TransformCause;
 use crate::train::{
-    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent, Tunable,
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
+    Tunable,
 };
 
 /// Most lines kept in the event log.
 const LOG_CAPACITY: usize = 500;
+/// How far back a steering command's `Steered` event looks for its log line.
+const STEERING_LINE_LOOKBACK: usize = 8;
 /// Most training-loss points kept; beyond this, neighbours are merged (the whole run stays
 /// visible at half the resolution).
 const LOSS_POINTS: usize = 4096;
@@ -311,6 +314,23 @@ impl App {
         self.dirty = true;
     }
 
+    /// Gives the log line of a steering command (sent just before its `Steered` event) the
+    /// iteration the command took effect at.
+    fn date_steering_line(&mut self, steer: &Steer) {
+        let refused = format!("refused: {}", steer.message);
+        // The line is among the last few (a position report or new settings may follow it).
+        if let Some(line) = self
+            .log
+            .iter_mut()
+            .rev()
+            .take(STEERING_LINE_LOOKBACK)
+            .find(|l| l.text == steer.message || l.text == refused)
+        {
+            line.iteration = Some(steer.iteration);
+            self.dirty = true;
+        }
+    }
+
     /// Logs scheduled re-estimations: consecutive ones share one line, so that a run that
     /// re-estimates every minibatch never floods the log.
     fn log_scheduled(&mut self, events: &[&TransformEvent]) {
@@ -500,8 +520,10 @@ impl App {
             Event::Failed(reason) => {
                 self.push_log(Some(self.iteration()), LogKind::Error, reason);
             }
-            // What a command did is in the log lines the trainer sends with it.
-            Event::Steered(_) => {}
+            // What a command did is in the log line the trainer sends just before; that line
+            // was dated by the latest (rate-limited) progress report, the command knows its
+            // own iteration.
+            Event::Steered(steer) => self.date_steering_line(&steer),
             Event::Tunables(tunables) => {
                 let epochs = tunables
                     .iter()

@@ -3,10 +3,10 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::App;
+use super::app::{App, LogKind};
 use super::view::{fit, num, panel};
 use crate::net::{Flags, Param, UnitKind};
 use crate::stats::{LayerStats, Range};
@@ -116,7 +116,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if app.layers.is_empty() {
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        frame.render_widget(Paragraph::new(Line::from("waiting for statistics…")), inner);
+        // A failure (a damaged metrics log under `watch`, say) is why none may come: say it.
+        let failure = app.log.iter().rev().find(|l| l.kind == LogKind::Error);
+        let text = failure.map_or("waiting for statistics…".to_string(), |l| {
+            format!("no statistics: {}", l.text)
+        });
+        frame.render_widget(
+            Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }),
+            inner,
+        );
         return;
     }
     let (cols, _) = chosen(app, area.width.saturating_sub(2));

@@ -87,13 +87,16 @@ pub fn smooth(points: &[(u64, f64)], s: f64) -> Vec<(u64, f64)> {
         .collect()
 }
 
-/// The iterations the panel spans: (first, last), first excluded.
+/// The iterations the panel spans: (first, last), first excluded. The whole run spans what
+/// has been trained so far.
 pub fn window(app: &App) -> (u64, u64) {
     let latest = app
         .iteration()
         .max(app.epochs.last().map_or(0, |e| e.iteration));
     match app.window {
-        LossWindow::Whole => (0, app.total_iterations().unwrap_or(0).max(latest).max(1)),
+        // What has been trained, not what is planned: a run planned for 100,000 epochs would
+        // otherwise draw its first hundreds in one column. The title marks the planned end.
+        LossWindow::Whole => (0, latest.max(1)),
         LossWindow::Recent => {
             let per_epoch = app.info.as_ref().map_or(1, |i| i.iterations_per_epoch) as u64;
             let span = (RECENT_EPOCHS as u64 * per_epoch.max(1)).max(1);
@@ -176,7 +179,12 @@ fn label_value(v: f64, log: bool) -> String {
 
 fn window_label(app: &App) -> String {
     match app.window {
-        LossWindow::Whole => "whole run".into(),
+        LossWindow::Whole => match (&app.info, app.epochs.last()) {
+            (Some(info), Some(last)) if last.epoch < info.epochs => {
+                format!("whole run, {} of {} epochs", last.epoch, info.epochs)
+            }
+            _ => "whole run".into(),
+        },
         LossWindow::Recent => format!("last {RECENT_EPOCHS} epochs"),
     }
 }
