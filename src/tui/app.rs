@@ -849,6 +849,9 @@ pub fn transform_text(t: &TransformEvent) -> String {
             "guard {}: layer {layer} unit {unit} collapsed",
             action.name()
         ),
+        TransformCause::Rollback { to } => {
+            format!("training loss jumped: rolled back to iteration {to}, rate halved")
+        }
     };
     format!(
         "{what}, max Δout {} → {}",
