@@ -416,7 +416,8 @@ pub struct TransformSection {
     pub gamma_form: GammaForm,
     /// ε in γ's formula (default 1e-4 for the product form, 1e-2 for the RMS form).
     pub gamma_epsilon: Option<f64>,
-    /// What keeps γ from blowing up into saturation; "off" is the papers' rule.
+    /// What keeps γ from blowing up into saturation: "rollback" by default, "off" is the
+    /// papers' rule.
     pub gamma_control: crate::net::GammaControl,
     /// The bound on γ under `gamma_control = "bound"`.
     pub gamma_bound: f64,
@@ -438,7 +439,7 @@ impl Default for TransformSection {
         TransformSection {
             gamma_form: GammaForm::Product,
             gamma_epsilon: None,
-            gamma_control: crate::net::GammaControl::Off,
+            gamma_control: crate::net::GammaControl::Rollback,
             gamma_bound: 4.0,
             gamma_step_power: 1.0,
             policy: PolicyKind::Every,

@@ -149,3 +149,63 @@ fn a_jump_of_the_training_loss_rolls_back_at_half_the_rate() {
     assert!(rate <= 1.5 + 1e-12, "rate halved: {rate}");
     assert!(t.learning_rate() < 3.0);
 }
+
+/// The dashboard's case: an α β run of the default preset at rate 0.2 with `g` pressed at
+/// iteration 100 (replayed as the dashboard records it). The papers' rule blows the network up
+/// into saturation (82.7 % validation error after 12 epochs, measured); the default control
+/// keeps the run: final error near its best, no layer saturated.
+#[test]
+fn a_replayed_g_toggle_at_rate_two_tenths_no_longer_ruins_the_run() {
+    use ltmlp::train::protocol::{Command, Steer};
+    let run = |control: GammaControl| {
+        let file = PresetFile::builtin_default().unwrap();
+        let overrides = [
+            "train.learning_rate=0.2".to_string(),
+            "train.epochs=8".to_string(),
+            format!("transforms.gamma_control=\"{}\"", control.name()),
+        ];
+        let resolved = file.resolve(Some("ab"), &overrides).unwrap();
+        let exp = Experiment::prepare(resolved, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let start = ltmlp::headless::Start {
+            replay: vec![Steer {
+                iteration: 100,
+                command: Command::Toggle(Param::Gamma),
+                ok: true,
+                message: "γ switched on".to_string(),
+            }],
+            ..Default::default()
+        };
+        let summary = ltmlp::headless::run(exp, &out, start).unwrap();
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+        let saturated = last["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["saturated_fraction"].as_f64().unwrap())
+            .fold(0.0f64, f64::max);
+        let gamma_on = last["flags"]["gamma"].as_bool().unwrap();
+        (summary, saturated, gamma_on)
+    };
+    let (papers, papers_saturated, on) = run(GammaControl::Off);
+    assert!(on, "the replay switched γ on");
+    let papers_final = papers.final_validation_error.unwrap();
+    assert!(
+        papers_final > 20.0 && papers_saturated > 0.5,
+        "the papers' rule was expected to blow up here: {papers_final} %, {papers_saturated}"
+    );
+    let (controlled, saturated, on) = run(GammaControl::default());
+    assert!(on);
+    let (last, best) = (
+        controlled.final_validation_error.unwrap(),
+        controlled.best_validation_error.unwrap(),
+    );
+    assert!(
+        last < 8.0 && last <= 1.5 * best,
+        "final {last} %, best {best} %"
+    );
+    assert!(saturated < 0.2, "saturated share {saturated}");
+}

@@ -94,7 +94,6 @@ pub enum GammaForm {
 #[serde(rename_all = "kebab-case")]
 pub enum GammaControl {
     /// The papers' rule: γ from the closed form, capped by ε only; momentum buffers untouched.
-    #[default]
     Off,
     /// The momentum buffers of a unit's outgoing weights are rescaled with the weights when γ
     /// changes, so that the momentum carries the same step of the network function.
@@ -106,7 +105,9 @@ pub enum GammaControl {
     Bound,
     /// The papers' rule, watched: when the smoothed training loss jumps (a blow-up begins),
     /// the network and momentum of one to two dozen minibatches earlier come back and the
-    /// rate is halved (src/train/rollback.rs).
+    /// rate is halved (src/train/rollback.rs). The default: chosen by measurement among
+    /// these (docs/method.md).
+    #[default]
     Rollback,
 }
 
