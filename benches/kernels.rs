@@ -6,7 +6,8 @@
 use divan::{black_box, Bencher};
 use ltmlp::net::kernels;
 use ltmlp::net::{
-    Flags, GammaForm, Moments, Network, Settings, Shortcuts, Target, Topology, UnitKind, Workspace,
+    Flags, GammaControl, GammaForm, Moments, Network, Settings, Shortcuts, Target, Topology,
+    UnitKind, Workspace,
 };
 use ltmlp::train::optimizer::Sgd;
 use ndarray::Array2;
@@ -101,7 +102,7 @@ fn train_step_plain(bencher: Bencher, batch: usize) {
         net.forward(x.view(), &mut ws);
         net.output_delta(Target::Labels(&labels), &mut ws);
         net.backpropagate(&mut ws);
-        sgd.step_fused(&mut net, &ws, 0.001, (0.9, 0.9), 0.0);
+        sgd.step_fused(&mut net, &ws, 0.001, (0.9, 0.9), 0.0, None);
     });
 }
 
@@ -142,6 +143,8 @@ fn reestimate_paper_1000(bencher: Bencher) {
         },
         gamma_form: GammaForm::Product,
         gamma_epsilon: 1e-4,
+        gamma_control: GammaControl::Off,
+        gamma_bound: f64::INFINITY,
     };
     let mut alpha = false;
     bencher.bench_local(|| {

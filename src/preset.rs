@@ -422,6 +422,13 @@ pub struct TransformSection {
     pub gamma_form: GammaForm,
     /// ε in γ's formula (default 1e-4 for the product form, 1e-2 for the RMS form).
     pub gamma_epsilon: Option<f64>,
+    /// What keeps γ from blowing up into saturation: "rollback" by default, "off" is the
+    /// papers' rule.
+    pub gamma_control: crate::net::GammaControl,
+    /// The bound on γ under `gamma_control = "bound"`.
+    pub gamma_bound: f64,
+    /// p under `gamma_control = "step"`: each unit's outgoing steps are divided by γ^p.
+    pub gamma_step_power: f64,
     pub policy: PolicyKind,
     pub every: usize,
     pub sample_size: usize,
@@ -438,6 +445,9 @@ impl Default for TransformSection {
         TransformSection {
             gamma_form: GammaForm::Product,
             gamma_epsilon: None,
+            gamma_control: crate::net::GammaControl::Rollback,
+            gamma_bound: 4.0,
+            gamma_step_power: 1.0,
             policy: PolicyKind::Every,
             every: 1,
             sample_size: 10_000,
@@ -939,6 +949,24 @@ fn validate(p: &Preset, flags: Flags) -> Result<(), (String, String)> {
         return err(
             "transforms.gamma_epsilon",
             "must be zero or positive".into(),
+        );
+    }
+    if !(x.gamma_bound.is_finite() && x.gamma_bound >= 1.0) {
+        return err(
+            "transforms.gamma_bound",
+            format!(
+                "{} is not a bound on γ: use a number ≥ 1, e.g. 4",
+                x.gamma_bound
+            ),
+        );
+    }
+    if !(x.gamma_step_power.is_finite() && (0.0..=2.0).contains(&x.gamma_step_power)) {
+        return err(
+            "transforms.gamma_step_power",
+            format!(
+                "{} is out of range: use a power from 0 (the papers' steps) to 2 (α β's steps)",
+                x.gamma_step_power
+            ),
         );
     }
     if !(x.paper_threshold.is_finite() && x.paper_threshold >= 0.0) {

@@ -3,8 +3,8 @@
 //! tolerance, and the fused update equals the separate gradient-then-update.
 
 use ltmlp::net::{
-    Flags, GammaForm, Moments, Network, Params, Settings, Shortcuts, Target, Topology, UnitKind,
-    Workspace,
+    Flags, GammaControl, GammaForm, Moments, Network, Params, Settings, Shortcuts, Target,
+    Topology, UnitKind, Workspace,
 };
 use ltmlp::real::Real;
 use ltmlp::train::optimizer::Sgd;
@@ -50,6 +50,8 @@ fn train<T: Real>(mut net: Network<T>) -> Network<T> {
         },
         gamma_form: GammaForm::Product,
         gamma_epsilon: 1e-4,
+        gamma_control: GammaControl::Off,
+        gamma_bound: f64::INFINITY,
     };
     let mut ws = Workspace::new(&net.topology, 32);
     let mut sgd = Sgd::new(&net.topology);
@@ -64,7 +66,7 @@ fn train<T: Real>(mut net: Network<T>) -> Network<T> {
         net.refresh_activations(&mut ws);
         net.output_delta(Target::Labels(&labels), &mut ws);
         net.backpropagate(&mut ws);
-        sgd.step_fused(&mut net, &ws, 0.1, (0.9, 0.9), 1e-4);
+        sgd.step_fused(&mut net, &ws, 0.1, (0.9, 0.9), 1e-4, None);
     }
     net
 }
@@ -116,7 +118,7 @@ fn fused_update_equals_gradient_then_update() {
         fused.forward(x.view(), &mut ws);
         fused.output_delta(Target::Labels(&labels), &mut ws);
         fused.backpropagate(&mut ws);
-        sgd_fused.step_fused(&mut fused, &ws, 0.1, (0.9, 0.9), 1e-3);
+        sgd_fused.step_fused(&mut fused, &ws, 0.1, (0.9, 0.9), 1e-3, None);
 
         separate.forward(x.view(), &mut ws);
         separate.output_delta(Target::Labels(&labels), &mut ws);

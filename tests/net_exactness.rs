@@ -4,8 +4,8 @@
 
 use approx::assert_relative_eq;
 use ltmlp::net::{
-    Flags, GammaForm, Moments, Network, Param, Params, Settings, Shortcuts, Target, Topology,
-    UnitKind, Workspace,
+    Flags, GammaControl, GammaForm, Moments, Network, Param, Params, Settings, Shortcuts, Target,
+    Topology, UnitKind, Workspace,
 };
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -128,6 +128,8 @@ fn settings(flags: Flags) -> Settings {
         flags,
         gamma_form: GammaForm::Product,
         gamma_epsilon: 1e-4,
+        gamma_control: GammaControl::Off,
+        gamma_bound: f64::INFINITY,
     }
 }
 
@@ -302,6 +304,8 @@ fn rms_gamma_gives_unit_output_power() {
         flags: ALL,
         gamma_form: GammaForm::Rms,
         gamma_epsilon: 0.0,
+        gamma_control: GammaControl::Off,
+        gamma_bound: f64::INFINITY,
     };
     let before = net.clone();
     net.reestimate(&moments, &rms).unwrap();

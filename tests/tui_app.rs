@@ -390,3 +390,40 @@ fn the_unit_cursor_stays_within_the_layer() {
     }
     assert_eq!(app.unit_cursor, 255);
 }
+
+/// A saturation alert while γ is on also says what is happening and what to try, once per run
+/// even when the alert comes and goes; without γ the hint does not appear.
+#[test]
+fn a_saturation_alert_with_gamma_on_explains_the_blow_up_once() {
+    for gamma in [false, true] {
+        let mut app = common::mid_run();
+        let mut saturated = common::layers();
+        saturated[1].saturated_fraction = 0.35;
+        for e in 4..=9usize {
+            let mut m = common::epoch(e, 0.3);
+            m.flags.gamma = gamma;
+            m.layers = if e % 2 == 0 {
+                saturated.clone()
+            } else {
+                common::layers()
+            };
+            app.on_event(Event::Epoch(Box::new(m)));
+        }
+        let hints = app
+            .log
+            .iter()
+            .filter(|l| l.kind == LogKind::Warning && l.text.starts_with("γ blow-up"))
+            .count();
+        let alerts = app
+            .log
+            .iter()
+            .filter(|l| l.text.contains("units saturated"))
+            .count();
+        assert_eq!(alerts, 3, "the alert itself comes back each time");
+        assert_eq!(
+            hints,
+            usize::from(gamma),
+            "γ {gamma}: hint logged {hints} times"
+        );
+    }
+}

@@ -12,4 +12,4 @@ pub use network::{BatchLoss, Network, Target, Transform, Workspace};
 pub use norm::{Mode, Norm};
 pub use params::Params;
 pub use topology::{Shortcuts, Topology, TopologyError, UnitKind};
-pub use transform::{Flags, GammaForm, Moments, Param, Settings, TransformError};
+pub use transform::{Flags, GammaControl, GammaForm, Moments, Param, Settings, TransformError};

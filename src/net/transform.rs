@@ -88,12 +88,83 @@ pub enum GammaForm {
     Rms,
 }
 
+/// What keeps γ from blowing the network up into saturation (docs/method.md, "What γ can go
+/// wrong with"). Every control leaves each re-estimation function-preserving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GammaControl {
+    /// The papers' rule: γ from the closed form, capped by ε only; momentum buffers untouched.
+    Off,
+    /// The momentum buffers of a unit's outgoing weights are rescaled with the weights when γ
+    /// changes, so that the momentum carries the same step of the network function.
+    Momentum,
+    /// As `momentum`, and each unit's outgoing weight steps are divided by γ^p
+    /// (`transforms.gamma_step_power`): the step of the function grows like γ^(2−p), not γ².
+    Step,
+    /// γ bounded by `transforms.gamma_bound` (compensated like any other change).
+    Bound,
+    /// The papers' rule, watched: when the smoothed training loss jumps (a blow-up begins),
+    /// the network and momentum of one to two dozen minibatches earlier come back and the
+    /// rate is halved (src/train/rollback.rs). The default: chosen by measurement among
+    /// these (docs/method.md).
+    #[default]
+    Rollback,
+}
+
+impl GammaControl {
+    pub const ALL: [GammaControl; 5] = [
+        GammaControl::Off,
+        GammaControl::Momentum,
+        GammaControl::Step,
+        GammaControl::Bound,
+        GammaControl::Rollback,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GammaControl::Off => "off",
+            GammaControl::Momentum => "momentum",
+            GammaControl::Step => "step",
+            GammaControl::Bound => "bound",
+            GammaControl::Rollback => "rollback",
+        }
+    }
+
+    /// Whether the momentum buffers follow γ's rescaling of the outgoing weights.
+    pub fn rescales_momentum(self) -> bool {
+        matches!(self, GammaControl::Momentum | GammaControl::Step)
+    }
+
+    /// Whether each unit's outgoing weight steps are divided by a power of its γ.
+    pub fn divides_steps(self) -> bool {
+        self == GammaControl::Step
+    }
+
+    /// Whether a jump of the training loss rolls the network back.
+    pub fn rolls_back(self) -> bool {
+        self == GammaControl::Rollback
+    }
+}
+
 /// How α, β, γ are estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub flags: Flags,
     pub gamma_form: GammaForm,
     pub gamma_epsilon: f64,
+    pub gamma_control: GammaControl,
+    /// Upper bound on every re-estimated γ under `GammaControl::Bound` (ignored otherwise).
+    pub gamma_bound: f64,
+}
+
+impl Settings {
+    /// The largest γ a re-estimation may set (+∞ unless the control bounds it).
+    fn gamma_limit(&self) -> f64 {
+        match self.gamma_control {
+            GammaControl::Bound => self.gamma_bound,
+            _ => f64::INFINITY,
+        }
+    }
 }
 
 /// Why a transformation cannot be applied.
@@ -400,7 +471,7 @@ impl<T: Real> Network<T> {
                         let gamma = gamma_for(m2, d2, settings);
                         // With ε = 0 a dead unit would get γ = ∞; keep its current γ instead.
                         if gamma.is_finite() && gamma > 0.0 {
-                            T::of(gamma).min(tr.gamma_max[j])
+                            T::of(gamma.min(settings.gamma_limit())).min(tr.gamma_max[j])
                         } else {
                             tr.gamma[j]
                         }

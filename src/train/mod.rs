@@ -7,6 +7,7 @@ pub mod guard;
 pub mod optimizer;
 pub mod policy;
 pub mod protocol;
+pub mod rollback;
 pub mod schedule;
 pub mod session;
 pub mod trainer;

@@ -95,16 +95,35 @@ impl<T: Real> Sgd<T> {
         rate: f64,
         (momentum, bias_momentum): (f64, f64),
         decay: f64,
+        divide_by_gamma: Option<f64>,
     ) {
         let rows = ws.rows();
         let (mu, lambda) = (T::of(momentum), T::of(decay));
         let scale = T::one() / T::of(rows.max(1) as f64);
+        // γ^−p of every transformed source layer's units, when their outgoing steps are divided.
+        let inverse_gamma: Vec<Option<Vec<T>>> = net
+            .transforms
+            .iter()
+            .map(|tr| {
+                let power = divide_by_gamma?;
+                let tr = tr.as_ref()?;
+                Some(
+                    tr.gamma
+                        .iter()
+                        .map(|&g| T::of(g.f64().powf(-power)))
+                        .collect(),
+                )
+            })
+            .collect();
         for ((l, k, w), (_, _, v)) in net.params.blocks_mut().zip(self.velocity.blocks_mut()) {
             let delta = ws.delta[l].slice(s![..rows, ..]);
             let y = ws.y[k].slice(s![..rows, ..]);
             matmul(scale, &delta.t(), &y, mu, &mut v.view_mut());
             let eta = T::of(rate * shortcut_scale(l, k));
-            update(slice_mut(w), slice_mut(v), eta, lambda);
+            match &inverse_gamma[k] {
+                Some(columns) => update_columns(slice_mut(w), slice_mut(v), eta, lambda, columns),
+                None => update(slice_mut(w), slice_mut(v), eta, lambda),
+            }
         }
         let (eta, mu) = (T::of(rate), T::of(bias_momentum));
         for (l, (b, v)) in net
@@ -184,6 +203,30 @@ fn update_loop<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T) {
         for (w, v) in w.iter_mut().zip(v.iter_mut()) {
             *v += lambda * *w;
             *w -= eta * *v;
+        }
+    }
+}
+
+/// v += λ·w, then w −= η·c_j·v for the weights of column j (the source unit j).
+fn update_columns<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T, columns: &[T]) {
+    let n = columns.len().max(1);
+    for (w, v) in w.chunks_exact_mut(n).zip(v.chunks_exact_mut(n)) {
+        for ((w, v), &c) in w.iter_mut().zip(v.iter_mut()).zip(columns) {
+            *v += lambda * *w;
+            *w -= eta * c * *v;
+        }
+    }
+}
+
+impl<T: Real> Sgd<T> {
+    /// Rescales the momentum of layer l's outgoing weights by `ratio` per unit (column), as
+    /// [`Network::set_gamma`] rescales the weights: the momentum then carries the same step of
+    /// the network function as before γ changed.
+    pub fn follow_gamma(&mut self, topology: &Topology, l: usize, ratio: &[T]) {
+        for m in topology.targets(l) {
+            if let Some(v) = self.velocity.weights[m][l].as_mut() {
+                kernels::scale_columns(slice_mut(v), None, ratio);
+            }
         }
     }
 }

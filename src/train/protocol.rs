@@ -176,6 +176,9 @@ pub enum TransformCause {
         unit: usize,
         action: super::guard::GuardMode,
     },
+    /// The training loss jumped under `gamma_control = "rollback"`: the network and momentum
+    /// of iteration `to` came back and the rate was halved (the function changes: Δout is NaN).
+    Rollback { to: u64 },
 }
 
 /// One change of the transformations and how much it moved the network output.

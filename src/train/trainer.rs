@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array1, Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -17,6 +17,7 @@ use super::guard::{self, GuardMode, GuardSection};
 use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
 use super::protocol::{TransformCause, TransformEvent};
+use super::rollback::{self, Rollback};
 use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Class, Dataset, Targets};
 use crate::net::{
@@ -118,6 +119,10 @@ pub struct Trainer<T: Real> {
     /// The validation split is the test set: evaluate it once.
     monitor_test: bool,
     /// User multiplier on the scheduled learning rate.
+    /// p of `GammaControl::Step`: each unit's outgoing steps are divided by γ^p.
+    gamma_step_power: f64,
+    /// The loss watch and kept states of `GammaControl::Rollback`.
+    rollback: Rollback<T>,
     rate_scale: f64,
     momentum_override: Option<f64>,
     pub iteration: u64,
@@ -202,6 +207,8 @@ impl<T: Real> Trainer<T> {
                 flags: resolved.flags,
                 gamma_form: p.transforms.gamma_form,
                 gamma_epsilon: p.transforms.gamma_epsilon(),
+                gamma_control: p.transforms.gamma_control,
+                gamma_bound: p.transforms.gamma_bound,
             },
             policy: Policy::new(&p.transforms),
             schedule: Schedule::new(&p.train),
@@ -249,6 +256,8 @@ impl<T: Real> Trainer<T> {
             weight_decay: p.train.weight_decay,
             train_eval_size: p.train.train_eval_size,
             monitor_test: p.data.monitor == crate::preset::Monitor::Test,
+            gamma_step_power: p.transforms.gamma_step_power,
+            rollback: Rollback::default(),
             rate_scale: 1.0,
             momentum_override: None,
             iteration: 0,
@@ -387,6 +396,9 @@ impl<T: Real> Trainer<T> {
         self.policy = Policy::new(&p.transforms);
         self.settings.gamma_form = p.transforms.gamma_form;
         self.settings.gamma_epsilon = p.transforms.gamma_epsilon();
+        self.settings.gamma_control = p.transforms.gamma_control;
+        self.settings.gamma_bound = p.transforms.gamma_bound;
+        self.gamma_step_power = p.transforms.gamma_step_power;
         self.thresholds.gamma_capped_above =
             Thresholds::gamma_cap_level(p.transforms.gamma_form, p.transforms.gamma_epsilon());
         self.total_iterations = (p.train.epochs as u64).saturating_mul(self.iterations_per_epoch);
@@ -407,6 +419,7 @@ impl<T: Real> Trainer<T> {
             return Ok(0);
         }
         let seed = self.iteration ^ 0x6a09_e667;
+        let gamma_before = self.gammas();
         let change = if mode == GuardMode::Warn {
             0.0
         } else {
@@ -415,6 +428,7 @@ impl<T: Real> Trainer<T> {
                 Ok(())
             })?
         };
+        self.momentum_follows_gamma(&gamma_before, self.settings);
         guard::clear_optimizer_state(&mut self.optimizer, &actions, mode);
         for a in &actions {
             let cause = TransformCause::Guard {
@@ -504,13 +518,13 @@ impl<T: Real> Trainer<T> {
         };
         let loss = self.net.output_delta(target, &mut self.ws);
         if !loss.objective.is_finite() {
-            return Err(self.divergence(format!("training loss is {}", loss.objective)));
+            return self.roll_back_or_diverge(format!("training loss is {}", loss.objective));
         }
         self.net.backpropagate(&mut self.ws);
         // The gradient is δᵀ·y and the loss (so every activation) is finite: finite errors δ
         // mean a finite gradient, and checking δ costs far less than checking every weight's.
         if !self.ws.deltas_finite() {
-            return Err(self.divergence("the gradient holds NaN or Inf".to_string()));
+            return self.roll_back_or_diverge("the gradient holds NaN or Inf".to_string());
         }
         let (rate, momentum) = (self.learning_rate(), self.momentum());
         let momenta = (momentum, self.bias_momentum());
@@ -528,14 +542,64 @@ impl<T: Real> Trainer<T> {
                 adam.step(&mut self.net.params, grads, rate, settings);
             }
             Optimizer::Sgd(sgd) => {
-                sgd.step_fused(&mut self.net, &self.ws, rate, momenta, self.weight_decay);
+                let divide = (self.settings.flags.gamma
+                    && self.settings.gamma_control.divides_steps())
+                .then_some(self.gamma_step_power);
+                sgd.step_fused(
+                    &mut self.net,
+                    &self.ws,
+                    rate,
+                    momenta,
+                    self.weight_decay,
+                    divide,
+                );
             }
         }
         self.net.update_running(&self.ws);
         self.iteration += 1;
+        if self.settings.flags.gamma && self.settings.gamma_control.rolls_back() {
+            self.watch_for_blow_up(loss.mean());
+        }
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();
         Ok(loss)
+    }
+
+    /// Under `GammaControl::Rollback`: goes back to a kept state at half the rate when the
+    /// smoothed loss jumps, else keeps the state after the first minibatch (a run can blow up
+    /// within a few) and every `rollback::KEEP_EVERY` minibatches.
+    fn watch_for_blow_up(&mut self, loss: f64) {
+        if self.rollback.jumped(loss) {
+            self.roll_back();
+        } else if self.iteration == 1 || self.iteration.is_multiple_of(rollback::KEEP_EVERY) {
+            self.rollback
+                .keep(&self.net, &self.optimizer, self.iteration);
+        }
+    }
+
+    /// Brings back the rollback's kept state at half the rate; false when none is kept.
+    fn roll_back(&mut self) -> bool {
+        let Some(kept) = self.rollback.take() else {
+            return false;
+        };
+        self.net = kept.net;
+        self.optimizer = kept.optimizer;
+        self.rate_scale *= 0.5;
+        self.record(TransformCause::Rollback { to: kept.iteration }, f64::NAN);
+        true
+    }
+
+    /// A step whose loss or gradient is not finite: under `GammaControl::Rollback` with a kept
+    /// state, the state comes back and the step counts with no examples; otherwise the run
+    /// has diverged.
+    fn roll_back_or_diverge(&mut self, reason: String) -> Result<BatchLoss, Divergence> {
+        let watched = self.settings.flags.gamma && self.settings.gamma_control.rolls_back();
+        if !(watched && self.roll_back()) {
+            return Err(self.divergence(reason));
+        }
+        self.iteration += 1;
+        self.examples_seen += self.batch_indices.len() as u64;
+        Ok(BatchLoss::default())
     }
 
     fn divergence(&self, reason: String) -> Divergence {
@@ -556,7 +620,9 @@ impl<T: Real> Trainer<T> {
         self.check_before
             .slice_mut(s![..rows, ..])
             .assign(&self.ws.output().slice(s![..rows, ..]));
+        let gamma_before = self.gammas();
         let result = self.net.reestimate(&self.moments, &self.settings);
+        self.momentum_follows_gamma(&gamma_before, self.settings);
         let outcome = result.map(|()| {
             let change = if rows == 0 {
                 f64::NAN
@@ -582,8 +648,42 @@ impl<T: Real> Trainer<T> {
         settings: Settings,
         cause: TransformCause,
     ) -> Result<TransformEvent, TransformError> {
-        let change = self.measure_change(|net| net.reestimate(moments, &settings))?;
-        Ok(self.record(cause, change))
+        let gamma_before = self.gammas();
+        let change = self.measure_change(|net| net.reestimate(moments, &settings));
+        self.momentum_follows_gamma(&gamma_before, settings);
+        Ok(self.record(cause, change?))
+    }
+
+    /// γ of every transformed layer, to see what a change did to it.
+    fn gammas(&self) -> Vec<Option<Array1<T>>> {
+        self.net
+            .transforms
+            .iter()
+            .map(|tr| tr.as_ref().map(|tr| tr.gamma.clone()))
+            .collect()
+    }
+
+    /// Under a control that keeps the momentum in step with γ (`GammaControl::Momentum`,
+    /// `Step`), rescales the momentum of the outgoing weights of every unit whose γ changed
+    /// since `before`, by the factor that rescaled the weights: without it, a γ grown k-fold
+    /// leaves a momentum k times too large for the shrunk weights.
+    fn momentum_follows_gamma(&mut self, before: &[Option<Array1<T>>], settings: Settings) {
+        if !settings.gamma_control.rescales_momentum() {
+            return;
+        }
+        let Optimizer::Sgd(sgd) = &mut self.optimizer else {
+            return;
+        };
+        for (l, (old, tr)) in before.iter().zip(&self.net.transforms).enumerate() {
+            let (Some(old), Some(tr)) = (old, tr) else {
+                continue;
+            };
+            if old == tr.gamma {
+                continue;
+            }
+            let ratio: Vec<T> = old.iter().zip(&tr.gamma).map(|(&a, &b)| a / b).collect();
+            sgd.follow_gamma(&self.net.topology, l, &ratio);
+        }
     }
 
     /// Runs `change` on the network and returns the largest output change on the check batch
@@ -678,16 +778,17 @@ impl<T: Real> Trainer<T> {
         let mut settings = self.settings;
         settings.flags.set(which, on);
         let cause = TransformCause::Switch { param: which, on };
-        if on {
+        let gamma_before = self.gammas();
+        let change = if on {
             let moments = self.moments_from(self.policy.on_demand_source());
-            let change = self.measure_change(|net| net.reestimate(&moments, &settings))?;
-            self.settings = settings;
-            Ok(self.record(cause, change))
+            self.measure_change(|net| net.reestimate(&moments, &settings))
         } else {
-            let change = self.measure_change(|net| net.neutralise(which))?;
-            self.settings = settings;
-            Ok(self.record(cause, change))
-        }
+            self.measure_change(|net| net.neutralise(which))
+        };
+        self.momentum_follows_gamma(&gamma_before, settings);
+        let change = change?;
+        self.settings = settings;
+        Ok(self.record(cause, change))
     }
 
     /// The statistics probe, to measure a copy of the network on another thread.

@@ -168,6 +168,8 @@ pub struct App {
     pub log_filter: String,
     /// The alerts that hold now (banner).
     pub alerts: Vec<Alert>,
+    /// Whether the γ blow-up hint was logged (once per run).
+    pub gamma_hint_given: bool,
     /// The unit under the unit view's cursor.
     pub unit_cursor: usize,
     /// Unit-spread distributions over the snapshots, oldest first.
@@ -212,6 +214,7 @@ impl App {
             filter_input: None,
             log_filter: String::new(),
             alerts: Vec::new(),
+            gamma_hint_given: false,
             unit_cursor: 0,
             spread_history: VecDeque::new(),
             scheduled_run: None,
@@ -387,6 +390,12 @@ impl App {
             if !self.alerts.iter().any(|b| b.same_kind(a)) {
                 let it = Some(self.iteration());
                 self.push_log(it, LogKind::Warning, format!("alert: {}", a.text()));
+                let saturated = matches!(a, Alert::Saturated { .. });
+                if saturated && self.flags.gamma && !self.gamma_hint_given {
+                    self.gamma_hint_given = true;
+                    let hint = health::GAMMA_BLOW_UP_HINT.to_string();
+                    self.push_log(it, LogKind::Warning, hint);
+                }
             }
         }
         self.alerts = now;
@@ -871,6 +880,9 @@ pub fn transform_text(t: &TransformEvent) -> String {
             "guard {}: layer {layer} unit {unit} collapsed",
             action.name()
         ),
+        TransformCause::Rollback { to } => {
+            format!("training loss jumped: rolled back to iteration {to}, rate halved")
+        }
     };
     format!(
         "{what}, max Δout {} → {}",

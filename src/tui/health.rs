@@ -17,6 +17,13 @@ pub const STALL_EPOCHS: usize = 5;
 /// Relative improvement that counts as "falling".
 pub const STALL_GAIN: f64 = 0.01;
 
+/// Logged once per run, after the first saturation alert while γ is on: what is happening and
+/// what to try (docs/method.md, "What γ can go wrong with").
+pub const GAMMA_BLOW_UP_HINT: &str = "γ blow-up: with γ on, each unit's outgoing weights step \
+     about γ² times as far as under α β, the next layer's inputs grow and its units go into \
+     saturation; the loss jumps next. Try transforms.gamma_control = \"rollback\" (the \
+     default: back to before the jump at half the rate), a smaller rate (-), or γ off (g)";
+
 /// One alert. Layers are numbered as in the layers table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Alert {

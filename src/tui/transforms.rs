@@ -64,6 +64,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     unit,
                     action,
                 } => format!("guard {} L{layer}#{unit}", action.name()),
+                TransformCause::Rollback { to } => format!("rolled back to it {to}"),
             };
             lines.push(Line::from(format!("last: {what}")));
             lines.push(Line::from(format!("at it {}", t.iteration)));
