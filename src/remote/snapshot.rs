@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::train::protocol::STEERING_LINE_LOOKBACK;
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, Tunable};
 
 use super::wire::Status;
@@ -100,10 +101,12 @@ impl Snapshot {
     /// belongs to the command's own iteration (progress reports are rate-limited, so where the
     /// run was last heard of can be earlier).
     fn date_steering_line(&mut self, steer: &crate::train::Steer) {
-        let refused = format!("refused: {}", steer.message);
-        let line = self.tail.iter_mut().rev().take(8).find(
-            |(_, e)| matches!(e, Event::Log(text) if *text == steer.message || *text == refused),
-        );
+        let line = self
+            .tail
+            .iter_mut()
+            .rev()
+            .take(STEERING_LINE_LOOKBACK)
+            .find(|(_, e)| matches!(e, Event::Log(text) if steer.is_its_log_line(text)));
         if let Some((iteration, _)) = line {
             *iteration = steer.iteration;
         }

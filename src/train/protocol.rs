@@ -68,6 +68,17 @@ pub struct Steer {
     pub message: String,
 }
 
+/// How many of the last log lines before a `Steered` event are looked at for its line.
+pub const STEERING_LINE_LOOKBACK: usize = 8;
+
+impl Steer {
+    /// Whether `text` is the log line the trainer sent for this command (just before the
+    /// `Steered` event): its message, or a refusal of it.
+    pub fn is_its_log_line(&self, text: &str) -> bool {
+        text == self.message || text.strip_prefix("refused: ") == Some(self.message.as_str())
+    }
+}
+
 /// One live setting and its current value, as TOML text (`crate::train::tunables`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tunable {

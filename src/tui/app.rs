@@ -11,7 +11,7 @@ use super::keymap::{self, KeyAction, LEARNING_RATE_FACTOR};
 use crate::confusion::EpochConfusion;
 use crate::net::Flags;
 use crate::stats::LayerStats;
-use crate::train::protocol::TransformCause;
+use crate::train::protocol::{TransformCause, STEERING_LINE_LOOKBACK};
 use crate::train::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
     Tunable,
@@ -19,8 +19,6 @@ use crate::train::{
 
 /// Most lines kept in the event log.
 const LOG_CAPACITY: usize = 500;
-/// How far back a steering command's `Steered` event looks for its log line.
-const STEERING_LINE_LOOKBACK: usize = 8;
 /// Most training-loss points kept; beyond this, neighbours are merged (the whole run stays
 /// visible at half the resolution).
 const LOSS_POINTS: usize = 4096;
@@ -320,14 +318,13 @@ impl App {
     /// Gives the log line of a steering command (sent just before its `Steered` event) the
     /// iteration the command took effect at.
     fn date_steering_line(&mut self, steer: &Steer) {
-        let refused = format!("refused: {}", steer.message);
-        // The line is among the last few (a position report or new settings may follow it).
+        // The line is among the last few (an alert or a re-estimation may follow it).
         if let Some(line) = self
             .log
             .iter_mut()
             .rev()
             .take(STEERING_LINE_LOOKBACK)
-            .find(|l| l.text == steer.message || l.text == refused)
+            .find(|l| steer.is_its_log_line(&l.text))
         {
             line.iteration = Some(steer.iteration);
             self.dirty = true;
