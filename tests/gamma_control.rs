@@ -148,6 +148,11 @@ fn a_jump_of_the_training_loss_rolls_back_at_half_the_rate() {
     assert!(to < at, "back to an earlier state: {to} < {at}");
     assert!(rate <= 1.5 + 1e-12, "rate halved: {rate}");
     assert!(t.learning_rate() < 3.0);
+    assert!(
+        rollbacks.len() <= ltmlp::train::rollback::MAX_ROLLBACKS,
+        "{} rollbacks",
+        rollbacks.len()
+    );
 }
 
 /// The dashboard's case: an α β run of the default preset at rate 0.2 with `g` pressed at

@@ -427,3 +427,24 @@ fn a_saturation_alert_with_gamma_on_explains_the_blow_up_once() {
         );
     }
 }
+
+/// A rollback of the γ control arrives with the epoch's metrics and is logged as a warning.
+#[test]
+fn a_rollback_is_logged_with_its_epoch() {
+    use ltmlp::train::protocol::{TransformCause, TransformEvent};
+    let mut app = common::mid_run();
+    let mut m = common::epoch(4, 0.3);
+    m.transform_events.push(TransformEvent {
+        iteration: 213,
+        cause: TransformCause::Rollback { to: 150 },
+        flags: m.flags,
+        max_output_change: f64::NAN,
+    });
+    app.on_event(Event::Epoch(Box::new(m)));
+    assert!(
+        app.log.iter().any(|l| l.kind == LogKind::Warning
+            && l.text.contains("rolled back to iteration 150, rate halved")),
+        "{:?}",
+        app.log.iter().map(|l| &l.text).collect::<Vec<_>>()
+    );
+}

@@ -19,6 +19,9 @@ const HEALTHY_FACTOR: f64 = 1.25;
 const HEALTHY_MARGIN: f64 = 0.05;
 /// Minibatches between two kept states: a rollback goes back between one and two of these.
 pub const KEEP_EVERY: u64 = 25;
+/// Rollbacks in one run at most (the rate ÷ 256): a run that still blows up is beyond what
+/// halving the rate mends, and then diverges or saturates as under the papers' rule.
+pub const MAX_ROLLBACKS: usize = 8;
 
 /// A network and its momentum at one iteration.
 #[derive(Debug, Clone)]
@@ -26,7 +29,8 @@ pub struct Kept<T: Real> {
     pub net: Network<T>,
     pub optimizer: Optimizer<T>,
     pub iteration: u64,
-    smoothed: f64,
+    /// The smoothed loss when it was kept (`None`: before the watch's first minibatch).
+    smoothed: Option<f64>,
 }
 
 /// The watch on the loss and the two kept states.
@@ -36,6 +40,7 @@ pub struct Rollback<T: Real> {
     lowest: f64,
     recent: Option<Kept<T>>,
     older: Option<Kept<T>>,
+    rollbacks: usize,
 }
 
 impl<T: Real> Default for Rollback<T> {
@@ -45,6 +50,7 @@ impl<T: Real> Default for Rollback<T> {
             lowest: f64::INFINITY,
             recent: None,
             older: None,
+            rollbacks: 0,
         }
     }
 }
@@ -67,12 +73,19 @@ impl<T: Real> Rollback<T> {
         smoothed > JUMP_FACTOR * self.lowest + JUMP_MARGIN
     }
 
-    /// Keeps the current state when the loss is healthy (the older kept state is dropped).
+    /// Whether no state is kept yet (the watch just started: the state before its first
+    /// minibatch is kept whatever the loss, so that a blow-up within the first minibatches
+    /// has somewhere to go back to).
+    pub fn is_empty(&self) -> bool {
+        self.recent.is_none() && self.older.is_none()
+    }
+
+    /// Keeps the current state when the loss is healthy or nothing is kept yet (the older
+    /// kept state is dropped).
     pub fn keep(&mut self, net: &Network<T>, optimizer: &Optimizer<T>, iteration: u64) {
-        let Some(smoothed) = self.smoothed else {
-            return;
-        };
-        if smoothed > HEALTHY_FACTOR * self.lowest + HEALTHY_MARGIN {
+        let smoothed = self.smoothed;
+        let healthy = smoothed.is_some_and(|s| s <= HEALTHY_FACTOR * self.lowest + HEALTHY_MARGIN);
+        if !(healthy || self.is_empty()) {
             return;
         }
         self.older = self.recent.take();
@@ -85,12 +98,17 @@ impl<T: Real> Rollback<T> {
     }
 
     /// The state to go back to (the older kept one, else the recent one), with the watch
-    /// restarted from that state's loss; `None` when nothing is kept yet.
+    /// restarted from that state's loss; `None` when nothing is kept or after
+    /// [`MAX_ROLLBACKS`].
     pub fn take(&mut self) -> Option<Kept<T>> {
+        if self.rollbacks >= MAX_ROLLBACKS {
+            return None;
+        }
         let kept = self.older.take().or_else(|| self.recent.take())?;
+        self.rollbacks += 1;
         self.recent = Some(kept.clone());
-        self.smoothed = Some(kept.smoothed);
-        self.lowest = kept.smoothed;
+        self.smoothed = kept.smoothed;
+        self.lowest = kept.smoothed.unwrap_or(f64::INFINITY);
         Some(kept)
     }
 }

@@ -118,11 +118,11 @@ pub struct Trainer<T: Real> {
     train_eval_size: usize,
     /// The validation split is the test set: evaluate it once.
     monitor_test: bool,
-    /// User multiplier on the scheduled learning rate.
     /// p of `GammaControl::Step`: each unit's outgoing steps are divided by γ^p.
     gamma_step_power: f64,
     /// The loss watch and kept states of `GammaControl::Rollback`.
     rollback: Rollback<T>,
+    /// User multiplier on the scheduled learning rate.
     rate_scale: f64,
     momentum_override: Option<f64>,
     pub iteration: u64,
@@ -485,6 +485,10 @@ impl<T: Real> Trainer<T> {
     /// One minibatch: forward, scheduled re-estimation, backward, update.
     pub fn step(&mut self) -> Result<BatchLoss, Divergence> {
         let started = Instant::now();
+        if self.watches_for_blow_up() && self.rollback.is_empty() {
+            self.rollback
+                .keep(&self.net, &self.optimizer, self.iteration);
+        }
         self.load_batch();
         let due = if self.settings.flags.any() {
             self.policy
@@ -557,7 +561,7 @@ impl<T: Real> Trainer<T> {
         }
         self.net.update_running(&self.ws);
         self.iteration += 1;
-        if self.settings.flags.gamma && self.settings.gamma_control.rolls_back() {
+        if self.watches_for_blow_up() {
             self.watch_for_blow_up(loss.mean());
         }
         self.examples_seen += self.batch_indices.len() as u64;
@@ -565,13 +569,18 @@ impl<T: Real> Trainer<T> {
         Ok(loss)
     }
 
+    /// Whether γ is on under `GammaControl::Rollback`.
+    fn watches_for_blow_up(&self) -> bool {
+        self.settings.flags.gamma && self.settings.gamma_control.rolls_back()
+    }
+
     /// Under `GammaControl::Rollback`: goes back to a kept state at half the rate when the
-    /// smoothed loss jumps, else keeps the state after the first minibatch (a run can blow up
-    /// within a few) and every `rollback::KEEP_EVERY` minibatches.
+    /// smoothed loss jumps, else keeps the state every `rollback::KEEP_EVERY` minibatches
+    /// (and, in `step`, before the watch's first minibatch).
     fn watch_for_blow_up(&mut self, loss: f64) {
         if self.rollback.jumped(loss) {
             self.roll_back();
-        } else if self.iteration == 1 || self.iteration.is_multiple_of(rollback::KEEP_EVERY) {
+        } else if self.iteration.is_multiple_of(rollback::KEEP_EVERY) {
             self.rollback
                 .keep(&self.net, &self.optimizer, self.iteration);
         }
@@ -593,8 +602,7 @@ impl<T: Real> Trainer<T> {
     /// state, the state comes back and the step counts with no examples; otherwise the run
     /// has diverged.
     fn roll_back_or_diverge(&mut self, reason: String) -> Result<BatchLoss, Divergence> {
-        let watched = self.settings.flags.gamma && self.settings.gamma_control.rolls_back();
-        if !(watched && self.roll_back()) {
+        if !(self.watches_for_blow_up() && self.roll_back()) {
             return Err(self.divergence(reason));
         }
         self.iteration += 1;

@@ -550,6 +550,13 @@ impl App {
             .filter(|t| t.cause == TransformCause::Scheduled)
             .collect();
         self.log_scheduled(&scheduled);
+        // Rollbacks happen within steps, so they arrive with the epoch, not as events.
+        for t in &m.transform_events {
+            if matches!(t.cause, TransformCause::Rollback { .. }) {
+                self.push_log(Some(t.iteration), LogKind::Warning, transform_text(t));
+                self.last_transform = Some(*t);
+            }
+        }
         if let Some(&&last) = scheduled.last() {
             if self
                 .last_transform
