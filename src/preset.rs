@@ -552,7 +552,13 @@ impl PresetFile {
 
     /// Reads and parses a run folder's `config.toml`.
     pub fn read_config(path: &Path) -> Result<Self, PresetError> {
-        Self::read_as(path, FileKind::Config)
+        let mut file = Self::read_as(path, FileKind::Config)?;
+        // A run configuration written before `transforms.gamma_control` existed was trained
+        // under the papers' rule: resumed, replayed or read back, it stays that experiment.
+        if !sets_gamma_control(&file.text) {
+            file.preset.transforms.gamma_control = crate::net::GammaControl::Off;
+        }
+        Ok(file)
     }
 
     fn read_as(path: &Path, kind: FileKind) -> Result<Self, PresetError> {
@@ -1179,4 +1185,14 @@ fn locate_key(text: &str, dotted: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Whether a preset or run configuration's text sets `transforms.gamma_control` itself.
+fn sets_gamma_control(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|table| {
+        table
+            .get("transforms")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key("gamma_control"))
+    })
 }

@@ -170,3 +170,36 @@ fn set_overrides_apply_and_bad_ones_explain_themselves() {
         "{nan}"
     );
 }
+
+#[test]
+fn a_run_configuration_from_before_the_gamma_control_keeps_the_papers_rule() {
+    use ltmlp::net::GammaControl;
+    let dir = tempfile::tempdir().unwrap();
+    let resolved = PresetFile::builtin_default()
+        .unwrap()
+        .resolve(Some("abg"), &[])
+        .unwrap();
+    let written = resolved.to_toml();
+    assert!(written.contains("gamma_control"), "{written}");
+    // Today's configuration says which control it ran under.
+    let today = dir.path().join("today.toml");
+    fs::write(&today, &written).unwrap();
+    let read = PresetFile::read_config(&today).unwrap();
+    assert_eq!(read.preset.transforms.gamma_control, GammaControl::Rollback);
+    // One written before the key existed ran under the papers' rule, and is read so.
+    let old = dir.path().join("old.toml");
+    let without: String = written
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("gamma_control"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&old, without).unwrap();
+    let read = PresetFile::read_config(&old).unwrap();
+    assert_eq!(read.preset.transforms.gamma_control, GammaControl::Off);
+    // A preset (not a run's configuration) without the key gets today's default.
+    let preset = PresetFile::read(&old).unwrap();
+    assert_eq!(
+        preset.preset.transforms.gamma_control,
+        GammaControl::Rollback
+    );
+}
