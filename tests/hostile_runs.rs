@@ -379,6 +379,39 @@ fn a_run_recorded_on_another_host_is_not_taken_over() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+#[test]
+fn a_requeued_slurm_job_takes_over_its_own_record_from_another_host() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    small_run(&dir);
+    // The job ran on a node that died; Slurm requeued it (same job id) onto this host.
+    std::fs::write(
+        dir.join("run.writer"),
+        "4242 on dead-node.example slurm job 77\n",
+    )
+    .unwrap();
+    let resume_as = |job: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ltmlp"))
+            .args(["run", "--resume", s(&dir)])
+            .current_dir(repo())
+            .env("SLURM_JOB_ID", job)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let before = contents(&dir);
+    let other = resume_as("78");
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("dead-node.example"),
+        "{}",
+        text(&other)
+    );
+    assert_eq!(contents(&dir), before);
+    let same = resume_as("77");
+    assert!(same.status.success(), "{}", text(&same));
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()

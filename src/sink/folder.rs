@@ -74,6 +74,18 @@ impl Drop for RunLock {
     }
 }
 
+/// Between the host and the Slurm job id in a `run.writer` record.
+const SLURM_JOB_MARK: &str = " slurm job ";
+
+/// The Slurm job this process runs in (`$SLURM_JOB_ID`, one id per array task, kept by a
+/// requeue), if any.
+fn slurm_job() -> Option<String> {
+    std::env::var("SLURM_JOB_ID")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
 /// This host's name (empty if it cannot be told).
 fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -153,10 +165,18 @@ impl RunLock {
             return Err(busy(" (its control socket answers)".into()));
         }
         let here = host_name();
+        let job = slurm_job();
         let writer = read_record(&dir.join(WRITER_FILE));
-        if let Some((pid, host)) = writer.split_once(" on ") {
-            // A record of this host is one the locks above would have seen alive.
-            if host != here && !host.is_empty() {
+        if let Some((pid, rest)) = writer.split_once(" on ") {
+            let (host, recorded_job) = match rest.split_once(SLURM_JOB_MARK) {
+                Some((host, job)) => (host, Some(job)),
+                None => (rest, None),
+            };
+            // A record of this host is one the locks above would have seen alive; one of this
+            // very Slurm job is its own earlier run, requeued after its node failed (Slurm
+            // runs a job once at a time, and a requeue keeps its id).
+            let requeued = job.is_some() && recorded_job == job.as_deref();
+            if host != here && !host.is_empty() && !requeued {
                 return Err(FolderError::OtherHost {
                     dir: dir.to_owned(),
                     pid: pid.to_string(),
@@ -172,7 +192,11 @@ impl RunLock {
         // records, and the fault suite counts the run's writes.
         let mut writer = open_no_follow(&dir.join(WRITER_FILE)).map_err(io)?;
         writer.set_len(0).map_err(io)?;
-        writeln!(writer, "{pid} on {here}").map_err(io)?;
+        match &job {
+            Some(job) => writeln!(writer, "{pid} on {here}{SLURM_JOB_MARK}{job}"),
+            None => writeln!(writer, "{pid} on {here}"),
+        }
+        .map_err(io)?;
         Ok(RunLock {
             dir: dir.to_owned(),
             _folder: folder,
