@@ -575,6 +575,30 @@ fn watch_says_when_metrics_are_damaged() {
     );
 }
 
+#[test]
+fn watch_says_when_metrics_are_not_text() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    small_run(&dir);
+    let jsonl = dir.join("metrics.jsonl");
+    let mut bytes = std::fs::read(&jsonl).unwrap();
+    bytes.extend_from_slice(b"\xff\xfe not text\n");
+    std::fs::write(&jsonl, bytes).unwrap();
+    let events = ltmlp::sink::follow::follow(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = None;
+    while let Ok(e) = events.recv_deadline(deadline) {
+        if let Event::Log(m) | Event::Failed(m) = &e {
+            if m.contains("UTF-8") {
+                said = Some(m.clone());
+                break;
+            }
+        }
+    }
+    let said = said.expect("watch never said the file is not text");
+    assert!(said.contains("metrics.jsonl"), "{said}");
+}
+
 // ---- Section 6: a damaged actions.jsonl ----
 
 #[test]

@@ -206,9 +206,20 @@ impl Tail {
             }
             Err(_) => return Ok(Vec::new()),
         }
-        let Ok(chunk) = String::from_utf8(chunk) else {
-            return Ok(Vec::new());
+        // Only whole characters are taken: a read may end inside one that is being written.
+        let whole = match std::str::from_utf8(&chunk) {
+            Ok(_) => chunk.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => {
+                return Err(format!(
+                    "{}: not UTF-8 text after byte {}; the file was edited or damaged,                      the records after that point are not shown",
+                    self.path.display(),
+                    self.offset
+                ))
+            }
         };
+        chunk.truncate(whole);
+        let chunk = String::from_utf8(chunk).unwrap_or_default();
         self.offset += chunk.len() as u64;
         self.pending.push_str(&chunk);
         let Some(end) = self.pending.rfind('\n') else {
