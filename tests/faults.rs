@@ -3,25 +3,14 @@
 //! damaged files or other data, and crafted inputs. Each must end in a paused or finished run
 //! with complete files (no lost, duplicated or torn metric line) and the right exit code.
 
+mod cli_common;
+use cli_common::{text, SMALL};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A run small enough to repeat at every one of its writes: 5 iterations an epoch.
-const SMALL: &[&str] = &[
-    "--set",
-    "model.hidden=[16]",
-    "--set",
-    "train.epochs=3",
-    "--set",
-    "data.train_limit=1500",
-    "--set",
-    "train.train_eval_size=500",
-    "--set",
-    "stats.probe_size=100",
-];
 
 /// More writes than a small run makes, so that a loop over them must end by itself.
 const MAX_WRITES: usize = 60;
@@ -61,15 +50,6 @@ fn forced_run(dir: &Path) -> Output {
 
 fn resume(dir: &Path, fault: Option<&str>) -> Output {
     ltmlp(&["run", "--resume", dir.to_str().unwrap()], fault)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn injected(out: &Output) -> bool {

@@ -4,6 +4,9 @@
 //! deadline and a memory ceiling, so a regression fails the test instead of hanging the suite
 //! or exhausting the machine.
 
+mod cli_common;
+use cli_common::SMALL;
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -180,26 +183,9 @@ fn finished_run() -> &'static Path {
     &RUN.get_or_init(|| {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("run");
-        let ran = bounded(
-            &[
-                "run",
-                "presets/default.toml",
-                "--out",
-                s(&dir),
-                "--set",
-                "model.hidden=[16]",
-                "--set",
-                "train.epochs=3",
-                "--set",
-                "data.train_limit=1500",
-                "--set",
-                "train.train_eval_size=500",
-                "--set",
-                "stats.probe_size=100",
-            ],
-            None,
-            Duration::from_secs(300),
-        );
+        let mut args = vec!["run", "presets/default.toml", "--out", s(&dir)];
+        args.extend_from_slice(SMALL);
+        let ran = bounded(&args, None, Duration::from_secs(300));
         assert_eq!(ran.code, Some(0), "{}", ran.text());
         (root, dir)
     })
@@ -227,23 +213,28 @@ fn fifo(path: &Path) -> PathBuf {
 
 // ---- 1. Reads that are not bounded ----
 
-#[test]
-fn a_device_as_csv_data_is_refused_at_once() {
-    let root = tempfile::tempdir().unwrap();
-    let ran = bounded(
+/// The default preset run on `data` read as a CSV table, into a folder under `root`.
+fn run_on_csv_data(root: &Path, data: &Path) -> Ran {
+    bounded(
         &[
             "run",
             "presets/default.toml",
             "--data",
-            "/dev/zero",
+            s(data),
             "--set",
             "data.format=csv",
             "--out",
-            s(&root.path().join("never")),
+            s(&root.join("never")),
         ],
         None,
         DEADLINE,
-    );
+    )
+}
+
+#[test]
+fn a_device_as_csv_data_is_refused_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let ran = run_on_csv_data(root.path(), Path::new("/dev/zero"));
     ran.assert_refused(&["/dev/zero", "character device"]);
 }
 
@@ -609,20 +600,7 @@ fn assert_said_once(ran: &Ran) {
 fn an_unreadable_data_file_is_named_once() {
     // A regular file whose first read fails (EIO), whoever runs the test (root reads a 000 file).
     let root = tempfile::tempdir().unwrap();
-    let ran = bounded(
-        &[
-            "run",
-            "presets/default.toml",
-            "--data",
-            "/proc/self/mem",
-            "--set",
-            "data.format=csv",
-            "--out",
-            s(&root.path().join("never")),
-        ],
-        None,
-        DEADLINE,
-    );
+    let ran = run_on_csv_data(root.path(), Path::new("/proc/self/mem"));
     ran.assert_refused(&["/proc/self/mem"]);
     assert_said_once(&ran);
 }

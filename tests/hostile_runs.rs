@@ -3,6 +3,9 @@
 //! damaged or duplicated records, a damaged action log, and what a late viewer sees. Every
 //! child process has a deadline and is killed at the end of its test.
 
+mod cli_common;
+use cli_common::{text, SMALL};
+
 mod tui_common;
 use tui_common as common;
 
@@ -14,20 +17,6 @@ use ltmlp::remote::snapshot::Snapshot;
 use ltmlp::train::{Command as Steering, Event, RunState, Steer};
 use ltmlp::tui::App;
 use serde_json::Value;
-
-/// A run of a few seconds: 5 iterations an epoch, 3 epochs.
-const SMALL: &[&str] = &[
-    "--set",
-    "model.hidden=[16]",
-    "--set",
-    "train.epochs=3",
-    "--set",
-    "data.train_limit=1500",
-    "--set",
-    "train.train_eval_size=500",
-    "--set",
-    "stats.probe_size=100",
-];
 
 /// No single ltmlp call of this suite may take longer.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -72,15 +61,6 @@ fn ltmlp_in(cwd: &Path, args: &[&str]) -> Output {
 
 fn ltmlp(args: &[&str]) -> Output {
     ltmlp_in(repo(), args)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

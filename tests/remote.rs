@@ -2,6 +2,9 @@
 //! background run and is told what happened; a replay repeats a steered run exactly; hostile
 //! messages get error replies and leave training alone; another uid is refused.
 
+mod cli_common;
+use cli_common::text;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -15,15 +18,6 @@ fn ltmlp(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("ltmlp runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A background run of the tiny preset, long enough to be steered; stopped when dropped.
