@@ -419,7 +419,7 @@ impl<T: Real> Trainer<T> {
             return Ok(0);
         }
         let seed = self.iteration ^ 0x6a09_e667;
-        let gamma_before = self.gammas();
+        let gamma_before = self.gammas_to_follow();
         let change = if mode == GuardMode::Warn {
             0.0
         } else {
@@ -428,7 +428,7 @@ impl<T: Real> Trainer<T> {
                 Ok(())
             })?
         };
-        self.momentum_follows_gamma(&gamma_before, self.settings);
+        self.momentum_follows_gamma(gamma_before);
         guard::clear_optimizer_state(&mut self.optimizer, &actions, mode);
         for a in &actions {
             let cause = TransformCause::Guard {
@@ -628,9 +628,9 @@ impl<T: Real> Trainer<T> {
         self.check_before
             .slice_mut(s![..rows, ..])
             .assign(&self.ws.output().slice(s![..rows, ..]));
-        let gamma_before = self.gammas();
+        let gamma_before = self.gammas_to_follow();
         let result = self.net.reestimate(&self.moments, &self.settings);
-        self.momentum_follows_gamma(&gamma_before, self.settings);
+        self.momentum_follows_gamma(gamma_before);
         let outcome = result.map(|()| {
             let change = if rows == 0 {
                 f64::NAN
@@ -656,29 +656,33 @@ impl<T: Real> Trainer<T> {
         settings: Settings,
         cause: TransformCause,
     ) -> Result<TransformEvent, TransformError> {
-        let gamma_before = self.gammas();
+        let gamma_before = self.gammas_to_follow();
         let change = self.measure_change(|net| net.reestimate(moments, &settings));
-        self.momentum_follows_gamma(&gamma_before, settings);
+        self.momentum_follows_gamma(gamma_before);
         Ok(self.record(cause, change?))
     }
 
-    /// γ of every transformed layer, to see what a change did to it.
-    fn gammas(&self) -> Vec<Option<Array1<T>>> {
-        self.net
-            .transforms
-            .iter()
-            .map(|tr| tr.as_ref().map(|tr| tr.gamma.clone()))
-            .collect()
+    /// γ of every transformed layer before a change, under a control that keeps the momentum
+    /// in step with γ (`GammaControl::Momentum`, `Step`); `None` otherwise, so that the other
+    /// controls copy nothing at each re-estimation.
+    fn gammas_to_follow(&self) -> Option<Vec<Option<Array1<T>>>> {
+        self.settings.gamma_control.rescales_momentum().then(|| {
+            self.net
+                .transforms
+                .iter()
+                .map(|tr| tr.as_ref().map(|tr| tr.gamma.clone()))
+                .collect()
+        })
     }
 
     /// Under a control that keeps the momentum in step with γ (`GammaControl::Momentum`,
     /// `Step`), rescales the momentum of the outgoing weights of every unit whose γ changed
     /// since `before`, by the factor that rescaled the weights: without it, a γ grown k-fold
     /// leaves a momentum k times too large for the shrunk weights.
-    fn momentum_follows_gamma(&mut self, before: &[Option<Array1<T>>], settings: Settings) {
-        if !settings.gamma_control.rescales_momentum() {
+    fn momentum_follows_gamma(&mut self, before: Option<Vec<Option<Array1<T>>>>) {
+        let Some(before) = before else {
             return;
-        }
+        };
         let Optimizer::Sgd(sgd) = &mut self.optimizer else {
             return;
         };
@@ -786,14 +790,14 @@ impl<T: Real> Trainer<T> {
         let mut settings = self.settings;
         settings.flags.set(which, on);
         let cause = TransformCause::Switch { param: which, on };
-        let gamma_before = self.gammas();
+        let gamma_before = self.gammas_to_follow();
         let change = if on {
             let moments = self.moments_from(self.policy.on_demand_source());
             self.measure_change(|net| net.reestimate(&moments, &settings))
         } else {
             self.measure_change(|net| net.neutralise(which))
         };
-        self.momentum_follows_gamma(&gamma_before, settings);
+        self.momentum_follows_gamma(gamma_before);
         let change = change?;
         self.settings = settings;
         Ok(self.record(cause, change))
