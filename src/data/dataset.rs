@@ -453,11 +453,11 @@ fn class_set(
         }
         _ => return Ok(Vec::new()),
     };
+    let mut distinct = labels.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
     if kind != TargetKind::Classes {
         // The autoencoder ignores its targets: whatever labels they hold are kept as read.
-        let mut distinct = labels;
-        distinct.sort_unstable();
-        distinct.dedup();
         return Ok(distinct);
     }
     let file = || split.origin.display().to_string();
@@ -473,9 +473,6 @@ fn class_set(
         }
         return Ok((0..classes as i64).collect());
     }
-    let mut distinct = labels.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
     if let Some((odd, usual)) = stray_labels(&distinct) {
         let held = labels.iter().filter(|l| odd.contains(l)).count();
         if held * STRAY_SHARE >= labels.len() {
