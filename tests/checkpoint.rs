@@ -271,3 +271,36 @@ fn damaged_checkpoints_are_refused_with_a_clear_message() {
     let msg = error(b"hello, world, this is not a checkpoint");
     assert!(msg.contains("not an ltmlp checkpoint"), "{msg}");
 }
+
+/// A run checkpointed by the ltmlp before format 5 (tests/fixtures/checkpoint-v4: an α β γ
+/// run on the embedded subset stopped after 2 of 4 epochs, written by ltmlp at 9f6d687) still
+/// resumes, keeps its records and runs to its end.
+#[test]
+fn a_version_4_checkpoint_still_resumes() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-v4");
+    let bytes = std::fs::read(fixture.join("checkpoint.bin")).unwrap();
+    assert_eq!(
+        &bytes[8..12],
+        &4u32.to_le_bytes(),
+        "the fixture is version 4"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let before = metrics(dir.path());
+    assert_eq!(before.len(), 2);
+    resume(dir.path());
+    let after = metrics(dir.path());
+    assert_eq!(after.len(), 4, "the resumed run trained to its end");
+    assert_eq!(
+        after[..2],
+        before[..],
+        "the records before the checkpoint are kept"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["state"], "finished");
+}

@@ -155,6 +155,64 @@ fn a_jump_of_the_training_loss_rolls_back_at_half_the_rate() {
     );
 }
 
+/// The rollback's watch and kept states are part of the checkpoint: a trainer restored a few
+/// minibatches before the jump rolls back to the same iteration at the same rate, and ends
+/// with the same network, as the uninterrupted one (with a fresh watch it would keep the state
+/// at the restore and go back there instead).
+#[test]
+fn a_run_resumed_just_before_a_jump_rolls_back_as_the_uninterrupted_one() {
+    use ltmlp::train::checkpoint::{self, AnyState, Checkpoint};
+    let settings = ["train.learning_rate=3.0"];
+    let mut first = None;
+    let mut whole = trainer(GammaControl::Rollback, &settings);
+    let mut whole_rollbacks = Vec::new();
+    for _ in 0..200 {
+        let _ = whole.step();
+        for e in whole.take_transform_events() {
+            if let TransformCause::Rollback { to } = e.cause {
+                first.get_or_insert(e.iteration);
+                whole_rollbacks.push((e.iteration, to, whole.learning_rate()));
+            }
+        }
+    }
+    let at = first.expect("a rollback at rate 3");
+    // Stop a few minibatches before the first jump, save, restore into a fresh trainer.
+    let stop = at.saturating_sub(3).max(1);
+    let mut part = trainer(GammaControl::Rollback, &settings);
+    let mut rollbacks = Vec::new();
+    while part.snapshot().iteration < stop {
+        let _ = part.step();
+        part.take_transform_events();
+    }
+    let bytes = checkpoint::encode(&Checkpoint {
+        config_toml: String::new(),
+        metrics_lines: 0,
+        clock_seconds: 0.0,
+        state: AnyState::F64(part.snapshot()),
+        metrics_mark: None,
+        data_fingerprint: None,
+    })
+    .unwrap();
+    let AnyState::F64(state) = checkpoint::decode(std::path::Path::new("cp"), &bytes)
+        .unwrap()
+        .state
+    else {
+        panic!("f64 expected")
+    };
+    let mut resumed = trainer(GammaControl::Rollback, &settings);
+    resumed.restore(state);
+    for _ in stop..200 {
+        let _ = resumed.step();
+        for e in resumed.take_transform_events() {
+            if let TransformCause::Rollback { to } = e.cause {
+                rollbacks.push((e.iteration, to, resumed.learning_rate()));
+            }
+        }
+    }
+    assert_eq!(rollbacks, whole_rollbacks);
+    assert_eq!(resumed.net, whole.net);
+}
+
 /// The dashboard's case: an α β run of the default preset at rate 0.2 with `g` pressed at
 /// iteration 100 (replayed as the dashboard records it). The papers' rule blows the network up
 /// into saturation (82.7 % validation error after 12 epochs, measured); the default control

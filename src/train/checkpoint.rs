@@ -9,10 +9,13 @@ use super::trainer::TrainerState;
 use crate::bounded::{self, FileKind, ReadError};
 use crate::sink::{write_atomic, MetricsMark};
 
+mod v4;
+
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
-/// Bumped whenever the payload's layout changes (4: the optimizer enum, normalised layers).
-pub const FORMAT_VERSION: u32 = 4;
+/// Bumped whenever the payload's layout changes (4: the optimizer enum, normalised layers;
+/// 5: the rollback's watch in the trainer state). Version 4 is still read (`v4`).
+pub const FORMAT_VERSION: u32 = 5;
 /// magic + version + payload length + CRC-32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -67,7 +70,7 @@ pub enum CheckpointError {
     },
     #[error("{path}: not an ltmlp checkpoint (bad magic bytes)")]
     NotACheckpoint { path: PathBuf },
-    #[error("{path}: checkpoint format version {found}, this ltmlp reads version {FORMAT_VERSION} only; resume with the ltmlp that wrote it (versions 2 and 3 come from ltmlp before the bn/ln variants and Adam)")]
+    #[error("{path}: checkpoint format version {found}, this ltmlp reads versions 4 and {FORMAT_VERSION} only; resume with the ltmlp that wrote it (versions 2 and 3 come from ltmlp before the bn/ln variants and Adam)")]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: truncated checkpoint: {found} of {expected} bytes")]
     Truncated {
@@ -189,7 +192,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
     let u32_at =
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != v4::VERSION {
         return Err(CheckpointError::Version {
             path,
             found: version,
@@ -226,6 +229,9 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
         path: path.clone(),
         reason: e.to_string(),
     };
+    if version == v4::VERSION {
+        return v4::decode(payload).map_err(damaged);
+    }
     postcard::from_bytes(payload).map_err(damaged)
 }
 

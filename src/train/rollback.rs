@@ -24,7 +24,8 @@ pub const KEEP_EVERY: u64 = 25;
 pub const MAX_ROLLBACKS: usize = 8;
 
 /// A network and its momentum at one iteration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub struct Kept<T: Real> {
     pub net: Network<T>,
     pub optimizer: Optimizer<T>,
@@ -33,8 +34,11 @@ pub struct Kept<T: Real> {
     smoothed: Option<f64>,
 }
 
-/// The watch on the loss and the two kept states.
-#[derive(Debug, Clone)]
+/// The watch on the loss and the two kept states. Part of the trainer's state (and so of
+/// every checkpoint): a run resumed between a kept state and a jump goes back to the same
+/// state, at the same iteration, as the uninterrupted run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub struct Rollback<T: Real> {
     smoothed: Option<f64>,
     lowest: f64,

@@ -63,6 +63,8 @@ pub struct TrainerState<T: Real> {
     pub examples_seen: u64,
     /// The last minibatch (an on-demand re-estimation right after resuming uses it).
     pub batch_input: Array2<T>,
+    /// The blow-up watch of `GammaControl::Rollback` and its kept states (empty otherwise).
+    pub rollback: Rollback<T>,
 }
 
 /// One training run's complete state.
@@ -295,6 +297,7 @@ impl<T: Real> Trainer<T> {
             reestimate_seconds: self.reestimate_seconds,
             examples_seen: self.examples_seen,
             batch_input: self.batch_input.clone(),
+            rollback: self.rollback.clone(),
         }
     }
 
@@ -317,6 +320,7 @@ impl<T: Real> Trainer<T> {
         if state.batch_input.dim() == self.batch_input.dim() {
             self.batch_input = state.batch_input;
         }
+        self.rollback = state.rollback;
     }
 
     /// The last minibatch (noisy inputs) and its labels.
