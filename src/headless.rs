@@ -15,6 +15,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::preset::Monitor;
 use crate::train::checkpoint::Checkpoint;
+use crate::train::protocol::TransformCause;
 use crate::train::{
     spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Steer, Summary,
 };
@@ -282,6 +283,13 @@ pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summ
                 retry_wait = WRITE_RETRY_FIRST;
                 if let Some(i) = &info {
                     bar.suspend(|| say(&epoch_line(i, &m)));
+                }
+                // Rollbacks happen within steps, so they arrive with the epoch's record.
+                for t in &m.transform_events {
+                    if matches!(t.cause, TransformCause::Rollback { .. }) {
+                        let text = crate::tui::app::transform_text(t);
+                        bar.suspend(|| warn(&format!("iteration {}: {text}", t.iteration)));
+                    }
                 }
             }
             Event::Log(line) => bar.suspend(|| warn(&line)),

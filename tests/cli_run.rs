@@ -221,6 +221,33 @@ fn divergence_rollbacks_go_back_and_halve_the_rate_a_bounded_number_of_times() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
 }
 
+/// A headless run says when γ's blow-up control rolled back, with the iteration (it used to
+/// be visible only in the dashboard's log and the metrics' transformation events).
+#[test]
+fn a_headless_run_prints_each_blow_up_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ltmlp(&[
+        "run",
+        "--variant",
+        "abg",
+        "--set",
+        "model.hidden=[16, 16]",
+        "--set",
+        "train.learning_rate=3.0",
+        "--set",
+        "train.epochs=1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("training loss jumped: rolled back to iteration"))
+        .collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(lines[0].starts_with("iteration "), "{stderr}");
+}
+
 #[test]
 fn bench_reports_the_networks_and_what_reestimation_costs() {
     let out = ltmlp(&[

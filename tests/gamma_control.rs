@@ -213,6 +213,53 @@ fn a_run_resumed_just_before_a_jump_rolls_back_as_the_uninterrupted_one() {
     assert_eq!(resumed.net, whole.net);
 }
 
+/// `transforms.gamma_control` is a live setting: a run started under the papers' rule at a rate
+/// that blows it up rolls back once the control is set to `rollback` mid-run (as `ctl set` and
+/// the editor do, through the preset's own check), and a value the preset refuses is refused.
+#[test]
+fn gamma_control_can_be_set_while_the_run_trains() {
+    use ltmlp::train::tunables;
+    let file = PresetFile::builtin_default().unwrap();
+    let overrides: Vec<String> = [
+        "model.hidden=[16, 16]",
+        "train.precision=\"f64\"",
+        "transforms.gamma_control=\"off\"",
+        "train.learning_rate=3.0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let resolved = file.resolve(Some("abg"), &overrides).unwrap();
+    let refused = tunables::retune(&resolved, "transforms.gamma_control", "sideways").unwrap_err();
+    assert!(refused.contains("`sideways`") && refused.contains("`rollback`"), "{refused}");
+    let next = tunables::retune(&resolved, "transforms.gamma_control", "rollback").unwrap();
+    assert_eq!(next.preset.transforms.gamma_control, GammaControl::Rollback);
+    let raw = data::load(&DataSource::Embedded).unwrap();
+    let exp = Experiment::from_raw(resolved.clone(), &raw, String::new()).unwrap();
+    let AnyData::F64(data) = exp.data else {
+        panic!("f64 expected")
+    };
+    let mut t = Trainer::new(
+        &resolved,
+        data,
+        Network::<f64>::init(exp.topology.clone(), 5),
+    );
+    let mut rollbacks = 0;
+    for i in 0..200 {
+        if i == 2 {
+            t.retune(&next.preset);
+        }
+        let _ = t.step();
+        rollbacks += t
+            .take_transform_events()
+            .iter()
+            .filter(|e| matches!(e.cause, TransformCause::Rollback { .. }))
+            .count();
+    }
+    assert!(rollbacks > 0, "no rollback after the control was set live");
+    assert!(t.learning_rate() < 3.0);
+}
+
 /// The dashboard's case: an α β run of the default preset at rate 0.2 with `g` pressed at
 /// iteration 100 (replayed as the dashboard records it). The papers' rule blows the network up
 /// into saturation (82.7 % validation error after 12 epochs, measured); the default control

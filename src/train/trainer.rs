@@ -400,6 +400,11 @@ impl<T: Real> Trainer<T> {
         self.policy = Policy::new(&p.transforms);
         self.settings.gamma_form = p.transforms.gamma_form;
         self.settings.gamma_epsilon = p.transforms.gamma_epsilon();
+        if p.transforms.gamma_control != self.settings.gamma_control {
+            // A control chosen mid-run starts its own watch: states kept under another
+            // control (or before a switch away and back) are not gone back to.
+            self.rollback = Rollback::default();
+        }
         self.settings.gamma_control = p.transforms.gamma_control;
         self.settings.gamma_bound = p.transforms.gamma_bound;
         self.gamma_step_power = p.transforms.gamma_step_power;

@@ -57,6 +57,18 @@ pub const LIVE_KEYS: &[LiveKey] = &[
         about: "ε in γ's formula (from the next re-estimation)",
     },
     LiveKey {
+        key: "transforms.gamma_control",
+        about: "γ's blow-up control: rollback, off (the papers' rule), momentum, step or bound",
+    },
+    LiveKey {
+        key: "transforms.gamma_bound",
+        about: "γ's bound under gamma_control = bound (from the next re-estimation)",
+    },
+    LiveKey {
+        key: "transforms.gamma_step_power",
+        about: "p under gamma_control = step: outgoing steps divided by γ^p",
+    },
+    LiveKey {
         key: "guard.mode",
         about: "collapsed units: off, warn, cap, unit-off or reinit",
     },
