@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::locate::{find_line, line_of, locate_key, sets_gamma_control};
 use super::table::{apply_override, deserialize, merge, sets_key};
-use super::variant::{flags_of, VARIANTS};
+use super::variant::{UnknownVariant, Variant, VARIANTS};
 use super::{Invalid, Preset, Resolved};
 use crate::bounded::{self, FileKind};
 use crate::net::GammaControl;
@@ -81,8 +81,9 @@ impl PresetFile {
             line: e.span().map(|s| line_of(&text, s.start)),
             message: e.message().trim().replace('\n', "; "),
         })?;
+        let mut variants = Vec::new();
         for name in preset.variants.keys() {
-            if !VARIANTS.contains(&name.as_str()) {
+            let Some(variant) = Variant::from_name(name) else {
                 return Err(PresetError {
                     file: path.to_owned(),
                     line: find_line(&text, &format!("[variants.{name}]")),
@@ -91,7 +92,8 @@ impl PresetFile {
                         VARIANTS.join(", ")
                     ),
                 });
-            }
+            };
+            variants.push(variant);
         }
         let file = PresetFile {
             path: path.to_owned(),
@@ -99,7 +101,7 @@ impl PresetFile {
             preset,
         };
         // Check every variant's settings now, not only when that variant is run.
-        for variant in file.preset.variants.keys() {
+        for variant in variants {
             file.variant_table(variant)?;
         }
         Ok(file)
@@ -107,11 +109,11 @@ impl PresetFile {
 
     /// The preset as a TOML table with one variant's settings merged in; the merged settings
     /// must deserialize and pass validation.
-    fn variant_table(&self, variant: &str) -> Result<toml::Table, PresetError> {
+    fn variant_table(&self, variant: Variant) -> Result<toml::Table, PresetError> {
         let mut table =
             toml::Table::try_from(&self.preset).map_err(|e| self.error("", e.to_string()))?;
         table.remove("variants");
-        if let Some(extra) = self.preset.variants.get(variant) {
+        if let Some(extra) = self.preset.variants.get(variant.name()) {
             merge(&mut table, extra);
             let in_table = |message: String| PresetError {
                 file: self.path.clone(),
@@ -119,16 +121,16 @@ impl PresetFile {
                 message: format!("in [variants.{variant}]: {message}"),
             };
             let merged: Preset = deserialize(&table).map_err(in_table)?;
-            if let Some(flags) = flags_of(variant) {
-                merged.check(flags).map_err(|Invalid { key, message }| {
+            merged
+                .check(variant.flags())
+                .map_err(|Invalid { key, message }| {
                     // A value the variant does not set is the preset's own: blame its line.
-                    if sets_key(extra, &key) {
+                    if sets_key(extra, key) {
                         in_table(format!("{key}: {message}"))
                     } else {
-                        self.error(&key, format!("{key}: {message}"))
+                        self.error(key, format!("{key}: {message}"))
                     }
                 })?;
-            }
         }
         Ok(table)
     }
@@ -147,17 +149,12 @@ impl PresetFile {
         variant: Option<&str>,
         overrides: &[String],
     ) -> Result<Resolved, PresetError> {
-        let variant = variant.unwrap_or(&self.preset.variant).to_string();
-        let flags = flags_of(&variant).ok_or_else(|| {
-            self.error(
-                "variant",
-                format!(
-                    "unknown variant `{variant}`; choose one of {}",
-                    VARIANTS.join(", ")
-                ),
-            )
-        })?;
-        let mut table = self.variant_table(&variant)?;
+        let variant: Variant = variant
+            .unwrap_or(&self.preset.variant)
+            .parse()
+            .map_err(|unknown: UnknownVariant| self.error("variant", unknown.to_string()))?;
+        let flags = variant.flags();
+        let mut table = self.variant_table(variant)?;
         for item in overrides {
             apply_override(&mut table, item).map_err(|message| PresetError {
                 file: self.path.clone(),
@@ -170,7 +167,7 @@ impl PresetFile {
                 message: format!("--set {item}: {message}"),
             })?;
         }
-        table.insert("variant".into(), toml::Value::String(variant.clone()));
+        table.insert("variant".into(), toml::Value::String(variant.name().into()));
         let preset: Preset = deserialize(&table).map_err(|message| self.error("", message))?;
         let checked = preset.check(flags).map_err(|Invalid { key, message }| {
             // A value given with --set is blamed on the --set, not on a line of the file.
@@ -184,7 +181,7 @@ impl PresetFile {
                     line: None,
                     message: format!("--set {item}: {key}: {message}"),
                 },
-                None => self.error(&key, format!("{key}: {message}")),
+                None => self.error(key, format!("{key}: {message}")),
             }
         })?;
         Ok(Resolved {

@@ -39,7 +39,7 @@ pub use sweep::SweepSection;
 pub use table::apply_override;
 pub use train::{AdamSettings, OptimizerKind, Precision, ScheduleKind, TrainSection};
 pub use transforms::{PolicyKind, TransformSection};
-pub use variant::{flags_of, norm_of, PAPER_VARIANTS, VARIANTS};
+pub use variant::{UnknownVariant, Variant, PAPER_VARIANTS, VARIANTS};
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,8 @@ pub struct Preset {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// The variant run when none is named on the command line.
+    /// The variant run when none is named on the command line, as written: it is parsed
+    /// into a [`Variant`] when the preset is resolved, whose error names this line.
     #[serde(default = "default_variant")]
     pub variant: String,
     #[serde(default)]
@@ -73,7 +74,7 @@ pub struct Preset {
 }
 
 fn default_variant() -> String {
-    "ab".to_string()
+    Variant::Ab.name().to_string()
 }
 
 /// A value that breaks a rule of its section: the dotted key and what is accepted.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Task, MAX_WEIGHTS};
 use super::table::{apply_override, deserialize};
-use super::variant::norm_of;
+use super::variant::Variant;
 use super::{Preset, PresetError};
 use crate::net::{Flags, Topology, UnitKind};
 
@@ -15,7 +15,7 @@ use crate::net::{Flags, Topology, UnitKind};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resolved {
     pub preset: Preset,
-    pub variant: String,
+    pub variant: Variant,
     pub flags: Flags,
     /// Where the preset came from (for messages and reports).
     pub origin: PathBuf,
@@ -80,7 +80,7 @@ impl Resolved {
         }));
         kinds.push(output_kind);
         Topology::new(sizes, kinds, p.model.shortcuts, p.model.bottleneck)
-            .map(|t| t.with_norm(norm_of(&self.variant)))
+            .map(|t| t.with_norm(self.variant.norm()))
             .map_err(|e| error("model", e.to_string()))
     }
 
