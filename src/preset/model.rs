@@ -25,13 +25,6 @@ pub enum Task {
     Regress,
 }
 
-impl Task {
-    /// Whether the output is a linear layer trained on squared error.
-    pub fn squared_error(self) -> bool {
-        self != Task::Classify
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
