@@ -50,9 +50,10 @@ impl FolderArgs {
     pub fn new_run_dir(&self, exp: &Experiment) -> anyhow::Result<PathBuf> {
         match &self.out {
             Some(dir) => Ok(dir.clone()),
-            None => {
-                crate::headless::default_out_dir(&exp.resolved.preset.name, &exp.resolved.variant)
-            }
+            None => crate::headless::default_out_dir(
+                &exp.resolved.preset.name,
+                exp.resolved.variant.name(),
+            ),
         }
     }
 

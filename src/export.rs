@@ -145,7 +145,7 @@ pub fn metadata(run: &SavedRun) -> HashMap<String, String> {
         ),
         ("task".into(), json(serde_json::json!(p.model.task))),
         ("preset".into(), p.name.clone()),
-        ("variant".into(), run.resolved.variant.clone()),
+        ("variant".into(), run.resolved.variant.to_string()),
     ])
 }
 

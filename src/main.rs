@@ -235,7 +235,7 @@ fn detached_dir(
         return Ok(dir.clone());
     }
     let resolved = args.resolve(preset)?;
-    headless::default_out_dir(&resolved.preset.name, &resolved.variant)
+    headless::default_out_dir(&resolved.preset.name, resolved.variant.name())
 }
 
 /// `run --background`: starts the run in its own process and says how to reach it.

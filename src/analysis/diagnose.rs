@@ -242,7 +242,7 @@ fn measure_variant<T: Real>(
         Ok(line)
     })?;
     Ok(VariantReport {
-        variant: exp.resolved.variant.clone(),
+        variant: exp.resolved.variant.to_string(),
         learning_rate: run.learning_rate,
         batch_size: run.batch_size,
         weights: run.weights,
@@ -283,7 +283,7 @@ pub fn train_and_measure<T: Real>(
     each: &mut dyn FnMut(AtCheckpoint) -> anyhow::Result<String>,
 ) -> anyhow::Result<TrainingRun> {
     let p = &exp.resolved.preset;
-    let variant = exp.resolved.variant.clone();
+    let variant = exp.resolved.variant;
     let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
     let weights = net.params.len(false);
     let mut trainer = Trainer::new(&exp.resolved, Arc::clone(&data), net);

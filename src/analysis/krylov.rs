@@ -12,7 +12,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use super::angles::{angle_deg, damping_grid, INDEFINITE_FLOOR};
-use super::lanczos::{lanczos, Tridiagonal};
+use super::lanczos::{lanczos, Ritz, Tridiagonal};
 use super::products::{CurvatureProducts, ProductError};
 use super::spectrum::EIGEN_FLOOR;
 use crate::net::Network;
@@ -123,6 +123,9 @@ impl Matrix {
 /// Progress messages (stage, products so far) for long measurements.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
+/// A matrix-vector product with the matrix being measured.
+type Apply<'a> = &'a mut dyn FnMut(&[f64], &mut [f64]);
+
 /// Measures one matrix of `ops` against the gradient `g`.
 pub fn measure_matrix(
     ops: &mut CurvatureProducts,
@@ -146,17 +149,65 @@ pub fn measure_matrix(
             .collect()
     };
     let name = which.name();
+    let start = rademacher();
+    let extremes = extremes(&mut apply, &start, options, name, progress)?;
+    let density = density(
+        &mut apply,
+        &mut rademacher,
+        &extremes,
+        options,
+        name,
+        progress,
+    )?;
+    let lambda_min = density.lambda_min;
+    let solves = damped_solves(&mut apply, g, &grid, lambda_min, options, name, progress);
+    let lambda_max = extremes.ritz.values.last().copied().unwrap_or(0.0);
+    let top = options.top.max(1);
+    let ritz = &extremes.ritz;
+    Ok(KrylovMatrix {
+        largest: ritz.values.iter().rev().take(top).copied().collect(),
+        largest_residuals: ritz.residuals.iter().rev().take(top).copied().collect(),
+        smallest: ritz.values[0],
+        smallest_residual: ritz.residuals[0],
+        trace_mean: density.trace_mean,
+        negative_share: density.share(|v| v < 0.0),
+        negative_share_beyond_floor: density.share(|v| v < -EIGEN_FLOOR),
+        mu_over_lambda_max: grid.iter().map(|m| m / lambda_max).collect(),
+        mu_over_trace_mean: grid.iter().map(|m| m / density.trace_mean).collect(),
+        density_nodes: density.nodes,
+        density_weights: density.weights,
+        angles: solves.angles,
+        angle_residuals: solves.residuals,
+        extreme_steps: ritz.values.len(),
+        probe_steps: density.probe_steps,
+        solve_steps: solves.steps,
+        products: ops.products - first_product,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
 
-    // 1. Extreme eigenvalues: Lanczos from a random vector until the top eigenvalues and the
-    //    smallest Ritz value have small residuals. Its T is also the first SLQ probe.
+/// The extreme-eigenvalue run: its tridiagonal T (also the first SLQ probe) and Ritz values.
+struct Extremes {
+    t: Tridiagonal,
+    ritz: Ritz,
+}
+
+/// Extreme eigenvalues: Lanczos from the random vector `start` until the top eigenvalues and
+/// the smallest Ritz value have small residuals.
+fn extremes(
+    apply: Apply,
+    start: &[f64],
+    options: &KrylovOptions,
+    name: &str,
+    progress: Progress,
+) -> Result<Extremes, String> {
     let top = options.top.max(1);
     let tol = options.extreme_tolerance;
-    let start = rademacher();
     // Checks at geometrically spaced steps: each costs an eigendecomposition of T.
     let mut next_check = 2 * top + 2;
-    let extreme = lanczos(
-        &mut apply,
-        &start,
+    let t = lanczos(
+        apply,
+        start,
         options.extreme_steps,
         &mut |t: &Tridiagonal| {
             if t.len().is_multiple_of(10) {
@@ -172,112 +223,132 @@ pub fn measure_matrix(
             converged_extremes(t, top, tol)
         },
     );
-    let ritz = extreme.ritz()?;
-    let k = ritz.values.len();
-    let lambda_max = ritz.values.last().copied().unwrap_or(0.0);
-    let largest: Vec<f64> = ritz.values.iter().rev().take(top).copied().collect();
-    let largest_residuals: Vec<f64> = ritz.residuals.iter().rev().take(top).copied().collect();
-    let (smallest, smallest_residual) = (ritz.values[0], ritz.residuals[0]);
-    let mut lambda_min = smallest;
+    let ritz = t.ritz()?;
+    Ok(Extremes { t, ritz })
+}
 
-    // 2. Stochastic Lanczos quadrature over the probes (the extreme run is probe 0).
+/// The spectral density by stochastic Lanczos quadrature: a node per Ritz value of every
+/// probe, weighted by its first eigenvector component squared.
+struct Density {
+    nodes: Vec<f64>,
+    weights: Vec<f64>,
+    trace_mean: f64,
+    /// The smallest Ritz value of any probe, the extreme run's included.
+    lambda_min: f64,
+    /// Lanczos steps of each probe after the first.
+    probe_steps: usize,
+}
+
+impl Density {
+    /// The density's mass at the eigenvalues `pred` accepts.
+    fn share(&self, pred: impl Fn(f64) -> bool) -> f64 {
+        self.nodes
+            .iter()
+            .zip(&self.weights)
+            .filter(|(v, _)| pred(**v))
+            .map(|(_, w)| w)
+            .sum()
+    }
+}
+
+/// Stochastic Lanczos quadrature over `options.probes` probes, the extreme run being probe 0
+/// and each further one starting from `rademacher()`.
+fn density(
+    apply: Apply,
+    rademacher: &mut dyn FnMut() -> Vec<f64>,
+    extremes: &Extremes,
+    options: &KrylovOptions,
+    name: &str,
+    progress: Progress,
+) -> Result<Density, String> {
     let probes = options.probes.max(1);
-    let mut nodes = Vec::new();
-    let mut weights = Vec::new();
+    let mut density = Density {
+        nodes: Vec::new(),
+        weights: Vec::new(),
+        trace_mean: 0.0,
+        lambda_min: extremes.ritz.values[0],
+        probe_steps: 0,
+    };
     let mut trace = 0.0;
-    let mut add_probe = |t: &Tridiagonal, r: &super::lanczos::Ritz| {
+    let mut add_probe = |density: &mut Density, t: &Tridiagonal, r: &Ritz| {
         trace += t.alpha[0];
         for (v, f) in r.values.iter().zip(&r.first) {
-            nodes.push(*v);
-            weights.push(f * f / probes as f64);
+            density.nodes.push(*v);
+            density.weights.push(f * f / probes as f64);
         }
     };
-    add_probe(&extreme, &ritz);
-    let mut probe_steps = 0;
+    add_probe(&mut density, &extremes.t, &extremes.ritz);
     for p in 1..probes {
         progress(&format!(
             "{name}: spectral density, probe {} of {probes}",
             p + 1
         ));
         let v = rademacher();
-        let t = lanczos(&mut apply, &v, options.probe_steps, &mut |_| false);
+        let t = lanczos(apply, &v, options.probe_steps, &mut |_| false);
         let r = t.ritz()?;
-        lambda_min = lambda_min.min(r.values[0]);
-        probe_steps = t.len();
-        add_probe(&t, &r);
+        density.lambda_min = density.lambda_min.min(r.values[0]);
+        density.probe_steps = t.len();
+        add_probe(&mut density, &t, &r);
     }
-    let trace_mean = trace / probes as f64;
-    let share = |pred: &dyn Fn(f64) -> bool| -> f64 {
-        nodes
-            .iter()
-            .zip(&weights)
-            .filter(|(v, _)| pred(**v))
-            .map(|(_, w)| w)
-            .sum()
-    };
-    let negative_share = share(&|v| v < 0.0);
-    let negative_share_beyond_floor = share(&|v| v < -EIGEN_FLOOR);
+    density.trace_mean = trace / probes as f64;
+    Ok(density)
+}
 
-    // 3. The damped solves: Lanczos from g, stopped when every defined shift has converged.
-    let defined = |t: &Tridiagonal, mu: f64, lambda_min: f64| {
+/// The angles between g and (M + μI)⁻¹g over the damping grid, and their solve residuals.
+struct Solves {
+    angles: Vec<Option<f64>>,
+    residuals: Vec<Option<f64>>,
+    steps: usize,
+}
+
+/// The damped solves: Lanczos from g, stopped when every defined shift has converged; a shift
+/// with M + μI not safely positive definite has no angle.
+fn damped_solves(
+    apply: Apply,
+    g: &[f64],
+    grid: &[f64],
+    lambda_min: f64,
+    options: &KrylovOptions,
+    name: &str,
+    progress: Progress,
+) -> Solves {
+    let defined = |t: &Tridiagonal, mu: f64| {
         lambda_min + mu > INDEFINITE_FLOOR && t.shifted_positive(mu - INDEFINITE_FLOOR)
     };
     let stol = options.solve_tolerance;
-    let solve = lanczos(
-        &mut apply,
-        g,
-        options.solve_steps,
-        &mut |t: &Tridiagonal| {
-            if t.len().is_multiple_of(10) {
-                progress(&format!(
-                    "{name}: damped solves, Lanczos/CG step {}",
-                    t.len()
-                ));
-            }
-            if t.residual == 0.0 {
-                return true;
-            }
-            grid.iter()
-                .filter(|&&mu| defined(t, mu, lambda_min))
-                .all(|&mu| {
-                    t.shifted_solve(mu)
-                        .is_some_and(|y| t.solve_residual(&y) <= stol)
-                })
-        },
-    );
+    let solve = lanczos(apply, g, options.solve_steps, &mut |t: &Tridiagonal| {
+        if t.len().is_multiple_of(10) {
+            progress(&format!(
+                "{name}: damped solves, Lanczos/CG step {}",
+                t.len()
+            ));
+        }
+        if t.residual == 0.0 {
+            return true;
+        }
+        grid.iter().filter(|&&mu| defined(t, mu)).all(|&mu| {
+            t.shifted_solve(mu)
+                .is_some_and(|y| t.solve_residual(&y) <= stol)
+        })
+    });
     let mut angles = Vec::with_capacity(grid.len());
     let mut residuals = Vec::with_capacity(grid.len());
     let mut e1 = vec![0.0; solve.len()];
     if let Some(x) = e1.first_mut() {
         *x = 1.0;
     }
-    for &mu in &grid {
-        let y = defined(&solve, mu, lambda_min)
+    for &mu in grid {
+        let y = defined(&solve, mu)
             .then(|| solve.shifted_solve(mu))
             .flatten();
         angles.push(y.as_ref().map(|y| angle_deg(&e1, y)));
         residuals.push(y.as_ref().map(|y| solve.solve_residual(y)));
     }
-    Ok(KrylovMatrix {
-        largest,
-        largest_residuals,
-        smallest,
-        smallest_residual,
-        trace_mean,
-        negative_share,
-        negative_share_beyond_floor,
-        density_nodes: nodes,
-        density_weights: weights,
+    Solves {
         angles,
-        angle_residuals: residuals,
-        mu_over_lambda_max: grid.iter().map(|m| m / lambda_max).collect(),
-        mu_over_trace_mean: grid.iter().map(|m| m / trace_mean).collect(),
-        extreme_steps: k,
-        probe_steps,
-        solve_steps: solve.len(),
-        products: ops.products - first_product,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+        residuals,
+        steps: solve.len(),
+    }
 }
 
 /// Whether the `top` largest Ritz values and the smallest one have residuals ≤ tol·|λ_max|.

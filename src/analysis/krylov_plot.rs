@@ -8,6 +8,7 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 
 use super::krylov::KrylovMatrix;
+use super::plot::colour;
 use super::scale::{Entry, KrylovReport};
 
 /// Below this magnitude the density's axis is linear: x = sign(λ)·log10(1 + |λ|/SYMLOG_LINEAR).
@@ -17,21 +18,8 @@ const SMOOTHING: f64 = 0.08;
 /// Densities below this are drawn at it (log axis).
 const DENSITY_FLOOR: f64 = 1e-4;
 
-fn colour(variant: &str) -> RGBColor {
-    match variant {
-        "none" => RGBColor(200, 40, 40),
-        "ab" => RGBColor(40, 90, 200),
-        _ => RGBColor(30, 150, 60),
-    }
-}
-
 fn label(e: &Entry) -> String {
-    let v = match e.variant.as_str() {
-        "none" => "none",
-        "ab" => "α β",
-        _ => "α β γ",
-    };
-    format!("{v} s{}", e.seed)
+    format!("{} s{}", super::plot::label(&e.variant), e.seed)
 }
 
 /// The training point an entry belongs to (its column), and that column's caption.

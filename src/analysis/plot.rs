@@ -7,21 +7,22 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 
 use super::diagnose::{MatrixReport, Report};
+use crate::preset::Variant;
 
-fn colour(variant: &str) -> RGBColor {
-    match variant {
-        "none" => RGBColor(200, 40, 40),
-        "ab" => RGBColor(40, 90, 200),
-        _ => RGBColor(30, 150, 60),
-    }
+/// Lines of a name that is no variant of ours (a report another trainer wrote) are grey.
+const FOREIGN_COLOUR: RGBColor = RGBColor(110, 110, 110);
+
+/// A variant's line colour in these plots, from the variant's name in a report.
+pub(super) fn colour(variant: &str) -> RGBColor {
+    Variant::from_name(variant).map_or(FOREIGN_COLOUR, |v| {
+        let (r, g, b) = v.colour();
+        RGBColor(r, g, b)
+    })
 }
 
-fn label(variant: &str) -> &'static str {
-    match variant {
-        "none" => "none",
-        "ab" => "α β",
-        _ => "α β γ",
-    }
+/// A variant's legend label; a foreign name is shown as it is.
+pub(super) fn label(variant: &str) -> &str {
+    Variant::from_name(variant).map_or(variant, |v| v.label())
 }
 
 /// Iterations measured by any variant, ascending.
@@ -178,4 +179,26 @@ pub fn angles(report: &Report, path: &Path) -> anyhow::Result<()> {
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_abg_is_labelled_alpha_beta_gamma() {
+        for name in crate::preset::VARIANTS {
+            assert_eq!(
+                label(name) == "α β γ",
+                name == "abg",
+                "{name}: {}",
+                label(name)
+            );
+        }
+        assert_eq!(label("bn"), "batch norm");
+        assert_eq!(label("ln"), "layer norm");
+        assert_eq!(label("kfac"), "kfac");
+        assert_eq!(colour("kfac"), FOREIGN_COLOUR);
+        assert_ne!(colour("bn"), colour("abg"));
+    }
 }

@@ -173,13 +173,13 @@ pub fn run_trained(
     create(out)?;
     for exp in experiments {
         report.preset = exp.resolved.preset.name.clone();
-        let variant = exp.resolved.variant.clone();
+        let variant = exp.resolved.variant;
         let seed = exp.resolved.preset.train.seed;
         let mut each = |m: super::diagnose::AtCheckpoint| -> anyhow::Result<String> {
             let rows = m.x.nrows().min(examples);
             let x = m.x.slice(s![..rows, ..]).to_owned();
             let head = Entry {
-                variant: variant.clone(),
+                variant: variant.to_string(),
                 seed,
                 source: "training".into(),
                 iteration: m.iteration,
@@ -329,7 +329,7 @@ pub fn run_checkpoints(
             AnyData::F32(d) => inputs(d, examples, iteration, batch),
             AnyData::F64(d) => inputs(d, examples, iteration, batch),
         };
-        let variant = exp.resolved.variant.clone();
+        let variant = exp.resolved.variant;
         let seed = exp.resolved.preset.train.seed;
         eprintln!(
             "[{variant} seed {seed} epoch {epoch}] {}: {} weights, curvature on {} training examples",
@@ -338,7 +338,7 @@ pub fn run_checkpoints(
             x.nrows()
         );
         let head = Entry {
-            variant: variant.clone(),
+            variant: variant.to_string(),
             seed,
             source: file.display().to_string(),
             iteration,

@@ -293,7 +293,22 @@ fn slice_stem(key: &str) -> String {
 impl Doc<'_> {
     fn markdown(&self) -> String {
         let mut md = String::new();
-        let metric = self.metric;
+        self.summary(&mut md);
+        self.choice_table(&mut md);
+        self.best_table(&mut md);
+        self.per_class(&mut md);
+        self.time_to_target(&mut md);
+        self.loss_at_epochs(&mut md);
+        self.every_setting(&mut md);
+        self.not_finished(&mut md);
+        self.failed_runs(&mut md);
+        self.left_out(&mut md);
+        self.plot_links(&mut md);
+        md
+    }
+
+    /// The title, what was found, and the axes.
+    fn summary(&self, md: &mut String) {
         let runs = &self.scan.runs;
         let finished = runs.iter().filter(|r| r.finished()).count();
         let kind = if self.axes.is_empty() {
@@ -317,6 +332,11 @@ impl Doc<'_> {
         if !self.axes.is_empty() {
             let _ = writeln!(md, "Axes: {}.\n", self.axes.join(", "));
         }
+    }
+
+    /// The rule that chose each variant's setting, and what it chose.
+    fn choice_table(&self, md: &mut String) {
+        let metric = self.metric;
         let _ = writeln!(md, "## Choice of setting\n\n{}\n", self.rule);
         let _ = writeln!(
             md,
@@ -334,6 +354,11 @@ impl Doc<'_> {
                 c.variant, c.eligible, c.settings
             );
         }
+    }
+
+    /// Each variant at its chosen setting.
+    fn best_table(&self, md: &mut String) {
+        let metric = self.metric;
         let _ = writeln!(md, "\n## Variants at their best setting\n");
         let _ = writeln!(md, "| variant | setting | runs | final {metric} | best {metric} | test at best | final train loss | collapsed at end |");
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
@@ -351,80 +376,116 @@ impl Doc<'_> {
                 fmt_percent(&r.collapsed_at_end),
             );
         }
-        self.per_class(&mut md);
-        if let Some(target) = self.best.iter().find_map(|r| r.target) {
-            let _ = writeln!(md, "\n### Time to {metric} ≤ {target}\n");
-            let _ = writeln!(md, "| variant | reached | epochs | examples | seconds |");
-            let _ = writeln!(md, "|---|---|---|---|---|");
-            for r in self.best {
-                let _ = writeln!(
-                    md,
-                    "| {} | {}/{} | {} | {} | {} |",
-                    r.variant,
-                    r.reached_target,
-                    r.counted,
-                    fmt_stat(&r.epochs_to_target),
-                    fmt_count(&r.examples_to_target),
-                    fmt_stat(&r.seconds_to_target)
-                );
-            }
+    }
+
+    /// How soon each variant reached the target, when one is set.
+    fn time_to_target(&self, md: &mut String) {
+        let Some(target) = self.best.iter().find_map(|r| r.target) else {
+            return;
+        };
+        let metric = self.metric;
+        let _ = writeln!(md, "\n### Time to {metric} ≤ {target}\n");
+        let _ = writeln!(md, "| variant | reached | epochs | examples | seconds |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for r in self.best {
+            let _ = writeln!(
+                md,
+                "| {} | {}/{} | {} | {} | {} |",
+                r.variant,
+                r.reached_target,
+                r.counted,
+                fmt_stat(&r.epochs_to_target),
+                fmt_count(&r.examples_to_target),
+                fmt_stat(&r.seconds_to_target)
+            );
         }
+    }
+
+    /// The training loss at the epochs `[compare] loss_at_epochs` names, when it names some.
+    fn loss_at_epochs(&self, md: &mut String) {
         let epochs: Vec<usize> = self
             .best
             .first()
             .map(|r| r.train_loss_at.iter().map(|(e, _)| *e).collect())
             .unwrap_or_default();
-        if !epochs.is_empty() {
-            let _ = writeln!(md, "\n### Training loss at fixed epochs\n");
-            let header: Vec<String> = epochs.iter().map(|e| format!("epoch {e}")).collect();
-            let _ = writeln!(md, "| variant | {} |", header.join(" | "));
-            let _ = writeln!(md, "|---|{}", "---|".repeat(epochs.len()));
-            for r in self.best {
-                let cells: Vec<String> = r.train_loss_at.iter().map(|(_, s)| fmt_stat(s)).collect();
-                let _ = writeln!(md, "| {} | {} |", r.variant, cells.join(" | "));
-            }
+        if epochs.is_empty() {
+            return;
         }
-        if !self.axes.is_empty() {
-            let _ = writeln!(md, "\n## Every setting\n");
-            let _ = writeln!(md, "| variant | setting | finished/runs | best {metric} | final {metric} | test at best | failed | chosen |");
-            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-            for (i, r) in self.groups.iter().enumerate() {
-                let chosen = self.choices.iter().any(|c| c.group == Some(i));
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {}/{} | {} | {} | {} | {} | {} |",
-                    r.variant,
-                    setting_text(&r.setting, self.axes),
-                    r.counted,
-                    r.runs,
-                    fmt_stat(&r.best_validation),
-                    fmt_stat(&r.final_validation),
-                    fmt_stat(&r.test_at_best),
-                    r.failed.len(),
-                    if chosen { "★" } else { "" }
-                );
-            }
+        let _ = writeln!(md, "\n### Training loss at fixed epochs\n");
+        let header: Vec<String> = epochs.iter().map(|e| format!("epoch {e}")).collect();
+        let _ = writeln!(md, "| variant | {} |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(epochs.len()));
+        for r in self.best {
+            let cells: Vec<String> = r.train_loss_at.iter().map(|(_, s)| fmt_stat(s)).collect();
+            let _ = writeln!(md, "| {} | {} |", r.variant, cells.join(" | "));
         }
-        if !self.missing.is_empty() {
-            let _ = writeln!(md, "\n## Not finished\n");
-            for m in self.missing {
-                let index = m.index.map_or(String::new(), |i| format!("cell {i} "));
-                let _ = writeln!(md, "- {index}`{}`: {}", m.folder, m.status);
-            }
+    }
+
+    /// Every setting of a sweep, the chosen ones starred.
+    fn every_setting(&self, md: &mut String) {
+        if self.axes.is_empty() {
+            return;
         }
+        let metric = self.metric;
+        let _ = writeln!(md, "\n## Every setting\n");
+        let _ = writeln!(md, "| variant | setting | finished/runs | best {metric} | final {metric} | test at best | failed | chosen |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for (i, r) in self.groups.iter().enumerate() {
+            let chosen = self.choices.iter().any(|c| c.group == Some(i));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {}/{} | {} | {} | {} | {} | {} |",
+                r.variant,
+                setting_text(&r.setting, self.axes),
+                r.counted,
+                r.runs,
+                fmt_stat(&r.best_validation),
+                fmt_stat(&r.final_validation),
+                fmt_stat(&r.test_at_best),
+                r.failed.len(),
+                if chosen { "★" } else { "" }
+            );
+        }
+    }
+
+    /// Runs (or planned cells) that have not finished.
+    fn not_finished(&self, md: &mut String) {
+        if self.missing.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## Not finished\n");
+        for m in self.missing {
+            let index = m.index.map_or(String::new(), |i| format!("cell {i} "));
+            let _ = writeln!(md, "- {index}`{}`: {}", m.folder, m.status);
+        }
+    }
+
+    /// Runs that failed, with why.
+    fn failed_runs(&self, md: &mut String) {
         let failed: Vec<&(String, String)> = self.groups.iter().flat_map(|r| &r.failed).collect();
-        if !failed.is_empty() {
-            let _ = writeln!(md, "\n## Failed runs\n");
-            for (name, reason) in failed {
-                let _ = writeln!(md, "- `{name}`: {reason}");
-            }
+        if failed.is_empty() {
+            return;
         }
-        if !self.scan.unreadable.is_empty() {
-            let _ = writeln!(md, "\n## Runs left out\n");
-            for (name, reason) in &self.scan.unreadable {
-                let _ = writeln!(md, "- `{name}`: {reason}");
-            }
+        let _ = writeln!(md, "\n## Failed runs\n");
+        for (name, reason) in failed {
+            let _ = writeln!(md, "- `{name}`: {reason}");
         }
+    }
+
+    /// Folders that could not be read as runs, with why.
+    fn left_out(&self, md: &mut String) {
+        if self.scan.unreadable.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## Runs left out\n");
+        for (name, reason) in &self.scan.unreadable {
+            let _ = writeln!(md, "- `{name}`: {reason}");
+        }
+    }
+
+    /// Links to the plot files.
+    fn plot_links(&self, md: &mut String) {
+        let metric = self.metric;
         let _ = writeln!(md, "\n## Plots\n");
         let _ = writeln!(
             md,
@@ -446,7 +507,6 @@ impl Doc<'_> {
                 slice_stem(&s.key)
             );
         }
-        md
     }
 
     /// The per-class test error of each variant at its chosen setting (classifiers).

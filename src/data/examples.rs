@@ -178,19 +178,6 @@ impl<T: Real> Examples<T> {
         Ok(Examples { inputs, targets })
     }
 
-    /// Whether the inputs are held as stored bytes.
-    pub fn holds_bytes(&self) -> bool {
-        matches!(self.inputs, Inputs::Bytes(_))
-    }
-
-    /// Bytes of memory the inputs take.
-    pub fn input_bytes(&self) -> usize {
-        match &self.inputs {
-            Inputs::Values(v) => v.len() * std::mem::size_of::<T>(),
-            Inputs::Bytes(b) => b.bytes.len(),
-        }
-    }
-
     /// Labelled examples.
     pub fn classified(inputs: Array2<T>, classes: Vec<Class>) -> Result<Self, LengthMismatch> {
         Self::new(inputs, Targets::Classes(classes))

@@ -92,13 +92,6 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-impl IdxImages {
-    /// Number of pixels in one image.
-    pub fn pixels_per_image(&self) -> usize {
-        self.rows * self.cols
-    }
-}
-
 /// Largest IDX data accepted (a header promising more is not believed): 4 GiB, 80 times full
 /// MNIST's training images.
 pub const MAX_IDX_BYTES: usize = 4 << 30;

@@ -135,16 +135,6 @@ impl<T: Real> Params<T> {
         }
     }
 
-    /// Sets every parameter to zero.
-    pub fn fill_zero(&mut self) {
-        for (_, _, w) in self.blocks_mut() {
-            w.fill(T::zero());
-        }
-        for b in self.vectors_mut() {
-            b.fill(T::zero());
-        }
-    }
-
     /// Converts to another float type.
     pub fn cast<U: Real>(&self) -> Params<U> {
         Params {

@@ -161,21 +161,6 @@ impl Topology {
         1..self.depth()
     }
 
-    /// The α compensation of layer l writes W[m][k] for every m fed by l and k feeding l: all
-    /// those blocks must exist. Returns the first missing (m, k), if any.
-    pub fn missing_alpha_shortcut(&self) -> Option<(usize, usize, usize)> {
-        for l in self.transformed_layers() {
-            for m in self.targets(l) {
-                for k in self.sources(l) {
-                    if !self.connects(m, k) {
-                        return Some((l, m, k));
-                    }
-                }
-            }
-        }
-        None
-    }
-
     /// Number of weights (excluding biases).
     pub fn weight_count(&self) -> usize {
         (1..=self.depth())

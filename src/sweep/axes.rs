@@ -1,36 +1,10 @@
 //! Sweep axes: `--grid [VARIANT:]KEY=V1,V2,…` and the preset's `[sweep]` table, parsed and
 //! checked into the list of settings each variant runs.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+pub use crate::preset::SweepSection;
 use crate::preset::VARIANTS;
-
-/// The `[sweep]` table of a preset: what `ltmlp sweep` runs when the command line does not say.
-///
-/// ```toml
-/// [sweep]
-/// variants = ["none", "abg"]
-/// seeds = 3
-/// [sweep.grid]
-/// "train.learning_rate" = [0.05, 0.1]
-/// "abg:train.learning_rate" = [0.2, 0.4]   # this variant's own values
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SweepSection {
-    pub variants: Option<Vec<String>>,
-    pub seeds: Option<usize>,
-    /// Axis (`KEY` or `VARIANT:KEY`) → values.
-    pub grid: BTreeMap<String, Vec<toml::Value>>,
-}
-
-impl SweepSection {
-    pub fn is_empty(&self) -> bool {
-        self == &SweepSection::default()
-    }
-}
 
 /// One axis: a preset key and its values (TOML text), for every variant or for one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

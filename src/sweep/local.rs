@@ -96,7 +96,8 @@ fn relative_cost(config: &crate::preset::Preset, variant: &str) -> f64 {
     let within_steps = matches!(
         config.transforms.policy,
         PolicyKind::Every | PolicyKind::Paper
-    ) && crate::preset::flags_of(variant).is_some_and(|f| f.any());
+    ) && crate::preset::Variant::from_name(variant)
+        .is_some_and(|v| v.flags().any());
     length * weights.max(1) as f64 * if within_steps { 2.0 } else { 1.0 }
 }
 

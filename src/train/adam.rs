@@ -8,17 +8,7 @@ use super::optimizer::shortcut_scale;
 use crate::net::{Params, Topology};
 use crate::real::Real;
 
-/// Adam's constants (the preset's `train.adam_*` keys).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamSettings {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub epsilon: f64,
-    /// Weight decay λ: added to the gradient (L2, as in Adam's paper) or, decoupled, applied
-    /// to the weights directly as w −= η·λ·w (AdamW).
-    pub decay: f64,
-    pub decoupled: bool,
-}
+pub use crate::preset::AdamSettings;
 
 /// Running first and second moments of every parameter's gradient, and the step count their
 /// bias correction needs.

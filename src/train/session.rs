@@ -860,7 +860,7 @@ impl<T: StateKind> Driver<T> {
         let p = self.exp.resolved.preset.clone();
         self.send(Event::Started(RunInfo {
             preset: p.name.clone(),
-            variant: self.exp.resolved.variant.clone(),
+            variant: self.exp.resolved.variant.to_string(),
             data: self.exp.data_description.clone(),
             topology: self.exp.topology.describe(),
             weights: self.exp.topology.weight_count(),
@@ -1201,7 +1201,7 @@ impl<T: StateKind> Driver<T> {
         let p = &self.exp.resolved.preset;
         let base = SummaryBase {
             preset: p.name.clone(),
-            variant: self.exp.resolved.variant.clone(),
+            variant: self.exp.resolved.variant.to_string(),
             monitor: p.data.monitor,
             state: end,
             reason: self.reason.clone(),

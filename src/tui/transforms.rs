@@ -10,18 +10,23 @@ use ratatui::Frame;
 use super::app::{sci, App};
 use super::view::panel;
 use crate::net::Param;
+use crate::preset::Variant;
 use crate::train::protocol::TransformCause;
 
 /// What the panel says before any change: the keys, or why they do nothing on this run.
 fn idle_hint(app: &App) -> &'static str {
-    let variant = app.info.as_ref().map(|i| i.variant.as_str());
+    // A foreign trainer's variant is its own text: no variant of ours, so the keys are offered.
+    let variant = app
+        .info
+        .as_ref()
+        .and_then(|i| Variant::from_name(&i.variant));
     let adam = app
         .info
         .as_ref()
         .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
     match (variant, adam) {
-        (Some("bn"), _) => "not on bn runs",
-        (Some("ln"), _) => "not on ln runs",
+        (Some(Variant::Bn), _) => "not on bn runs",
+        (Some(Variant::Ln), _) => "not on ln runs",
         (_, true) => "not under Adam",
         _ => "a b g switch",
     }

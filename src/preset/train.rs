@@ -1,0 +1,315 @@
+//! `[train]`: optimizer, schedule, precision and budget of a run, Adam's constants with their
+//! defaults, and the section's own checks.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, Section};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Learning rate and momentum stay as set.
+    Constant,
+    /// The paper demo's: momentum ramps over the burn-in, then the rate decays every epoch.
+    Paper,
+    /// The authors' time-budget trainer: the rate is constant for the first half of the budget
+    /// (`time_budget_seconds` of training, or else all epochs), then falls linearly to zero;
+    /// with `warmup_fraction`, it first grows exponentially from rate/100.
+    Budget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default = "default_schedule")]
+    pub schedule: ScheduleKind,
+    #[serde(default = "default_momentum_initial")]
+    pub momentum_initial: f64,
+    #[serde(default = "default_burn_in")]
+    pub burn_in_epochs: usize,
+    #[serde(default = "default_rate_decay")]
+    pub rate_decay: f64,
+    /// Reproduce the authors' code, which drops momentum back to `momentum_initial` after burn-in.
+    #[serde(default)]
+    pub momentum_reset_after_burn_in: bool,
+    /// Constant momentum of the biases (the authors' demo keeps them at the final momentum
+    /// while the weights follow the ramp); unset: the same as the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_momentum: Option<f64>,
+    /// Budget schedule: the fraction of the budget over which the rate grows from rate/100
+    /// (the authors' autoencoder warm-up used 0.01).
+    #[serde(default)]
+    pub warmup_fraction: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Standard deviation of the Gaussian noise added to each minibatch's inputs.
+    #[serde(default)]
+    pub input_noise: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+    /// Threads for the matrix products.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Clean training examples evaluated each epoch for the reported training loss.
+    #[serde(default = "default_train_eval")]
+    pub train_eval_size: usize,
+    /// While the matrix products use one thread and the machine has two cores per run trained
+    /// at once (a sweep's `--jobs`): evaluate each epoch on a copy of the network on the free
+    /// core while the next epoch trains (the last epoch's chunks shared among the free cores),
+    /// and measure the statistics probes there too when no γ guard acts on them. The numbers
+    /// are the same either way.
+    #[serde(default = "default_parallel_evaluation")]
+    pub parallel_evaluation: bool,
+    /// Stop after this many seconds of training steps (evaluation not counted), with a final
+    /// evaluation; for comparisons at a fixed time budget.
+    pub time_budget_seconds: Option<f64>,
+    /// Save a checkpoint every N epochs (0: only at the end, on request and on signals).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+    /// On divergence, go back to the state at the end of the last epoch and halve the
+    /// learning rate, at most this many times (0: stop at the first divergence).
+    #[serde(default)]
+    pub divergence_rollbacks: usize,
+    /// Early stopping: stop after this many epochs without a better validation result
+    /// (error for classifiers, loss otherwise). Unset: train all epochs.
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// `sgd` (heavy-ball momentum, the papers') or `adam`.
+    #[serde(default, skip_serializing_if = "OptimizerKind::is_sgd")]
+    pub optimizer: OptimizerKind,
+    /// Adam's β1, β2 and ε (defaults 0.9, 0.999, 1e-8); Adam ignores the momentum keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_beta1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_beta2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_epsilon: Option<f64>,
+    /// Adam: apply `weight_decay` to the weights directly (AdamW) instead of to the gradient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoupled_weight_decay: bool,
+}
+
+/// Which optimizer trains the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Sgd,
+    Adam,
+}
+
+impl OptimizerKind {
+    fn is_sgd(&self) -> bool {
+        *self == OptimizerKind::Sgd
+    }
+}
+
+/// Adam's constants (the preset's `train.adam_*` keys).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamSettings {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    /// Weight decay λ: added to the gradient (L2, as in Adam's paper) or, decoupled, applied
+    /// to the weights directly as w −= η·λ·w (AdamW).
+    pub decay: f64,
+    pub decoupled: bool,
+}
+
+impl TrainSection {
+    /// Adam's constants, the defaults filled in.
+    pub fn adam_settings(&self) -> AdamSettings {
+        AdamSettings {
+            beta1: self.adam_beta1.unwrap_or(0.9),
+            beta2: self.adam_beta2.unwrap_or(0.999),
+            epsilon: self.adam_epsilon.unwrap_or(1e-8),
+            decay: self.weight_decay,
+            decoupled: self.decoupled_weight_decay,
+        }
+    }
+
+    /// Sizes, rate and momenta: what every step uses.
+    fn check_steps(&self) -> Result<(), Invalid> {
+        if self.epochs == 0 {
+            return Invalid::at("train.epochs", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return Invalid::at("train.batch_size", "must be at least 1, e.g. 100");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Invalid::at(
+                "train.learning_rate",
+                format!(
+                    "{} is not a positive number; use e.g. 0.1",
+                    self.learning_rate
+                ),
+            );
+        }
+        for (key, value) in [
+            ("train.momentum", Some(self.momentum)),
+            ("train.momentum_initial", Some(self.momentum_initial)),
+            ("train.bias_momentum", self.bias_momentum),
+        ] {
+            match value {
+                Some(value) if !is_fraction(value) => {
+                    return Invalid::at(key, format!("{value} must be in [0, 1), e.g. 0.9"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Adam's constants, where set.
+    fn check_adam(&self) -> Result<(), Invalid> {
+        for (key, value) in [
+            ("train.adam_beta1", self.adam_beta1),
+            ("train.adam_beta2", self.adam_beta2),
+        ] {
+            match value {
+                Some(value) if !is_fraction(value) => {
+                    return Invalid::at(
+                        key,
+                        format!("{value} must be in [0, 1), e.g. 0.9 or 0.999"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        match self.adam_epsilon {
+            Some(eps) if !(eps.is_finite() && eps > 0.0) => Invalid::at(
+                "train.adam_epsilon",
+                format!("{eps} is not a positive number; use e.g. 1e-8"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The schedule's warm-up and decay.
+    fn check_schedule(&self) -> Result<(), Invalid> {
+        let warmup = self.warmup_fraction;
+        if !(warmup.is_finite() && (0.0..0.5).contains(&warmup)) {
+            return Invalid::at(
+                "train.warmup_fraction",
+                format!("{warmup} must be in [0, 0.5), e.g. 0.01 (the first 1% of the budget)"),
+            );
+        }
+        if warmup > 0.0 && self.schedule != ScheduleKind::Budget {
+            return Invalid::at(
+                "train.warmup_fraction",
+                "applies only to schedule = \"budget\"; set the schedule or remove the warm-up",
+            );
+        }
+        Ok(())
+    }
+
+    /// Evaluation size, regularisation, time budget, patience and threads.
+    fn check_run(&self) -> Result<(), Invalid> {
+        if self.train_eval_size == 0 {
+            return Invalid::at(
+                "train.train_eval_size",
+                "must be at least 1: it is the number of clean training examples evaluated \
+                 each epoch for the reported training loss, e.g. 10000",
+            );
+        }
+        if !(self.rate_decay.is_finite() && self.rate_decay > 0.0 && self.rate_decay <= 1.0) {
+            return Invalid::at(
+                "train.rate_decay",
+                format!("{} must be in (0, 1], e.g. 0.9", self.rate_decay),
+            );
+        }
+        for (key, value) in [
+            ("train.weight_decay", self.weight_decay),
+            ("train.input_noise", self.input_noise),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Invalid::at(key, format!("{value} must be zero or positive"));
+            }
+        }
+        if let Some(budget) = self.time_budget_seconds {
+            if !(budget.is_finite() && budget > 0.0) {
+                return Invalid::at(
+                    "train.time_budget_seconds",
+                    format!("{budget} must be a positive number of seconds"),
+                );
+            }
+        }
+        if self.patience == Some(0) {
+            return Invalid::at(
+                "train.patience",
+                "must be at least 1 epoch, e.g. 5 (leave it out to train every epoch)",
+            );
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Invalid::at(
+                "train.threads",
+                format!("{} must be between 1 and 256", self.threads),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Section for TrainSection {
+    fn rules(&self) -> Result<(), Invalid> {
+        self.check_steps()?;
+        self.check_adam()?;
+        self.check_schedule()?;
+        self.check_run()
+    }
+}
+
+/// Whether `value` is a momentum or a decay rate: in [0, 1).
+fn is_fraction(value: f64) -> bool {
+    value.is_finite() && (0.0..1.0).contains(&value)
+}
+
+fn default_checkpoint_every() -> usize {
+    1
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_schedule() -> ScheduleKind {
+    ScheduleKind::Constant
+}
+fn default_momentum_initial() -> f64 {
+    0.5
+}
+fn default_burn_in() -> usize {
+    50
+}
+fn default_rate_decay() -> f64 {
+    0.9
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_precision() -> Precision {
+    Precision::F32
+}
+fn default_parallel_evaluation() -> bool {
+    true
+}
+
+fn default_threads() -> usize {
+    1
+}
+fn default_train_eval() -> usize {
+    10_000
+}
