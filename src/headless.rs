@@ -51,7 +51,7 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
     };
     let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" {:>6}", format!("{e:.2}%")));
     // Regression: the losses are mean squared errors, each followed by its split's R².
-    let r2 = |pick: fn(&crate::train::protocol::SplitR2) -> f64| {
+    let r2 = |pick: fn(&crate::protocol::SplitR2) -> f64| {
         m.r2.as_ref()
             .map_or(String::new(), |r| format!(" R² {:>4.2}", pick(r)))
     };

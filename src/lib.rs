@@ -34,6 +34,7 @@ pub mod headless;
 pub mod nan_json;
 pub mod net;
 pub mod preset;
+pub mod protocol;
 pub mod real;
 pub mod remote;
 pub mod sink;

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::train::protocol::STEERING_LINE_LOOKBACK;
+use crate::protocol::STEERING_LINE_LOOKBACK;
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, Tunable};
 
 use super::wire::Status;

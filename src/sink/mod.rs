@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{self, FileKind, Problem, ReadError};
-use crate::train::protocol::{EpochMetrics, RunState, Summary};
+use crate::protocol::{EpochMetrics, RunState, Summary};
 
 pub mod actions;
 pub mod fault;

@@ -11,14 +11,14 @@ use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvEr
 
 use super::checkpoint::{self, AnyState, Checkpoint};
 use super::guard::GuardMode;
-use super::protocol::{
-    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, WallTime,
-};
 use super::trainer::{CompletedEpoch, EpochEnding, PendingEpoch, Trainer, TrainerState};
 use crate::analysis::quick::{quick_curvature, QuickCurvature, Refusal, QUICK_MAX_WEIGHTS};
 use crate::data::{self, Dataset, RawData};
 use crate::net::{Network, Topology, Workspace};
 use crate::preset::{Precision, PresetError, Resolved, Task};
+use crate::protocol::{
+    Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, WallTime,
+};
 use crate::real::Real;
 use crate::sink::actions::ActionLog;
 use crate::sink::{claim_existing, claim_new, summarize, Recorder, SinkError, SummaryBase};
@@ -621,7 +621,7 @@ impl<T: StateKind> Driver<T> {
             }
             Command::Toggle(which) => match self.trainer.toggle(*which) {
                 Ok(event) => {
-                    let m = crate::tui::app::transform_text(&event);
+                    let m = crate::protocol::wording::transform_text(&event);
                     self.send(Event::Transform(event));
                     self.send_layers();
                     Ok(m)
@@ -634,7 +634,7 @@ impl<T: StateKind> Driver<T> {
             },
             Command::Reestimate => match self.trainer.reestimate_now() {
                 Ok(event) => {
-                    let m = crate::tui::app::transform_text(&event);
+                    let m = crate::protocol::wording::transform_text(&event);
                     self.send(Event::Transform(event));
                     self.send_layers();
                     Ok(m)

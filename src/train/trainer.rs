@@ -16,7 +16,6 @@ use super::adam::AdamSettings;
 use super::guard::{self, GuardMode, GuardSection};
 use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
-use super::protocol::{TransformCause, TransformEvent};
 use super::rollback::{self, Rollback};
 use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Class, Dataset, Targets};
@@ -24,6 +23,7 @@ use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
 };
 use crate::preset::{Resolved, Task};
+use crate::protocol::{TransformCause, TransformEvent};
 use crate::real::Real;
 use crate::stats::{layer_stats, LayerStats, Thresholds};
 

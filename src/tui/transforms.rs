@@ -10,7 +10,7 @@ use ratatui::Frame;
 use super::app::{sci, App};
 use super::view::panel;
 use crate::net::Param;
-use crate::train::protocol::TransformCause;
+use crate::protocol::TransformCause;
 
 /// What the panel says before any change: the keys, or why they do nothing on this run.
 fn idle_hint(app: &App) -> &'static str {
