@@ -332,7 +332,11 @@ pub struct Summary {
 pub enum Event {
     Started(RunInfo),
     Progress(Progress),
+    /// An evaluation, recorded in the run folder before it was sent.
     Epoch(Box<EpochMetrics>),
+    /// An evaluation recorded before this process took the run over: a resumed run first
+    /// sends the history it kept, marked so that nobody records or counts it again.
+    Replayed(Box<EpochMetrics>),
     /// A fresh statistics snapshot (a newer one supersedes it).
     Layers {
         iteration: u64,

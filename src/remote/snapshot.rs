@@ -52,7 +52,8 @@ impl Snapshot {
                     });
                 }
             }
-            Event::Epoch(m) => {
+            // A late viewer gets the whole record as evaluations, kept or new.
+            Event::Epoch(m) | Event::Replayed(m) => {
                 // Per-unit statistics of old epochs are dropped (they would make a late
                 // viewer's snapshot tens of megabytes); the latest layers are kept whole.
                 // So are their confusion matrices (the dashboard shows the latest).

@@ -18,11 +18,29 @@ const POLL: Duration = Duration::from_millis(500);
 /// Starts a thread that follows `dir` and sends its events; it ends when the receiver is
 /// dropped. Fails at once if `dir` holds no run.
 pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
+    let info = match super::run_file::read(dir).map_err(anyhow::Error::msg)? {
+        Some(header) => RunInfo {
+            out_dir: Some(dir.display().to_string()),
+            ..header.info
+        },
+        None => info_from_config(dir)?,
+    };
+    let (tx, rx) = unbounded();
+    let dir = dir.to_owned();
+    std::thread::Builder::new()
+        .name("ltmlp-follow".into())
+        .spawn(move || run(dir, info, tx))?;
+    Ok(rx)
+}
+
+/// A header rebuilt from `config.toml`, for a folder written before `run.json` existed: the
+/// network's weights and the iterations of an epoch are not known (0).
+fn info_from_config(dir: &Path) -> anyhow::Result<RunInfo> {
     let config = dir.join(CONFIG_FILE);
     let file = PresetFile::read_config(&config)
         .map_err(|e| anyhow::anyhow!("{e} (is {} a run folder?)", dir.display()))?;
     let p = &file.preset;
-    let info = RunInfo {
+    Ok(RunInfo {
         preset: p.name.clone(),
         variant: p.variant.clone(),
         data: p.data.source.clone(),
@@ -45,13 +63,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         monitor: p.data.monitor,
         optimizer: p.train.optimizer,
         task: Some(p.model.task),
-    };
-    let (tx, rx) = unbounded();
-    let dir = dir.to_owned();
-    std::thread::Builder::new()
-        .name("ltmlp-follow".into())
-        .spawn(move || run(dir, info, tx))?;
-    Ok(rx)
+    })
 }
 
 fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {

@@ -16,5 +16,5 @@ pub use crate::protocol::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
     Tunable, WallTime,
 };
-pub use session::{spawn, AnyData, Experiment, Session, SessionOptions};
+pub use session::{AnyData, Experiment, SessionOptions};
 pub use trainer::{Divergence, Trainer, TrainerState};

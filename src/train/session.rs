@@ -1,13 +1,14 @@
-//! The training thread: it owns the network, the data and the run folder, applies `Command`s
-//! between minibatches and sends `Event`s without ever waiting for the receiver.
+//! The training thread: it owns the network and the data, writes the run's records through the
+//! files `crate::host` opened for it, applies `Command`s between minibatches and sends `Event`s
+//! without ever waiting for the receiver.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::checkpoint::{self, AnyState, Checkpoint};
 use super::guard::GuardMode;
@@ -21,7 +22,7 @@ use crate::protocol::{
 };
 use crate::real::Real;
 use crate::sink::actions::ActionLog;
-use crate::sink::{claim_existing, claim_new, summarize, Recorder, SinkError, SummaryBase};
+use crate::sink::{summarize, Recorder, SummaryBase};
 use crate::stats::LayerStats;
 
 /// Least time between two progress events.
@@ -45,6 +46,14 @@ pub struct Experiment {
 }
 
 impl AnyData {
+    /// "f32" or "f64".
+    pub fn precision_name(&self) -> &'static str {
+        match self {
+            AnyData::F32(_) => f32::NAME,
+            AnyData::F64(_) => f64::NAME,
+        }
+    }
+
     /// A fingerprint of the prepared data (see [`Dataset::fingerprint`]).
     pub fn fingerprint(&self) -> u32 {
         match self {
@@ -82,6 +91,68 @@ impl Experiment {
         Self::from_raw(resolved, &raw, source.describe())
     }
 
+    /// The one check before `cp` (read from `path`) continues this experiment: the same
+    /// precision and the same data. `settings` names where the experiment's settings came
+    /// from and `data_origin` where its data did, for the message.
+    pub fn check_resume(
+        &self,
+        path: &Path,
+        cp: &Checkpoint,
+        settings: &str,
+        data_origin: &str,
+    ) -> Result<(), String> {
+        let (saved, wanted) = (cp.state.precision_name(), self.data.precision_name());
+        if saved != wanted {
+            return Err(format!(
+                "{}: holds an {saved} network but {settings} says train.precision = \"{wanted}\"; \
+                 resume with the precision the run started with",
+                path.display()
+            ));
+        }
+        let other_data = match cp.data_fingerprint {
+            Some(stored) => stored != self.data.fingerprint(),
+            // A version-2 checkpoint has no fingerprint: at least the shapes must agree.
+            None => cp.state.topology() != &self.topology,
+        };
+        if other_data {
+            return Err(format!(
+                "{}: was trained on other data than {data_origin} gives now ({}); resume with \
+                 the data the run started on",
+                path.display(),
+                self.data_description
+            ));
+        }
+        Ok(())
+    }
+
+    /// The run's fixed facts, as its `started` event and `run.json` give them.
+    pub fn run_info(&self, out_dir: Option<&Path>) -> RunInfo {
+        let p = &self.resolved.preset;
+        let train_examples = match &self.data {
+            AnyData::F32(d) => d.train.len(),
+            AnyData::F64(d) => d.train.len(),
+        };
+        RunInfo {
+            preset: p.name.clone(),
+            variant: self.resolved.variant.clone(),
+            data: self.data_description.clone(),
+            topology: self.topology.describe(),
+            weights: self.topology.weight_count(),
+            epochs: p.train.epochs,
+            iterations_per_epoch: super::trainer::iterations_per_epoch(
+                train_examples as u64,
+                p.train.batch_size,
+            ) as usize,
+            batch_size: p.train.batch_size,
+            classify: p.model.task == Task::Classify,
+            precision: self.data.precision_name().to_string(),
+            monitor: p.data.monitor,
+            optimizer: p.train.optimizer,
+            task: Some(p.model.task),
+            out_dir: out_dir.map(|d| d.display().to_string()),
+        }
+    }
+
     /// Builds the experiment from already loaded raw data.
     pub fn from_raw(
         resolved: Resolved,
@@ -116,28 +187,6 @@ impl Experiment {
     }
 }
 
-/// The front end's side of a running session.
-pub struct Session {
-    pub commands: Sender<Command>,
-    pub events: Receiver<Event>,
-    pub out_dir: Option<PathBuf>,
-    thread: Option<JoinHandle<()>>,
-    /// The control endpoint's hub (runs with a folder).
-    hub: Option<crate::remote::hub::Hub>,
-}
-
-impl Session {
-    /// Waits for the training thread to end, and for the hub to hand out its last events.
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(hub) = self.hub.take() {
-            hub.join();
-        }
-    }
-}
-
 /// How a session starts.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
@@ -156,81 +205,24 @@ pub struct SessionOptions {
     pub replay: Vec<Steer>,
 }
 
-/// Starts the training thread. The run folder is locked and its files created (or, on
-/// resume, checked) first, so an unwritable, busy or occupied folder is reported before any
-/// training.
-pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, SinkError> {
-    let classify = exp.resolved.preset.model.task == Task::Classify;
-    let recorder = match (&options.out_dir, &options.resume) {
-        (Some(dir), Some(cp)) => {
-            let lock = claim_existing(dir)?;
-            // Everything a resume continues is checked before it changes anything.
-            crate::sink::actions::check(dir).map_err(SinkError::Actions)?;
-            Some(Recorder::resume(
-                lock,
-                classify,
-                cp.metrics_lines,
-                cp.metrics_mark,
-            )?)
+/// Trains `exp` on the calling thread, with its files in `recorder` and `actions` (none
+/// without a run folder), until the run ends; `crate::host::spawn` starts it on a thread of
+/// its own, with the folder claimed and the checkpoint checked (`Experiment::check_resume`).
+pub fn train(
+    exp: Experiment,
+    recorder: Option<Recorder>,
+    actions: Option<ActionLog>,
+    options: SessionOptions,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+) {
+    crate::net::kernels::on_own_pool(move || match exp.data.clone() {
+        AnyData::F32(d) => {
+            Driver::<f32>::new(exp, d, recorder, actions, options, commands, events).run()
         }
-        (Some(dir), None) => Some(Recorder::create(
-            claim_new(dir, options.force)?,
-            &exp.resolved.to_toml(),
-            classify,
-        )?),
-        (None, _) => None,
-    };
-    let actions_error = |dir: &std::path::Path, error| SinkError::Write {
-        path: dir.join(crate::sink::actions::ACTIONS_FILE),
-        error,
-    };
-    let (recorder, actions) = match (recorder, &options.resume) {
-        (Some(rec), Some(cp)) => match ActionLog::resume(rec.dir(), cp.state.iteration()) {
-            Ok(log) => (Some(rec), Some(log)),
-            Err(message) => return Err(actions_error(rec.dir(), std::io::Error::other(message))),
-        },
-        (Some(rec), None) => match ActionLog::create(rec.dir()) {
-            Ok(log) => (Some(rec), Some(log)),
-            Err(error) => {
-                let e = actions_error(rec.dir(), error);
-                rec.abandon_new();
-                return Err(e);
-            }
-        },
-        (None, _) => (None, None),
-    };
-    let (command_tx, command_rx) = unbounded();
-    let (event_tx, event_rx) = unbounded();
-    let out_dir = options.out_dir.clone();
-    // Every run with a folder can be attached to and steered (docs/protocol.md).
-    let (events, hub) = match &out_dir {
-        Some(dir) => crate::remote::hub::start(dir, event_rx, command_tx.clone()),
-        None => (event_rx, None),
-    };
-    let thread = std::thread::Builder::new()
-        .name("ltmlp-train".into())
-        .spawn(move || {
-            crate::net::kernels::on_own_pool(move || match exp.data.clone() {
-                AnyData::F32(d) => {
-                    Driver::<f32>::new(exp, d, recorder, actions, options, command_rx, event_tx)
-                        .run()
-                }
-                AnyData::F64(d) => {
-                    Driver::<f64>::new(exp, d, recorder, actions, options, command_rx, event_tx)
-                        .run()
-                }
-            })
-        })
-        .map_err(|error| SinkError::Write {
-            path: PathBuf::from("<training thread>"),
-            error,
-        })?;
-    Ok(Session {
-        commands: command_tx,
-        events,
-        out_dir,
-        thread: Some(thread),
-        hub,
+        AnyData::F64(d) => {
+            Driver::<f64>::new(exp, d, recorder, actions, options, commands, events).run()
+        }
     })
 }
 
@@ -361,6 +353,7 @@ impl<T: StateKind> Driver<T> {
         if let Some(cp) = options.resume.take() {
             clock_seconds = cp.clock_seconds;
             config_toml = cp.config_toml;
+            // `Experiment::check_resume` refused a checkpoint of the other precision.
             if let Some(state) = T::unwrap(cp.state) {
                 trainer.restore(state);
             }
@@ -858,28 +851,11 @@ impl<T: StateKind> Driver<T> {
 
     fn run(mut self) {
         let p = self.exp.resolved.preset.clone();
-        self.send(Event::Started(RunInfo {
-            preset: p.name.clone(),
-            variant: self.exp.resolved.variant.clone(),
-            data: self.exp.data_description.clone(),
-            topology: self.exp.topology.describe(),
-            weights: self.exp.topology.weight_count(),
-            epochs: p.train.epochs,
-            iterations_per_epoch: self.trainer.iterations_per_epoch as usize,
-            batch_size: p.train.batch_size,
-            classify: p.model.task == Task::Classify,
-            precision: T::NAME.to_string(),
-            monitor: p.data.monitor,
-            optimizer: p.train.optimizer,
-            task: Some(p.model.task),
-            out_dir: self
-                .options
-                .out_dir
-                .as_ref()
-                .map(|d| d.display().to_string()),
-        }));
+        self.send(Event::Started(
+            self.exp.run_info(self.options.out_dir.as_deref()),
+        ));
         for m in self.recorder.iter().flat_map(|r| r.history()) {
-            self.send(Event::Epoch(Box::new(m.clone())));
+            self.send(Event::Replayed(Box::new(m.clone())));
         }
         let layers = self.trainer.layer_stats();
         self.send(Event::Layers {

@@ -182,6 +182,11 @@ fn evaluation_has_a_free_core(threads: usize) -> bool {
     threads == 1 && cores >= 2 * concurrent_runs()
 }
 
+/// Minibatches in an epoch of `train_examples` examples (the last one may be short).
+pub fn iterations_per_epoch(train_examples: u64, batch_size: usize) -> u64 {
+    train_examples.div_ceil(batch_size as u64).max(1)
+}
+
 impl<T: Real> Trainer<T> {
     pub fn new(resolved: &Resolved, data: Arc<Dataset<T>>, net: Network<T>) -> Self {
         let p = &resolved.preset;
@@ -262,9 +267,9 @@ impl<T: Real> Trainer<T> {
             momentum_override: None,
             iteration: 0,
             epoch: 0,
-            iterations_per_epoch: n_train.div_ceil(batch as u64).max(1),
+            iterations_per_epoch: iterations_per_epoch(n_train, batch),
             total_iterations: (p.train.epochs as u64)
-                .saturating_mul(n_train.div_ceil(batch as u64).max(1)),
+                .saturating_mul(iterations_per_epoch(n_train, batch)),
             time_budget_seconds: p.train.time_budget_seconds,
             last_validation_error: None,
             pending_events: Vec::new(),

@@ -454,7 +454,7 @@ impl App {
                 }
                 self.progress = Some(p);
             }
-            Event::Epoch(m) => self.on_epoch(*m),
+            Event::Epoch(m) | Event::Replayed(m) => self.on_epoch(*m),
             Event::Layers { iteration, layers } => {
                 if iteration >= self.layers_iteration || self.layers.is_empty() {
                     self.set_layers(iteration, layers);
