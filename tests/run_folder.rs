@@ -179,10 +179,22 @@ fn ls_watch_and_report_read_run_json_from_any_producer_and_folders_without_it() 
     assert!(out.status.success(), "{}", text(&out));
 
     // `watch` takes the header from run.json: the weights are known (0 from config.toml).
+    // and the unit view gets each evaluation's units from units.jsonl.
     let events = ltmlp::sink::follow::follow(&native).unwrap();
     match events.recv_timeout(Duration::from_secs(10)).unwrap() {
         ltmlp::protocol::Event::Started(info) => assert_eq!(info.weights, 20544),
         other => panic!("{other:?}"),
+    }
+    let (mut statistics, mut evaluation) = (None, None);
+    while evaluation.is_none() {
+        match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+            ltmlp::protocol::Event::Layers { layers, .. } => statistics = Some(layers),
+            ltmlp::protocol::Event::Epoch(m) => evaluation = Some(m.layers),
+            _ => {}
+        }
+    }
+    for layers in [statistics.unwrap(), evaluation.unwrap()] {
+        assert_eq!(layers[0].per_unit.std_out.len(), 16);
     }
 
     // Another producer: settings this build's preset does not know, no config.toml.
