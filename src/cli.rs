@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::preset::{PresetFile, Resolved};
 use crate::sink::CONFIG_FILE;
-use crate::train::checkpoint::{self, AnyState, Checkpoint};
-use crate::train::{AnyData, Experiment};
+use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::Experiment;
 
 /// Which experiment to run and how to change it.
 #[derive(Debug, Clone, Args, Default)]
@@ -122,33 +122,17 @@ impl RunArgs {
         let resolved = file.resolve(None, &overrides)?;
         set_matmul_threads(resolved.preset.train.threads);
         let exp = Experiment::prepare(resolved, self.data.clone())?;
-        let checkpoint_path = dir.join(checkpoint::CHECKPOINT_FILE);
-        let matches = matches!(
-            (&checkpoint.state, &exp.data),
-            (AnyState::F32(_), AnyData::F32(_)) | (AnyState::F64(_), AnyData::F64(_))
-        );
-        if !matches {
-            anyhow::bail!(
-                "{}: its precision differs from config.toml's train.precision",
-                checkpoint_path.display()
-            );
-        }
-        let other_data = match checkpoint.data_fingerprint {
-            Some(stored) => stored != exp.data.fingerprint(),
-            // A version-2 checkpoint has no fingerprint: at least the shapes must agree.
-            None => checkpoint.state.topology() != &exp.topology,
-        };
-        if other_data {
-            anyhow::bail!(
-                "{}: was trained on other data than {} gives now ({}); resume without --data, \
-                 or with the data the run started on",
-                checkpoint_path.display(),
-                self.data
-                    .as_ref()
-                    .map_or_else(|| config.display().to_string(), |d| d.display().to_string()),
-                exp.data_description
-            );
-        }
+        let data_origin = self
+            .data
+            .as_ref()
+            .map_or_else(|| config.display().to_string(), |d| d.display().to_string());
+        exp.check_resume(
+            &dir.join(checkpoint::CHECKPOINT_FILE),
+            &checkpoint,
+            &config.display().to_string(),
+            &data_origin,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok((exp, checkpoint))
     }
 }

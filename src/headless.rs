@@ -1,29 +1,19 @@
 //! Headless runs: drive a training session without a terminal UI, print one line per epoch on
 //! stdout and a progress bar on stderr when stderr is a terminal.
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::RecvTimeoutError;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::host::{spawn, RetryPolicy};
 use crate::preset::Monitor;
+use crate::protocol::{EpochMetrics, Event, RunInfo, Steer, Summary, TransformCause};
 use crate::train::checkpoint::Checkpoint;
-use crate::train::protocol::TransformCause;
-use crate::train::{
-    spawn, Command, EpochMetrics, Event, Experiment, RunInfo, SessionOptions, Steer, Summary,
-};
-
-/// How long a headless run waits before its first retry of a failed write; each further
-/// failure doubles the wait, up to `WRITE_RETRY_MAX`.
-const WRITE_RETRY_FIRST: Duration = Duration::from_secs(1);
-const WRITE_RETRY_MAX: Duration = Duration::from_secs(30);
+use crate::train::{Experiment, SessionOptions};
 
 /// A fresh run folder under `runs/`, created here: `runs/<preset>-<variant>-<UTC time>`, with
 /// `-2`, `-3`, … when runs start in the same second.
@@ -52,7 +42,7 @@ pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
     };
     let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" {:>6}", format!("{e:.2}%")));
     // Regression: the losses are mean squared errors, each followed by its split's R².
-    let r2 = |pick: fn(&crate::train::protocol::SplitR2) -> f64| {
+    let r2 = |pick: fn(&crate::protocol::SplitR2) -> f64| {
         m.r2.as_ref()
             .map_or(String::new(), |r| format!(" R² {:>4.2}", pick(r)))
     };
@@ -237,81 +227,53 @@ pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summ
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut info = None;
-    let mut summary = None;
-    // After a failed write, when to ask the trainer to try again, and the wait after that.
-    let mut retry_at: Option<Instant> = None;
-    let mut retry_wait = WRITE_RETRY_FIRST;
-    loop {
-        let wait = retry_at.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_duration_since(Instant::now())
-        });
-        let event = match session.events.recv_timeout(wait) {
-            Ok(event) => event,
-            Err(RecvTimeoutError::Timeout) => {
-                if retry_at.take().is_some() {
-                    let _ = session.commands.send(Command::Resume);
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        match event {
-            Event::Started(i) => {
-                say(&format!(
-                    "{} [{}] {} on {} ({} weights, {}), {} epochs × {} iterations, batch {}",
-                    i.preset,
-                    i.variant,
-                    i.topology,
-                    i.data,
-                    i.weights,
-                    i.precision,
-                    i.epochs,
-                    i.iterations_per_epoch,
-                    i.batch_size
-                ));
-                bar.set_length((i.epochs * i.iterations_per_epoch) as u64);
-                info = Some(i);
-            }
-            Event::Progress(p) => {
-                bar.set_position(p.iteration);
-                bar.set_message(format!(
-                    "loss {:.4}  {:.0} ex/s",
-                    p.batch_loss, p.examples_per_second
-                ));
-            }
-            Event::Epoch(m) => {
-                retry_wait = WRITE_RETRY_FIRST;
-                if let Some(i) = &info {
-                    bar.suspend(|| say(&epoch_line(i, &m)));
-                }
-                // Rollbacks happen within steps, so they arrive with the epoch's record.
-                for t in &m.transform_events {
-                    if matches!(t.cause, TransformCause::Rollback { .. }) {
-                        let text = crate::tui::app::transform_text(t);
-                        bar.suspend(|| warn(&format!("iteration {}: {text}", t.iteration)));
-                    }
-                }
-            }
-            Event::Log(line) => bar.suspend(|| warn(&line)),
-            Event::Failed(reason) => {
-                bar.suspend(|| warn(&format!("error: {reason}")));
-                // Training paused so that nothing is lost; retry the write after a while,
-                // still reading events meanwhile (a signal ends the run at once).
-                retry_at = Some(Instant::now() + retry_wait);
-                retry_wait = (retry_wait * 2).min(WRITE_RETRY_MAX);
-            }
-            Event::Finished(s) => {
-                summary = Some(*s);
-                break;
-            }
-            Event::Layers { .. }
-            | Event::Transform(_)
-            | Event::State(_)
-            | Event::Steered(_)
-            | Event::Tunables(_) => {}
+    let summary = session.drain(RetryPolicy::INTERACTIVE, |event| match event {
+        Event::Started(i) => {
+            say(&format!(
+                "{} [{}] {} on {} ({} weights, {}), {} epochs × {} iterations, batch {}",
+                i.preset,
+                i.variant,
+                i.topology,
+                i.data,
+                i.weights,
+                i.precision,
+                i.epochs,
+                i.iterations_per_epoch,
+                i.batch_size
+            ));
+            bar.set_length((i.epochs * i.iterations_per_epoch) as u64);
+            info = Some(i.clone());
         }
-    }
+        Event::Progress(p) => {
+            bar.set_position(p.iteration);
+            bar.set_message(format!(
+                "loss {:.4}  {:.0} ex/s",
+                p.batch_loss, p.examples_per_second
+            ));
+        }
+        // The kept history of a resumed run is printed again, as the run's whole record.
+        Event::Epoch(m) | Event::Replayed(m) => {
+            if let Some(i) = &info {
+                bar.suspend(|| say(&epoch_line(i, m)));
+            }
+            // Rollbacks happen within steps, so they arrive with the epoch's record.
+            for t in &m.transform_events {
+                if matches!(t.cause, TransformCause::Rollback { .. }) {
+                    let text = crate::protocol::wording::transform_text(t);
+                    bar.suspend(|| warn(&format!("iteration {}: {text}", t.iteration)));
+                }
+            }
+        }
+        Event::Log(line) => bar.suspend(|| warn(line)),
+        // Training paused so that nothing is lost; the drain asks it to retry.
+        Event::Failed(reason) => bar.suspend(|| warn(&format!("error: {reason}"))),
+        Event::Finished(_)
+        | Event::Layers { .. }
+        | Event::Transform(_)
+        | Event::State(_)
+        | Event::Steered(_)
+        | Event::Tunables(_) => {}
+    });
     bar.finish_and_clear();
-    session.join();
     summary.ok_or_else(|| anyhow::anyhow!("the training thread ended without a summary"))
 }

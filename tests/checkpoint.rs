@@ -11,7 +11,7 @@ use ltmlp::data::{self, DataSource};
 use ltmlp::net::Network;
 use ltmlp::preset::PresetFile;
 use ltmlp::train::checkpoint::{self, AnyState, Checkpoint};
-use ltmlp::train::{AnyData, Experiment, Trainer};
+use ltmlp::train::{AnyData, Experiment, SessionOptions, Trainer};
 use serde_json::Value;
 
 const SMALL: [&str; 6] = [
@@ -185,6 +185,41 @@ fn trainer_of(variant: &str, extra: &[&str]) -> Trainer<f64> {
     };
     let net = Network::<f64>::init(exp.topology.clone(), 3);
     Trainer::new(&resolved, Arc::clone(&data), net)
+}
+
+/// A checkpoint of the other precision is refused, naming both, instead of being dropped
+/// (the run then started afresh from its initial weights, and its metrics continued the old).
+#[test]
+fn a_checkpoint_of_another_precision_is_refused_not_dropped() {
+    let state = small_trainer().snapshot();
+    let cp = Checkpoint {
+        config_toml: String::new(),
+        metrics_lines: 0,
+        clock_seconds: 0.0,
+        state: AnyState::F64(state),
+        metrics_mark: None,
+        data_fingerprint: None,
+    };
+    let file = PresetFile::builtin_default().unwrap();
+    let overrides = [
+        "model.hidden=[12]".to_string(),
+        "train.precision=\"f32\"".to_string(),
+    ];
+    let resolved = file.resolve(Some("abg"), &overrides).unwrap();
+    let raw = data::load(&DataSource::Embedded).unwrap();
+    let exp = Experiment::from_raw(resolved, &raw, String::new()).unwrap();
+    let options = SessionOptions {
+        resume: Some(cp),
+        ..SessionOptions::default()
+    };
+    let Err(e) = ltmlp::host::spawn(exp, options) else {
+        panic!("an f64 checkpoint continued an f32 run");
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("holds an f64 network") && message.contains("train.precision = \"f32\""),
+        "{message}"
+    );
 }
 
 /// The papers' SGD with α β γ, batch normalisation (running averages, gains, shifts) and

@@ -176,7 +176,8 @@ fn an_unwritable_folder_pauses_the_run_and_a_signal_still_ends_it_promptly() {
     let root = tempfile::tempdir().unwrap();
     let expected = reference(root.path());
     let dir = root.path().join("stuck");
-    // Write 6 is the first epoch's CSV row: from there on, every write fails.
+    // Write 8 is the first epoch's first record (after config.toml, run.json, the logs' creation
+    // and the CSV header): from there on, every write fails.
     let mut args = vec![
         "run",
         "presets/default.toml",
@@ -187,7 +188,7 @@ fn an_unwritable_folder_pauses_the_run_and_a_signal_still_ends_it_promptly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("LTMLP_FAULT", "fail-from:6")
+        .env("LTMLP_FAULT", "fail-from:8")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ltmlp::data::{self, DataSource};
 use ltmlp::net::{GammaControl, Network, Param};
 use ltmlp::preset::PresetFile;
+use ltmlp::protocol::TransformCause;
 use ltmlp::train::optimizer::Optimizer;
-use ltmlp::train::protocol::TransformCause;
 use ltmlp::train::{AnyData, Experiment, Trainer};
 
 /// A 16-16 α β γ classifier on the embedded subset, f64, with `control` and `extra` settings.
@@ -266,7 +266,7 @@ fn gamma_control_can_be_set_while_the_run_trains() {
 /// keeps the run: final error near its best, no layer saturated.
 #[test]
 fn a_replayed_g_toggle_at_rate_two_tenths_no_longer_ruins_the_run() {
-    use ltmlp::train::protocol::{Command, Steer};
+    use ltmlp::protocol::{Command, Steer};
     let run = |control: GammaControl| {
         let file = PresetFile::builtin_default().unwrap();
         let overrides = [

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ltmlp::data::{self, DataSource};
 use ltmlp::net::Network;
 use ltmlp::preset::PresetFile;
-use ltmlp::train::protocol::TransformCause;
+use ltmlp::protocol::TransformCause;
 use ltmlp::train::{AnyData, Experiment, Trainer};
 
 const LAYER: usize = 1;

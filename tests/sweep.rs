@@ -360,6 +360,23 @@ fn killing_a_worker_and_rerunning_finishes_exactly_the_missing_cells() {
         assert_eq!(skipped, done.contains(&i), "cell {i}: {log}");
         let resumed = log.contains(&format!("[{}] resuming from its checkpoint", cell.folder));
         assert_eq!(resumed, midway.contains(&i), "cell {i}: {log}");
+        if resumed {
+            // The evaluations it kept arrive marked as replayed: each epoch is logged once.
+            let kept: u64 = log
+                .split(&format!(
+                    "[{}] resuming from its checkpoint after ",
+                    cell.folder
+                ))
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            assert!(kept >= 1, "{log}");
+            for epoch in 1..=8 {
+                let logged = log.contains(&format!("[{}] epoch {epoch}/8 ", cell.folder));
+                assert_eq!(logged, epoch > kept, "cell {i}, epoch {epoch}: {log}");
+            }
+        }
         assert_eq!(state(&dirs[i]).as_deref(), Some("finished"), "cell {i}");
         // Every epoch exactly once, in order, also in the resumed cell.
         let epochs: Vec<u64> = std::fs::read_to_string(dirs[i].join("metrics.jsonl"))

@@ -431,7 +431,7 @@ fn a_saturation_alert_with_gamma_on_explains_the_blow_up_once() {
 /// A rollback of the γ control arrives with the epoch's metrics and is logged as a warning.
 #[test]
 fn a_rollback_is_logged_with_its_epoch() {
-    use ltmlp::train::protocol::{TransformCause, TransformEvent};
+    use ltmlp::protocol::{TransformCause, TransformEvent};
     let mut app = common::mid_run();
     let mut m = common::epoch(4, 0.3);
     m.transform_events.push(TransformEvent {

@@ -1,4 +1,5 @@
-//! Reading run folders back: the resolved preset (flattened to `key → value` for grouping),
+//! Reading run folders back: the settings (`run.json`'s, or the resolved preset of a folder
+//! written before it, flattened to `key → value` for grouping),
 //! the metrics so far (a torn last line from a killed or running process is skipped), the
 //! summary if the run ended, and a failure note. A folder that cannot be read, whose records
 //! are not one per epoch or disagree with its summary, or that is a link to another, is
@@ -9,7 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::bounded::{self, FileKind};
-use crate::preset::{Preset, PresetFile};
+use crate::preset::{Preset, PresetFile, Task};
+use crate::sink::run_file;
 use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 use crate::train::{EpochMetrics, RunState, Summary};
 
@@ -79,33 +81,10 @@ impl SavedRun {
     }
 }
 
-/// Flattens a preset to dotted keys; leaves are JSON text, strings without quotes.
+/// Flattens a preset to dotted keys; leaves are JSON text, strings without quotes (as
+/// `run.json`'s settings are read).
 pub fn flatten(preset: &Preset) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            serde_json::Value::String(s) => {
-                out.insert(prefix.to_string(), s.clone());
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if let Ok(value) = serde_json::to_value(preset) {
-        walk("", &value, &mut out);
-    }
-    out
+    run_file::settings_text(&run_file::flat_settings(preset))
 }
 
 /// Parses `metrics.jsonl` text; a last line that does not parse (torn by a kill) is skipped,
@@ -192,13 +171,67 @@ pub fn check_records(metrics: &[EpochMetrics], summary: Option<&Summary>) -> Res
     Ok(())
 }
 
-/// Reads one run folder; `Ok(None)` if it holds no `config.toml` (not a run, or not started).
-pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
-    let config = dir.join(CONFIG_FILE);
-    if !config.exists() {
-        return Ok(None);
+/// What a report needs of a run's settings: from `run.json`, or from `config.toml` in a
+/// folder written before `run.json` existed.
+struct Settings {
+    variant: String,
+    seed: u64,
+    classify: bool,
+    batch_size: usize,
+    epochs: usize,
+    config: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// `Ok(None)` if the folder holds neither file (not a run, or not started).
+    fn read(dir: &Path) -> Result<Option<Settings>, String> {
+        if let Some(header) = run_file::read(dir)? {
+            let config = run_file::settings_text(&header.settings);
+            let info = &header.info;
+            return Ok(Some(Settings {
+                variant: config
+                    .get("variant")
+                    .cloned()
+                    .unwrap_or_else(|| info.variant.clone()),
+                seed: header
+                    .settings
+                    .get("train.seed")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0),
+                classify: info.task() == Task::Classify,
+                batch_size: info.batch_size,
+                epochs: info.epochs,
+                config,
+            }));
+        }
+        let config = dir.join(CONFIG_FILE);
+        if !config.exists() {
+            return Ok(None);
+        }
+        let file = PresetFile::read_config(&config).map_err(|e| e.to_string())?;
+        let p = &file.preset;
+        Ok(Some(Settings {
+            variant: p.variant.clone(),
+            seed: p.train.seed,
+            classify: p.model.task == Task::Classify,
+            batch_size: p.train.batch_size,
+            epochs: p.train.epochs,
+            config: flatten(p),
+        }))
     }
-    let file = PresetFile::read_config(&config).map_err(|e| e.to_string())?;
+}
+
+/// Whether `dir` holds a run's header (`run.json`, or `config.toml` before it existed).
+pub fn is_run_folder(dir: &Path) -> bool {
+    dir.join(run_file::RUN_FILE).is_file() || dir.join(CONFIG_FILE).is_file()
+}
+
+/// Reads one run folder; `Ok(None)` if it holds no `run.json` nor `config.toml` (not a run,
+/// or not started).
+pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
+    let Some(settings) = Settings::read(dir)? else {
+        return Ok(None);
+    };
     let metrics = match bounded::read_text(&dir.join(METRICS_JSONL), FileKind::Metrics) {
         Ok(text) => parse_metrics(&text)?,
         Err(e) if e.is_not_found() => Vec::new(),
@@ -222,15 +255,14 @@ pub fn read_run(dir: &Path) -> Result<Option<SavedRun>, String> {
                 .filter(|s| s.state == RunState::Diverged)
                 .map(|s| s.reason.clone().unwrap_or_else(|| "diverged".into()))
         });
-    let p = &file.preset;
     Ok(Some(SavedRun {
         dir: dir.to_owned(),
-        variant: p.variant.clone(),
-        seed: p.train.seed,
-        classify: p.model.task == crate::preset::Task::Classify,
-        batch_size: p.train.batch_size,
-        epochs: p.train.epochs,
-        config: flatten(p),
+        variant: settings.variant,
+        seed: settings.seed,
+        classify: settings.classify,
+        batch_size: settings.batch_size,
+        epochs: settings.epochs,
+        config: settings.config,
         metrics,
         summary,
         failure,
@@ -244,7 +276,7 @@ pub struct Scan {
     /// (folder name, reason) of every folder left out: unreadable, damaged or doubtful
     /// records, or a link to another folder.
     pub unreadable: Vec<(String, String)>,
-    /// Folders without a `config.toml` (cells not started yet, or not runs).
+    /// Folders without a `run.json` or `config.toml` (cells not started yet, or not runs).
     pub empty: Vec<String>,
 }
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::{client, endpoint};
 use crate::bounded::{self, FileKind};
-use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
+use crate::sink::run_file;
+use crate::sink::{METRICS_JSONL, SUMMARY_FILE};
 use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::Summary;
 
@@ -40,7 +41,7 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if out.len() >= MAX_RUNS {
         return;
     }
-    if dir.join(CONFIG_FILE).is_file() {
+    if crate::compare::runs::is_run_folder(dir) {
         out.push(dir.to_path_buf());
         return;
     }
@@ -72,6 +73,8 @@ fn row(dir: &Path) -> Row {
             };
         }
     }
+    // The run's length, from its header (folders written before run.json have none).
+    let epochs = run_file::read(dir).ok().flatten().map(|h| h.info.epochs);
     let summary: Option<Summary> = bounded::read_text(&dir.join(SUMMARY_FILE), FileKind::Summary)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -81,7 +84,7 @@ fn row(dir: &Path) -> Row {
             state: s.state.label().to_string(),
             live: false,
             epoch: s.epochs_completed,
-            epochs: None,
+            epochs,
             best: s.best_validation_error.or(s.best_validation_loss),
             viewers: None,
             pid: None,
@@ -98,7 +101,7 @@ fn row(dir: &Path) -> Row {
         state: state.into(),
         live: false,
         epoch: epochs_done,
-        epochs: None,
+        epochs,
         best: None,
         viewers: None,
         pid: None,

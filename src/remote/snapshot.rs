@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::train::protocol::STEERING_LINE_LOOKBACK;
+use crate::protocol::STEERING_LINE_LOOKBACK;
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, Tunable};
 
 use super::wire::Status;
@@ -52,7 +52,8 @@ impl Snapshot {
                     });
                 }
             }
-            Event::Epoch(m) => {
+            // A late viewer gets the whole record as evaluations, kept or new.
+            Event::Epoch(m) | Event::Replayed(m) => {
                 // Per-unit statistics of old epochs are dropped (they would make a late
                 // viewer's snapshot tens of megabytes); the latest layers are kept whole.
                 // So are their confusion matrices (the dashboard shows the latest).

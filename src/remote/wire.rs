@@ -96,7 +96,9 @@ impl Reply {
     pub fn event(event: &Event) -> Reply {
         let units = match event {
             Event::Layers { layers, .. } => layers.iter().map(|l| l.per_unit.clone()).collect(),
-            Event::Epoch(m) => m.layers.iter().map(|l| l.per_unit.clone()).collect(),
+            Event::Epoch(m) | Event::Replayed(m) => {
+                m.layers.iter().map(|l| l.per_unit.clone()).collect()
+            }
             _ => Vec::new(),
         };
         Reply::Event {
@@ -112,7 +114,7 @@ impl Reply {
         };
         let layers = match &mut event {
             Event::Layers { layers, .. } => Some(layers),
-            Event::Epoch(m) => Some(&mut m.layers),
+            Event::Epoch(m) | Event::Replayed(m) => Some(&mut m.layers),
             _ => None,
         };
         if let Some(layers) = layers {

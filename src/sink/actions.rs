@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::files::AppendLog;
-use crate::train::protocol::Steer;
+use crate::protocol::Steer;
 
 /// The file's name in a run folder.
 pub const ACTIONS_FILE: &str = "actions.jsonl";

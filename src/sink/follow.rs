@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
+use super::units::{UnitsRecord, UNITS_JSONL};
 use super::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 use crate::bounded::{self, FileKind};
 use crate::preset::{PresetFile, Task};
+use crate::stats::LayerStats;
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary};
 
 /// How often the files are looked at.
@@ -18,11 +20,29 @@ const POLL: Duration = Duration::from_millis(500);
 /// Starts a thread that follows `dir` and sends its events; it ends when the receiver is
 /// dropped. Fails at once if `dir` holds no run.
 pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
+    let info = match super::run_file::read(dir).map_err(anyhow::Error::msg)? {
+        Some(header) => RunInfo {
+            out_dir: Some(dir.display().to_string()),
+            ..header.info
+        },
+        None => info_from_config(dir)?,
+    };
+    let (tx, rx) = unbounded();
+    let dir = dir.to_owned();
+    std::thread::Builder::new()
+        .name("ltmlp-follow".into())
+        .spawn(move || run(dir, info, tx))?;
+    Ok(rx)
+}
+
+/// A header rebuilt from `config.toml`, for a folder written before `run.json` existed: the
+/// network's weights and the iterations of an epoch are not known (0).
+fn info_from_config(dir: &Path) -> anyhow::Result<RunInfo> {
     let config = dir.join(CONFIG_FILE);
     let file = PresetFile::read_config(&config)
         .map_err(|e| anyhow::anyhow!("{e} (is {} a run folder?)", dir.display()))?;
     let p = &file.preset;
-    let info = RunInfo {
+    Ok(RunInfo {
         preset: p.name.clone(),
         variant: p.variant.clone(),
         data: p.data.source.clone(),
@@ -45,13 +65,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         monitor: p.data.monitor,
         optimizer: p.train.optimizer,
         task: Some(p.model.task),
-    };
-    let (tx, rx) = unbounded();
-    let dir = dir.to_owned();
-    std::thread::Builder::new()
-        .name("ltmlp-follow".into())
-        .spawn(move || run(dir, info, tx))?;
-    Ok(rx)
+    })
 }
 
 fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
@@ -66,6 +80,7 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
     send(Event::State(RunState::Running));
     let path = dir.join(METRICS_JSONL);
     let mut tail = Tail::new(path.clone());
+    let mut units = Units::new(&dir);
     let mut last_iteration = 0;
     let mut refused = false;
     let mut last_epoch = 0;
@@ -86,6 +101,8 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
             line = 0;
             last_epoch = 0;
         }
+        // Read after the metrics: an evaluation's units are written after its record.
+        units.read();
         for text in lines {
             line += 1;
             // A damaged record is said once and skipped: the dashboard shows the others.
@@ -102,6 +119,9 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
             };
             last_epoch = m.epoch;
             last_iteration = m.iteration;
+            // As a live run sends them: the units with the evaluation and its statistics.
+            let mut m = m;
+            units.fill(m.epoch, &mut m.layers);
             let ok = send(Event::Progress(progress_of(&m)))
                 && send(Event::Layers {
                     iteration: m.iteration,
@@ -119,6 +139,45 @@ fn run(dir: PathBuf, info: RunInfo, tx: Sender<Event>) {
         }
         // When the dashboard quits, the process ends and this thread with it.
         std::thread::sleep(POLL);
+    }
+}
+
+/// The per-unit statistics of the evaluations just read (`units.jsonl`; absent in folders
+/// written before it existed), so that the unit view shows them: only the records of the
+/// evaluations read in the same poll are kept.
+struct Units {
+    tail: Tail,
+    records: Vec<UnitsRecord>,
+}
+
+impl Units {
+    fn new(dir: &Path) -> Self {
+        Units {
+            tail: Tail::new(dir.join(UNITS_JSONL)),
+            records: Vec::new(),
+        }
+    }
+
+    /// Takes the records added since the last poll (a damaged one is left out: the unit view
+    /// then shows that evaluation's layers without their units, as before the file existed).
+    fn read(&mut self) {
+        let lines = self.tail.new_lines().unwrap_or_default();
+        self.records = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+    }
+
+    /// Puts the units of evaluation `epoch` into its layers, if they were read.
+    fn fill(&self, epoch: usize, layers: &mut [LayerStats]) {
+        let Some(record) = self.records.iter().find(|r| r.epoch == epoch) else {
+            return;
+        };
+        for layer in layers.iter_mut() {
+            if let Some(found) = record.layers.iter().find(|u| u.layer == layer.layer) {
+                layer.per_unit = found.units.clone();
+            }
+        }
     }
 }
 

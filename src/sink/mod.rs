@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{self, FileKind, Problem, ReadError};
-use crate::train::protocol::{EpochMetrics, RunState, Summary};
+use crate::protocol::{EpochMetrics, RunState, Summary};
 
 pub mod actions;
 pub mod fault;
 pub mod files;
 pub mod folder;
 pub mod follow;
+pub mod run_file;
+pub mod units;
 
 pub use files::{write_atomic, AppendLog};
 pub use folder::{claim_existing, claim_new, create_unique, FolderError, RunLock};
@@ -105,6 +107,10 @@ pub struct Recorder {
     history: Vec<EpochMetrics>,
     jsonl: AppendLog,
     csv: AppendLog,
+    /// `units.jsonl`: the per-unit statistics of each evaluation.
+    units: AppendLog,
+    /// `run.json`, once the host wrote it; completed with the summary.
+    header: Option<run_file::RunHeader>,
     best: Option<EpochMetrics>,
     classify: bool,
 }
@@ -117,7 +123,7 @@ impl Recorder {
         Self::create_files(lock, config_toml, classify).inspect_err(|_| {
             // The folder was empty and nothing trained yet: leave it empty again, so that the
             // same --out can be used once the fault is mended.
-            for name in [CONFIG_FILE, METRICS_JSONL, METRICS_CSV] {
+            for name in [CONFIG_FILE, METRICS_JSONL, METRICS_CSV, units::UNITS_JSONL] {
                 let _ = fs::remove_file(dir.join(name));
             }
         })
@@ -132,6 +138,8 @@ impl Recorder {
             CONFIG_FILE,
             METRICS_JSONL,
             METRICS_CSV,
+            units::UNITS_JSONL,
+            run_file::RUN_FILE,
             actions::ACTIONS_FILE,
         ] {
             let _ = fs::remove_file(dir.join(name));
@@ -148,12 +156,15 @@ impl Recorder {
         let mut csv = AppendLog::create_new(&csv_path).map_err(write_error(&csv_path))?;
         csv.append(format!("{CSV_HEADER}\n").as_bytes())
             .map_err(write_error(&csv_path))?;
+        let units = units::create(&dir)?;
         Ok(Recorder {
             dir,
             _lock: lock,
             history: Vec::new(),
             jsonl,
             csv,
+            units,
+            header: None,
             best: None,
             classify,
         })
@@ -211,12 +222,15 @@ impl Recorder {
         }
         let csv = AppendLog::continue_after(&csv_path, expected.as_bytes())
             .map_err(write_error(&csv_path))?;
+        let units = units::resume(&dir, history.last().map_or(0, |m| m.epoch))?;
         let mut rec = Recorder {
             dir,
             _lock: lock,
             history: Vec::new(),
             jsonl,
             csv,
+            units,
+            header: None,
             best: None,
             classify,
         };
@@ -249,7 +263,8 @@ impl Recorder {
         &self.history
     }
 
-    /// Appends one evaluation to `metrics.jsonl` and `metrics.csv`: both or neither.
+    /// Appends one evaluation to `metrics.jsonl`, `metrics.csv` and `units.jsonl`: all three
+    /// or none.
     pub fn epoch(&mut self, m: &EpochMetrics) -> Result<(), SinkError> {
         let jsonl_path = self.dir.join(METRICS_JSONL);
         let mut line = serde_json::to_string(m).map_err(|e| SinkError::Write {
@@ -262,9 +277,20 @@ impl Recorder {
             .append(line.as_bytes())
             .map_err(write_error(&jsonl_path))?;
         let row = format!("{}\n", csv_row(m));
+        let csv_before = self.csv.position();
         if let Err(e) = self.csv.append(row.as_bytes()) {
             self.jsonl.rewind(before);
             return Err(write_error(&self.dir.join(METRICS_CSV))(e));
+        }
+        let units_path = self.dir.join(units::UNITS_JSONL);
+        let units_line = units::UnitsRecord::of(m)
+            .line()
+            .map_err(std::io::Error::other)
+            .and_then(|line| self.units.append(line.as_bytes()));
+        if let Err(e) = units_line {
+            self.jsonl.rewind(before);
+            self.csv.rewind(csv_before);
+            return Err(write_error(&units_path)(e));
         }
         self.remember(m.clone());
         Ok(())
@@ -295,14 +321,27 @@ impl Recorder {
         )
     }
 
-    /// Writes `summary.json` (atomically: never an empty or torn one).
+    /// Writes `run.json` (atomically), the run's header, and keeps it to complete at the end.
+    pub fn write_header(&mut self, header: run_file::RunHeader) -> Result<(), SinkError> {
+        run_file::write(&self.dir, &header)?;
+        self.header = Some(header);
+        Ok(())
+    }
+
+    /// Writes `summary.json`, then completes `run.json` with the end state and reason (both
+    /// atomically: never an empty or torn one).
     pub fn write_summary(&mut self, summary: &Summary) -> Result<(), SinkError> {
         let path = self.dir.join(SUMMARY_FILE);
         let text = serde_json::to_string_pretty(summary).map_err(|e| SinkError::Write {
             path: path.clone(),
             error: std::io::Error::other(e),
         })?;
-        write_atomic(&path, (text + "\n").as_bytes()).map_err(write_error(&path))
+        write_atomic(&path, (text + "\n").as_bytes()).map_err(write_error(&path))?;
+        if let Some(header) = self.header.as_mut() {
+            header.end(summary.state, summary.reason.clone());
+            run_file::write(&self.dir, header)?;
+        }
+        Ok(())
     }
 }
 

@@ -4,21 +4,19 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::data_cache::DataCache;
 use super::lock::{is_lock_file, lock_folder, FolderLock, LockError};
 use super::plan::{Cell, Plan};
 use crate::bounded::{self, FileKind};
 use crate::compare::runs::FAILED_FILE;
+use crate::host::{spawn, RetryPolicy, StartError};
+use crate::protocol::{Event, RunState, Summary};
 use crate::sink::{FolderError, SinkError};
 use crate::sink::{CONFIG_FILE, SUMMARY_FILE};
-use crate::train::checkpoint::{self, AnyState, CHECKPOINT_FILE};
+use crate::train::checkpoint::{self, CHECKPOINT_FILE};
 use crate::train::session::signal_name;
-use crate::train::{spawn, AnyData, Command, Event, RunState, SessionOptions, Summary};
-
-/// How long a cell waits before retrying a failed write of its metrics.
-const WRITE_RETRY: Duration = Duration::from_secs(30);
+use crate::train::SessionOptions;
 
 /// How running a cell ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,19 +174,9 @@ fn train(
     let _ = std::fs::remove_file(cell_dir.join(FAILED_FILE));
     let exp = cache.experiment(resolved).map_err(|e| e.to_string())?;
     if let Some(cp) = &resume {
-        let matches = matches!(
-            (&cp.state, &exp.data),
-            (AnyState::F32(_), AnyData::F32(_)) | (AnyState::F64(_), AnyData::F64(_))
-        );
-        if !matches {
-            return Err(format!(
-                "{}: its precision differs from the plan's train.precision",
-                cell_dir.join(CHECKPOINT_FILE).display()
-            ));
-        }
+        let plan = format!("{}'s cell {}", super::plan::PLAN_FILE, cell.index);
+        exp.check_resume(&cell_dir.join(CHECKPOINT_FILE), cp, &plan, &plan)?;
     }
-    // A resumed session first replays the evaluations it kept; they were logged before.
-    let mut replayed = resume.as_ref().map_or(0, |cp| cp.metrics_lines);
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
     // The session takes the folder's lock itself and holds it while it trains; if another
     // process takes it in between, the session is refused as busy below.
@@ -207,48 +195,38 @@ fn train(
     );
     let session = match session {
         Ok(s) => s,
-        Err(e @ SinkError::Folder(FolderError::Busy { .. } | FolderError::OtherHost { .. })) => {
-            return Ok(CellOutcome::Held(e.to_string()))
-        }
+        Err(
+            e @ StartError::Files(SinkError::Folder(
+                FolderError::Busy { .. } | FolderError::OtherHost { .. },
+            )),
+        ) => return Ok(CellOutcome::Held(e.to_string())),
         Err(e) => return Err(e.to_string()),
     };
     let mut epochs = 0;
-    let mut summary = None;
-    for event in session.events.iter() {
-        match event {
-            Event::Started(info) => epochs = info.epochs,
-            Event::Epoch(_) if replayed > 0 => replayed -= 1,
-            Event::Epoch(m) => log(format!(
-                "[{name}] epoch {}/{epochs}  valid {}  train loss {:.4}  {:.1}s",
-                m.epoch,
-                m.validation_error.map_or_else(
-                    || format!("loss {:.4}", m.validation_loss),
-                    |e| format!("{e:.2}%")
-                ),
-                m.train_loss,
-                m.elapsed_seconds
-            )),
-            Event::Failed(reason) => {
-                log(format!("[{name}] {reason}"));
-                // Training paused so that nothing is lost; retry the write after a while.
-                std::thread::sleep(WRITE_RETRY);
-                let _ = session.commands.send(Command::Resume);
-            }
-            Event::Finished(s) => {
-                log(format!(
-                    "[{name}] {}{}",
-                    s.state.label(),
-                    s.reason
-                        .as_deref()
-                        .map_or(String::new(), |r| format!(": {r}"))
-                ));
-                summary = Some(*s);
-                break;
-            }
-            _ => {}
-        }
-    }
-    session.join();
+    // The evaluations a resumed cell kept arrive as `Replayed`: they were logged before.
+    let summary = session.drain(RetryPolicy::SWEEP_CELL, |event| match event {
+        Event::Started(info) => epochs = info.epochs,
+        Event::Epoch(m) => log(format!(
+            "[{name}] epoch {}/{epochs}  valid {}  train loss {:.4}  {:.1}s",
+            m.epoch,
+            m.validation_error.map_or_else(
+                || format!("loss {:.4}", m.validation_loss),
+                |e| format!("{e:.2}%")
+            ),
+            m.train_loss,
+            m.elapsed_seconds
+        )),
+        // Training paused so that nothing is lost; the drain asks it to retry.
+        Event::Failed(reason) => log(format!("[{name}] {reason}")),
+        Event::Finished(s) => log(format!(
+            "[{name}] {}{}",
+            s.state.label(),
+            s.reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {r}"))
+        )),
+        _ => {}
+    });
     let signal = interrupt.map_or(0, |f| f.load(Ordering::SeqCst));
     match summary {
         Some(s) => Ok(match s.state {

@@ -35,6 +35,15 @@ impl AnyState {
         }
     }
 
+    /// "f32" or "f64".
+    pub fn precision_name(&self) -> &'static str {
+        use crate::real::Real;
+        match self {
+            AnyState::F32(_) => f32::NAME,
+            AnyState::F64(_) => f64::NAME,
+        }
+    }
+
     /// The shape of the saved network.
     pub fn topology(&self) -> &crate::net::Topology {
         match self {

@@ -16,7 +16,6 @@ use super::adam::AdamSettings;
 use super::guard::{self, GuardMode, GuardSection};
 use super::optimizer::Optimizer;
 use super::policy::{Policy, UpdateSource};
-use super::protocol::{TransformCause, TransformEvent};
 use super::rollback::{self, Rollback};
 use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Class, Dataset, Targets};
@@ -24,6 +23,7 @@ use crate::net::{
     BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
 };
 use crate::preset::{Resolved, Task};
+use crate::protocol::{TransformCause, TransformEvent};
 use crate::real::Real;
 use crate::stats::{layer_stats, LayerStats, Thresholds};
 
@@ -184,6 +184,11 @@ fn evaluation_has_a_free_core(threads: usize) -> bool {
     threads == 1 && cores >= 2 * concurrent_runs()
 }
 
+/// Minibatches in an epoch of `train_examples` examples (the last one may be short).
+pub fn iterations_per_epoch(train_examples: u64, batch_size: usize) -> u64 {
+    train_examples.div_ceil(batch_size as u64).max(1)
+}
+
 impl<T: Real> Trainer<T> {
     pub fn new(resolved: &Resolved, data: Arc<Dataset<T>>, net: Network<T>) -> Self {
         let p = &resolved.preset;
@@ -264,9 +269,9 @@ impl<T: Real> Trainer<T> {
             momentum_override: None,
             iteration: 0,
             epoch: 0,
-            iterations_per_epoch: n_train.div_ceil(batch as u64).max(1),
+            iterations_per_epoch: iterations_per_epoch(n_train, batch),
             total_iterations: (p.train.epochs as u64)
-                .saturating_mul(n_train.div_ceil(batch as u64).max(1)),
+                .saturating_mul(iterations_per_epoch(n_train, batch)),
             time_budget_seconds: p.train.time_budget_seconds,
             last_validation_error: None,
             pending_events: Vec::new(),

@@ -2,8 +2,8 @@
 //! through the preset itself, so that a live value is checked by the same rules and messages
 //! as a preset file or `--set`.
 
-use super::protocol::Tunable;
 use crate::preset::{PolicyKind, Preset, Resolved};
+use crate::protocol::Tunable;
 
 /// One live setting: its preset key and what it does, for the dashboard's editor and
 /// `ltmlp ctl DIR set`.

@@ -10,8 +10,9 @@ use super::health::{self, Alert};
 use super::keymap::{self, KeyAction, LEARNING_RATE_FACTOR};
 use crate::confusion::EpochConfusion;
 use crate::net::Flags;
+pub use crate::protocol::wording::{sci, transform_text};
+use crate::protocol::{TransformCause, STEERING_LINE_LOOKBACK};
 use crate::stats::LayerStats;
-use crate::train::protocol::{TransformCause, STEERING_LINE_LOOKBACK};
 use crate::train::{
     Command, EpochMetrics, Event, Progress, RunInfo, RunState, Steer, Summary, TransformEvent,
     Tunable,
@@ -453,7 +454,7 @@ impl App {
                 }
                 self.progress = Some(p);
             }
-            Event::Epoch(m) => self.on_epoch(*m),
+            Event::Epoch(m) | Event::Replayed(m) => self.on_epoch(*m),
             Event::Layers { iteration, layers } => {
                 if iteration >= self.layers_iteration || self.layers.is_empty() {
                     self.set_layers(iteration, layers);
@@ -864,52 +865,10 @@ impl App {
     }
 }
 
-/// "α off, max Δout 3.1e-9" and the like.
-pub fn transform_text(t: &TransformEvent) -> String {
-    let what = match t.cause {
-        TransformCause::Switch { param, on } => {
-            format!(
-                "{} switched {}",
-                param.symbol(),
-                if on { "on" } else { "off" }
-            )
-        }
-        TransformCause::Manual => "re-estimated (manual)".to_string(),
-        TransformCause::Scheduled => "re-estimated (scheduled)".to_string(),
-        TransformCause::Guard {
-            layer,
-            unit,
-            action,
-        } => format!(
-            "guard {}: layer {layer} unit {unit} collapsed",
-            action.name()
-        ),
-        TransformCause::Rollback { to } => {
-            format!("training loss jumped: rolled back to iteration {to}, rate halved")
-        }
-    };
-    format!(
-        "{what}, max Δout {} → {}",
-        sci(t.max_output_change),
-        t.flags.label()
-    )
-}
-
 /// The unit-spread bin of an output std (non-finite values go to the lowest bin).
 pub fn spread_bin(std_out: f64) -> usize {
     SPREAD_BINS
         .iter()
         .rposition(|&lo| std_out >= lo)
         .unwrap_or(0)
-}
-
-/// Scientific notation with two digits, NaN as NaN.
-pub fn sci(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == 0.0 {
-        "0".into()
-    } else {
-        format!("{v:.1e}")
-    }
 }

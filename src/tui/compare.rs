@@ -56,7 +56,7 @@ pub enum CompareError {
 /// Checks that `dir` holds a comparison's runs before the view opens.
 pub fn check_folder(dir: &Path) -> Result<(), CompareError> {
     let name = dir.display().to_string();
-    if dir.join(crate::sink::CONFIG_FILE).is_file() {
+    if crate::compare::runs::is_run_folder(dir) {
         return Err(CompareError::SingleRun(name));
     }
     let runs = read_runs(dir).map_err(|e| CompareError::Unreadable(name.clone(), e))?;

@@ -83,7 +83,7 @@ pub enum Outcome {
 pub fn attach(dir: &Path, mode: Mode) -> anyhow::Result<Outcome> {
     let (feed, commands) = match Connection::open(dir, Role::Viewer) {
         Ok(conn) => conn.into_feed(),
-        Err(_) if mode == Mode::ReadOnly && dir.join(crate::sink::CONFIG_FILE).is_file() => {
+        Err(_) if mode == Mode::ReadOnly && crate::compare::runs::is_run_folder(dir) => {
             // No live trainer: show what the files hold (and follow them if someone writes).
             let events = crate::sink::follow::follow(dir)?;
             let (tx, rx) = crossbeam_channel::unbounded();

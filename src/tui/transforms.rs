@@ -11,7 +11,7 @@ use super::app::{sci, App};
 use super::view::panel;
 use crate::net::Param;
 use crate::preset::Variant;
-use crate::train::protocol::TransformCause;
+use crate::protocol::TransformCause;
 
 /// What the panel says before any change: the keys, or why they do nothing on this run.
 fn idle_hint(app: &App) -> &'static str {

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use ltmlp::net::{Flags, Param, UnitKind};
+use ltmlp::protocol::TransformCause;
 use ltmlp::stats::{LayerStats, Range, UnitStats};
-use ltmlp::train::protocol::TransformCause;
 use ltmlp::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, TransformEvent};
 use ltmlp::tui::App;
 

@@ -13,7 +13,7 @@ use crate::net::{Flags, Network};
 use crate::real::Real;
 use crate::sink::MetricsMark;
 use crate::train::optimizer::Optimizer;
-use crate::train::protocol::TransformEvent;
+use crate::protocol::TransformEvent;
 use crate::train::rollback::Rollback;
 use crate::train::trainer::TrainerState;
 

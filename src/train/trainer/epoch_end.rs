@@ -19,9 +19,9 @@ use crate::confusion::{Confusion, EpochConfusion, MAX_TRAINING_CLASSES};
 use crate::data::{Dataset, Examples, Targets};
 use crate::net::{BatchLoss, Flags, Network, Target, Workspace};
 use crate::preset::Task;
+use crate::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 use crate::real::Real;
 use crate::stats::LayerStats;
-use crate::train::protocol::{EpochMetrics, SplitR2, TransformCause, TransformEvent};
 
 /// One split of the end-of-epoch evaluation: its first `rows` examples, and whether to count
 /// its confusion matrix (whole splits labelled with classes only).

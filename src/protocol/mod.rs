@@ -1,8 +1,11 @@
 //! The protocol between a front end (TUI or headless printer) and the training thread:
 //! `Command`s flow to the trainer and take effect between minibatches; `Event`s flow back.
-//! The trainer never waits on the front end.
+//! The trainer never waits on the front end. The types live apart from `train`, `sink`,
+//! `remote` and `tui`, which all import them; `wording` says events in log lines.
 
 use serde::{Deserialize, Serialize};
+
+pub mod wording;
 
 use crate::net::{Flags, Param};
 use crate::preset::Monitor;
@@ -185,7 +188,7 @@ pub enum TransformCause {
     Guard {
         layer: usize,
         unit: usize,
-        action: super::guard::GuardMode,
+        action: crate::train::guard::GuardMode,
     },
     /// The training loss jumped under `gamma_control = "rollback"`: the network and momentum
     /// of iteration `to` came back and the rate was halved (the function changes: Δout is NaN).
@@ -329,7 +332,11 @@ pub struct Summary {
 pub enum Event {
     Started(RunInfo),
     Progress(Progress),
+    /// An evaluation, recorded in the run folder before it was sent.
     Epoch(Box<EpochMetrics>),
+    /// An evaluation recorded before this process took the run over: a resumed run first
+    /// sends the history it kept, marked so that nobody records or counts it again.
+    Replayed(Box<EpochMetrics>),
     /// A fresh statistics snapshot (a newer one supersedes it).
     Layers {
         iteration: u64,

@@ -1,0 +1,209 @@
+//! The run host: everything one training run needs besides the trainer. It checks a resume
+//! (`Experiment::check_resume`), claims and locks the run folder, opens its files (`config.toml`,
+//! `run.json`, `metrics.jsonl`/`.csv`, `units.jsonl`, `actions.jsonl`; `summary.json` and the
+//! completed `run.json` at the end), starts the control
+//! endpoint's hub, and runs the trainer on a thread of its own. A front end (the headless
+//! printer, a sweep cell; the dashboard is a client of the hub) then calls [`Session::drain`],
+//! the one loop that hands it every event until the run ends and asks the trainer to retry a
+//! failed write under one [`RetryPolicy`].
+//!
+//! The host's API for any trainer: [`spawn`] opens the run (new, or resumed from a checkpoint
+//! whose later records are moved aside), [`Session::commands`] is where commands go,
+//! [`Session::events`] where the trainer's events come out, and the run ends with the
+//! `Finished` event's summary (state and reason) that [`Session::drain`] returns.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::preset::Task;
+use crate::protocol::{Command, Event, Summary};
+use crate::sink::actions::ActionLog;
+use crate::sink::run_file::{self, RunHeader};
+use crate::sink::{claim_existing, claim_new, Recorder, SinkError};
+use crate::train::checkpoint::CHECKPOINT_FILE;
+use crate::train::{Experiment, SessionOptions};
+
+pub mod retry;
+
+pub use retry::{Retries, RetryPolicy};
+
+/// How long the drain waits for an event when no retry is due (it wakes on every event).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The folder is busy, unwritable, or its records cannot be continued.
+    #[error(transparent)]
+    Files(#[from] SinkError),
+    /// The checkpoint cannot continue this experiment (another precision, other data).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The front end's side of a running session.
+pub struct Session {
+    pub commands: Sender<Command>,
+    pub events: Receiver<Event>,
+    pub out_dir: Option<PathBuf>,
+    thread: Option<JoinHandle<()>>,
+    /// The control endpoint's hub (runs with a folder).
+    hub: Option<crate::remote::hub::Hub>,
+}
+
+impl Session {
+    /// Waits for the training thread to end, and for the hub to hand out its last events.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(hub) = self.hub.take() {
+            hub.join();
+        }
+    }
+
+    /// Hands every event to `on_event` until the run ends; after a failed write (the trainer
+    /// pauses, nothing is lost) asks it to retry under `policy`, reading events meanwhile so
+    /// that a signal still ends the run at once. Joins the trainer and the hub, and returns
+    /// the run's summary (`None`: the training thread ended without one, it panicked).
+    pub fn drain(self, policy: RetryPolicy, mut on_event: impl FnMut(&Event)) -> Option<Summary> {
+        let mut retries = Retries::new(policy);
+        let mut summary = None;
+        loop {
+            let now = Instant::now();
+            if retries.take_due(now) {
+                let _ = self.commands.send(Command::Resume);
+            }
+            let wait = retries.time_left(now).unwrap_or(IDLE_WAIT);
+            let event = match self.events.recv_timeout(wait) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match &event {
+                Event::Epoch(_) => retries.written(),
+                Event::Failed(_) => retries.failed(Instant::now()),
+                _ => {}
+            }
+            on_event(&event);
+            if let Event::Finished(s) = event {
+                summary = Some(*s);
+                break;
+            }
+        }
+        self.join();
+        summary
+    }
+}
+
+/// Starts the training thread. A resumed checkpoint is checked against the experiment, and
+/// the run folder locked and its files created (or, on resume, checked) first, so that a
+/// wrong checkpoint or an unwritable, busy or occupied folder is reported before any training.
+pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, StartError> {
+    if let Some(cp) = &options.resume {
+        let path = options.out_dir.as_ref().map_or_else(
+            || PathBuf::from(CHECKPOINT_FILE),
+            |d| d.join(CHECKPOINT_FILE),
+        );
+        exp.check_resume(&path, cp, "the run's settings", "the run's data source")
+            .map_err(StartError::Refused)?;
+    }
+    let classify = exp.resolved.preset.model.task == Task::Classify;
+    let recorder = match (&options.out_dir, &options.resume) {
+        (Some(dir), Some(cp)) => {
+            let lock = claim_existing(dir).map_err(SinkError::from)?;
+            // Everything a resume continues is checked before it changes anything.
+            crate::sink::actions::check(dir).map_err(SinkError::Actions)?;
+            Some(Recorder::resume(
+                lock,
+                classify,
+                cp.metrics_lines,
+                cp.metrics_mark,
+            )?)
+        }
+        (Some(dir), None) => Some(Recorder::create(
+            claim_new(dir, options.force).map_err(SinkError::from)?,
+            &exp.resolved.to_toml(),
+            classify,
+        )?),
+        (None, _) => None,
+    };
+    let actions_error = |dir: &std::path::Path, error| SinkError::Write {
+        path: dir.join(crate::sink::actions::ACTIONS_FILE),
+        error,
+    };
+    let (recorder, actions) = match (recorder, &options.resume) {
+        (Some(rec), Some(cp)) => match ActionLog::resume(rec.dir(), cp.state.iteration()) {
+            Ok(log) => (Some(rec), Some(log)),
+            Err(message) => {
+                return Err(actions_error(rec.dir(), std::io::Error::other(message)).into())
+            }
+        },
+        (Some(rec), None) => match ActionLog::create(rec.dir()) {
+            Ok(log) => (Some(rec), Some(log)),
+            Err(error) => {
+                let e = actions_error(rec.dir(), error);
+                rec.abandon_new();
+                return Err(e.into());
+            }
+        },
+        (None, _) => (None, None),
+    };
+    let mut recorder = recorder;
+    if let Some(rec) = recorder.as_mut() {
+        let resumed = options.resume.is_some();
+        let header = match run_file::read(rec.dir()) {
+            Ok(Some(mut kept)) if resumed => {
+                kept.restart();
+                kept
+            }
+            // A new run, or a folder written before run.json existed, or a damaged one.
+            _ => {
+                // The settings as config.toml holds them (the preset completed), so that a
+                // report reads the same from either file.
+                let config: crate::preset::Preset = toml::from_str(&exp.resolved.to_toml())
+                    .unwrap_or_else(|_| exp.resolved.preset.clone());
+                RunHeader::new(
+                    exp.run_info(options.out_dir.as_deref()),
+                    run_file::layers_of(&exp.topology),
+                    run_file::flat_settings(&config),
+                )
+            }
+        };
+        if let Err(e) = rec.write_header(header) {
+            if !resumed {
+                if let Some(rec) = recorder.take() {
+                    rec.abandon_new();
+                }
+            }
+            return Err(e.into());
+        }
+    }
+    let (command_tx, command_rx) = unbounded();
+    let (event_tx, event_rx) = unbounded();
+    let out_dir = options.out_dir.clone();
+    // Every run with a folder can be attached to and steered (docs/protocol.md).
+    let (events, hub) = match &out_dir {
+        Some(dir) => crate::remote::hub::start(dir, event_rx, command_tx.clone()),
+        None => (event_rx, None),
+    };
+    let thread = std::thread::Builder::new()
+        .name("ltmlp-train".into())
+        .spawn(move || {
+            crate::train::session::train(exp, recorder, actions, options, command_rx, event_tx)
+        })
+        .map_err(|error| SinkError::Write {
+            path: PathBuf::from("<training thread>"),
+            error,
+        })?;
+    Ok(Session {
+        commands: command_tx,
+        events,
+        out_dir,
+        thread: Some(thread),
+        hub,
+    })
+}
