@@ -31,6 +31,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod headless;
+pub mod host;
 pub mod nan_json;
 pub mod net;
 pub mod preset;

@@ -56,6 +56,10 @@ pub struct Status {
     pub viewers: usize,
     pub steering_actions: usize,
     pub tunables: Vec<Tunable>,
+    /// A foreign trainer's declared commands (`ltmlp host`); absent for ltmlp's own runs,
+    /// which carry out every command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
 }
 
 /// Run → client.

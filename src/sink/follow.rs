@@ -45,6 +45,7 @@ pub fn follow(dir: &Path) -> anyhow::Result<Receiver<Event>> {
         monitor: p.data.monitor,
         optimizer: p.train.optimizer,
         task: Some(p.model.task),
+        trainer: None,
     };
     let (tx, rx) = unbounded();
     let dir = dir.to_owned();

@@ -872,6 +872,7 @@ impl<T: StateKind> Driver<T> {
             monitor: p.data.monitor,
             optimizer: p.train.optimizer,
             task: Some(p.model.task),
+            trainer: None,
             out_dir: self
                 .options
                 .out_dir
