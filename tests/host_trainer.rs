@@ -270,3 +270,64 @@ fn a_trainer_killed_with_sigkill_leaves_a_stopped_run_that_ls_and_report_read() 
     let out = ltmlp(&["report", s(&runs)]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_trainer_resumes_its_own_run_and_the_host_keeps_the_records_up_to_its_epoch() {
+    if !have_python() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    let log = tmp.path().join("commands.jsonl");
+    let stderr = tmp.path().join("host.err");
+    let fast = ["--iterations", "5", "--sleep", "0.01", "--log", s(&log)];
+    let mut first = vec!["--epochs", "3"];
+    first.extend(fast);
+    assert!(host_python(&dir, &first, &stderr).wait().success());
+    let metrics = dir.join("metrics.jsonl");
+    let before = lines(&metrics);
+    assert_eq!(before.len(), 3);
+
+    // It continues after epoch 1: epochs 2 and 3 are trained again, the old ones moved aside.
+    let mut again = vec!["--epochs", "4", "--resume-from", "1"];
+    again.extend(fast);
+    let status = host_python(&dir, &again, &stderr).wait();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&stderr).unwrap()
+    );
+    let after = lines(&metrics);
+    let epochs: Vec<u64> = after
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [1, 2, 3, 4]);
+    assert_eq!(after[0], before[0], "the kept record is untouched");
+    assert_eq!(
+        lines(&dir.join("metrics.jsonl.after-checkpoint")),
+        before[1..]
+    );
+    assert_eq!(lines(&dir.join("metrics.csv")).len(), 5);
+    assert_eq!(
+        lines(&dir.join("actions.jsonl")),
+        ["{\"resumed_at\":5}"],
+        "the resume is marked at the kept record's iteration"
+    );
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["state"], "finished");
+    assert_eq!(summary["epochs_completed"], 4);
+
+    // A resume from further than the records go is refused before anything changes.
+    let mut too_far = vec!["--epochs", "9", "--resume-from", "7"];
+    too_far.extend(fast);
+    let status = host_python(&dir, &too_far, &stderr).wait();
+    assert_eq!(status.code(), Some(2));
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(said.contains("holds 4 whole records"), "{said}");
+    assert_eq!(lines(&metrics), after);
+}

@@ -58,7 +58,7 @@ pub fn run(args: &HostArgs) -> anyhow::Result<ExitCode> {
         Ok(d) => d,
         Err(message) => {
             drop(pipe);
-            end_child(child.as_mut(), false);
+            end_child(child.as_mut(), true);
             anyhow::bail!("{message}");
         }
     };
@@ -66,7 +66,7 @@ pub fn run(args: &HostArgs) -> anyhow::Result<ExitCode> {
         Ok(w) => w,
         Err(message) => {
             drop(pipe);
-            end_child(child.as_mut(), false);
+            end_child(child.as_mut(), true);
             anyhow::bail!("{message}");
         }
     };
