@@ -125,6 +125,9 @@ enum Command {
     Eval(ltmlp::eval::EvalArgs),
     /// Write a run's network (weights, biases, α, β, γ, preprocessing) as safetensors or .npz
     Export(ltmlp::export::ExportArgs),
+    /// Host a run that another program trains (any language): its folder, its files and its
+    /// control endpoint; the trainer speaks JSON lines (docs/protocol.md)
+    Host(ltmlp::host::foreign::HostArgs),
     /// Open the dashboard read-only on a run (live, or from its files when it has ended)
     Watch {
         /// Run folder
@@ -393,6 +396,7 @@ fn main() -> ExitCode {
             ltmlp::bench::run(&opts).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::Watch { dir }) => attached(&dir, Mode::ReadOnly),
+        Some(Command::Host(args)) => ltmlp::host::foreign::run(&args),
         Some(Command::Diagnose(args)) => ltmlp::analysis::command::run(&args),
         Some(Command::Eval(args)) => ltmlp::eval::run(&args),
         Some(Command::Export(args)) => ltmlp::export::run(&args),

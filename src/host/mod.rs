@@ -26,6 +26,7 @@ use crate::sink::{claim_existing, claim_new, Recorder, SinkError};
 use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::{Experiment, SessionOptions};
 
+pub mod foreign;
 pub mod retry;
 
 pub use retry::{Retries, RetryPolicy};

@@ -142,6 +142,68 @@ pub struct RunInfo {
     /// classifiers apart, and the rest count as autoencoders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<crate::preset::Task>,
+    /// A trainer in another process (`ltmlp host`): what it declared; absent for ltmlp's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer: Option<Box<ForeignTrainer>>,
+}
+
+/// What a trainer in another process declared to `ltmlp host` (docs/protocol.md, "The
+/// trainer side of `ltmlp host`"): viewers and `ctl` offer exactly these commands and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignTrainer {
+    pub producer: String,
+    pub version: String,
+    /// The network, input first: any architecture, as named layers.
+    pub layers: Vec<DeclaredLayer>,
+    /// The commands it carries out, by their wire names (`pause`, `set`, …).
+    pub commands: Vec<String>,
+    /// The live settings it accepts.
+    pub settings: Vec<SettingSpec>,
+    /// Its settings as a flat map (shown, never interpreted).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// One layer of a foreign trainer's network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredLayer {
+    pub name: String,
+    pub units: usize,
+    /// What its units compute, in the trainer's words (`tanh`, `relu`, `softmax`, …).
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// One live setting a foreign trainer accepts, and the values the host lets through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: SettingKind,
+    /// Inclusive bounds of a `float` or `int` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The values of a `choice` setting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// The value at the start, as text.
+    pub value: String,
+    #[serde(default)]
+    pub about: String,
+}
+
+/// The type of a foreign trainer's live setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingKind {
+    Float,
+    Int,
+    Bool,
+    Choice,
 }
 
 impl RunInfo {

@@ -27,6 +27,8 @@ pub struct Row {
     pub best: Option<f64>,
     pub viewers: Option<usize>,
     pub pid: Option<u32>,
+    /// Why an ended run stopped or diverged (its summary's reason).
+    pub reason: Option<String>,
 }
 
 /// The run folders under `root`, sorted by path.
@@ -70,6 +72,7 @@ fn row(dir: &Path) -> Row {
                 best: s.best,
                 viewers: Some(s.viewers),
                 pid: Some(s.pid),
+                reason: None,
             };
         }
     }
@@ -88,6 +91,7 @@ fn row(dir: &Path) -> Row {
             best: s.best_validation_error.or(s.best_validation_loss),
             viewers: None,
             pid: None,
+            reason: s.reason,
         };
     }
     let epochs_done = line_count(&dir.join(METRICS_JSONL)).unwrap_or(0);
@@ -105,6 +109,7 @@ fn row(dir: &Path) -> Row {
         best: None,
         viewers: None,
         pid: None,
+        reason: None,
     }
 }
 
@@ -134,7 +139,7 @@ pub fn table(rows: &[Row]) -> String {
         .unwrap_or(3)
         .max(3);
     let mut out = format!(
-        "{:<width$}  {:<11}  {:>9}  {:>8}  {:>7}  {:>7}\n",
+        "{:<width$}  {:<11}  {:>9}  {:>8}  {:>7}  {:>7}  why\n",
         "run", "state", "epoch", "best", "viewers", "pid"
     );
     for r in rows {
@@ -147,15 +152,18 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             r.state.clone()
         };
-        out.push_str(&format!(
-            "{:<width$}  {:<11}  {:>9}  {:>8}  {:>7}  {:>7}\n",
+        let row = format!(
+            "{:<width$}  {:<11}  {:>9}  {:>8}  {:>7}  {:>7}  {}",
             r.dir.display(),
             state,
             epoch,
             r.best.map_or("–".into(), |b| format!("{b:.4}")),
             r.viewers.map_or("–".into(), |v| v.to_string()),
             r.pid.map_or("–".into(), |p| p.to_string()),
-        ));
+            r.reason.as_deref().unwrap_or(""),
+        );
+        out.push_str(row.trim_end());
+        out.push('\n');
     }
     out
 }

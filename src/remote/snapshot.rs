@@ -192,6 +192,11 @@ impl Snapshot {
             viewers,
             steering_actions: self.steering_actions,
             tunables: self.tunables.clone(),
+            commands: self
+                .info
+                .as_ref()
+                .and_then(|i| i.trainer.as_ref())
+                .map(|t| t.commands.clone()),
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct Status {
     pub viewers: usize,
     pub steering_actions: usize,
     pub tunables: Vec<Tunable>,
+    /// A foreign trainer's declared commands (`ltmlp host`); absent for ltmlp's own runs,
+    /// which carry out every command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
 }
 
 /// Run → client.
@@ -72,6 +76,9 @@ pub enum Reply {
     SnapshotBegin {
         resync: bool,
     },
+    /// Written `{"snapshot_end":null}` (an object like every line); a bare `"snapshot_end"`
+    /// from an older run still reads.
+    #[serde(serialize_with = "null_payload")]
     SnapshotEnd,
     /// One event; `units` carries the per-unit statistics of its layers (not part of the
     /// metrics files' format, so sent beside the event).
@@ -124,6 +131,11 @@ impl Reply {
         }
         Some(event)
     }
+}
+
+/// A payload-less message's `null`, so that the line is `{"name":null}` like `{"status":null}`.
+fn null_payload<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_unit()
 }
 
 /// One message as a line.
@@ -215,6 +227,16 @@ mod tests {
         assert!(decode_request(b"{\"command\":\"launch\"}").is_err());
         assert!(decode_request(&[0xff, 0xfe]).is_err());
         assert!(decode_request(b"{\"status\":null,\"extra\":1}").is_err());
+    }
+
+    #[test]
+    fn every_reply_line_is_one_json_object_and_the_older_bare_snapshot_end_still_reads() {
+        let line = encode(&Reply::SnapshotEnd);
+        assert_eq!(line, "{\"snapshot_end\":null}\n");
+        for text in ["{\"snapshot_end\":null}", "\"snapshot_end\""] {
+            let reply: Reply = serde_json::from_str(text).unwrap();
+            assert_eq!(reply, Reply::SnapshotEnd, "{text}");
+        }
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn info_from_config(dir: &Path) -> anyhow::Result<RunInfo> {
         monitor: p.data.monitor,
         optimizer: p.train.optimizer,
         task: Some(p.model.task),
+        trainer: None,
     })
 }
 

@@ -29,6 +29,7 @@ pub fn info() -> RunInfo {
         monitor: Default::default(),
         optimizer: Default::default(),
         task: None,
+        trainer: None,
     }
 }
 

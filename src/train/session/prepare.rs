@@ -130,6 +130,7 @@ impl Experiment {
             monitor: p.data.monitor,
             optimizer: p.train.optimizer,
             task: Some(p.model.task),
+            trainer: None,
             out_dir: out_dir.map(|d| d.display().to_string()),
         }
     }
