@@ -1,4 +1,4 @@
-//! `run.json`: a run's language-neutral header (docs/run-folder.md), written atomically when
+//! `run.json`: a run's language-neutral header (docs/protocol.md, "The run folder"), written atomically when
 //! the run starts and completed when it ends. It names the producer, the network (named layers
 //! with unit counts and kinds, so that any architecture fits), the data, the length of the run
 //! and every setting as a flat `key → JSON value` map, so that `ls`, `watch`, `report` and the

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::{Flags, UnitKind};
 use crate::preset::{Monitor, OptimizerKind, Task};
-use crate::stats::{LayerStats, Range, UnitStats};
 use crate::protocol::{DeclaredLayer, SettingKind, SettingSpec};
+use crate::stats::{LayerStats, Range, UnitStats};
 use crate::train::{Command, EpochMetrics, Progress, RunState};
 
 /// The trainer protocol's version; a declaration of another is refused.

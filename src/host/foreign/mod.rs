@@ -22,9 +22,9 @@ use self::messages::{
     check_value, clip, command_name, Ack, Declaration, HostCommand, TrainerEvent, TrainerFinished,
 };
 use self::wiring::Wiring;
+use crate::protocol::ForeignTrainer;
 use crate::sink::SummaryBase;
 use crate::stats::LayerStats;
-use crate::protocol::ForeignTrainer;
 use crate::train::{Command, Event, Progress, RunInfo, RunState, Steer, Summary, Tunable};
 
 /// How long a command may wait for the trainer's answer before it is refused.
@@ -247,10 +247,14 @@ impl Host {
                 config: d.config.clone(),
             })),
         };
+        if let Err(e) = self.wiring.write_header(d, info.clone()) {
+            warn(&format!("ltmlp host: {e}"));
+        }
         self.send(Event::Started(info));
         self.send(Event::Tunables(self.tunables.clone()));
+        // The kept evaluations of a resume, marked as history (docs/protocol.md).
         for m in self.wiring.history() {
-            self.send(Event::Epoch(Box::new(m.clone())));
+            self.send(Event::Replayed(Box::new(m.clone())));
         }
         self.send(Event::State(RunState::Running));
         if let Some(n) = d.resume_from {

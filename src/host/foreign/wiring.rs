@@ -9,9 +9,10 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::messages::Declaration;
 use crate::preset::Task;
+use crate::protocol::{Command, EpochMetrics, Event, RunInfo, Steer, Summary};
 use crate::sink::actions::ActionLog;
+use crate::sink::run_file::{self, RunHeader};
 use crate::sink::{claim_existing, claim_new, Recorder, SummaryBase};
-use crate::train::{Command, EpochMetrics, Event, Steer, Summary};
 
 /// One hosted run's folder and endpoint.
 pub struct Wiring {
@@ -80,6 +81,39 @@ impl Wiring {
     /// Appends one evaluation to the metrics files.
     pub fn record_epoch(&mut self, m: &EpochMetrics) -> Result<(), String> {
         self.recorder.epoch(m).map_err(|e| e.to_string())
+    }
+
+    /// Writes `run.json` for the declared run (kept and reopened on a resume); the producer is
+    /// the trainer, not ltmlp.
+    pub fn write_header(&mut self, declaration: &Declaration, info: RunInfo) -> Result<(), String> {
+        let dir = self.recorder.dir().to_owned();
+        let header = match run_file::read(&dir) {
+            Ok(Some(mut kept)) if declaration.resume_from.is_some() => {
+                kept.info = info;
+                kept.restart();
+                kept
+            }
+            _ => {
+                let layers = declaration
+                    .layers
+                    .iter()
+                    .map(|l| run_file::Layer {
+                        name: l.name.clone(),
+                        units: l.units,
+                        kind: l.kind.clone(),
+                    })
+                    .collect();
+                let mut header = RunHeader::new(info, layers, declaration.config.clone());
+                header.producer = run_file::Producer {
+                    name: declaration.producer.clone(),
+                    version: declaration.version.clone(),
+                };
+                header
+            }
+        };
+        self.recorder
+            .write_header(header)
+            .map_err(|e| e.to_string())
     }
 
     /// Records a command's outcome in `actions.jsonl`.

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use super::{AnyState, Checkpoint};
 use crate::data::BatchOrder;
 use crate::net::{Flags, Network};
+use crate::protocol::TransformEvent;
 use crate::real::Real;
 use crate::sink::MetricsMark;
 use crate::train::optimizer::Optimizer;
-use crate::protocol::TransformEvent;
 use crate::train::rollback::Rollback;
 use crate::train::trainer::TrainerState;
 
