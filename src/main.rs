@@ -72,6 +72,8 @@ enum Command {
     Sweep(ltmlp::sweep::SweepArgs),
     /// Run one cell of a planned sweep (skips a finished cell, resumes an interrupted one)
     RunJob(ltmlp::sweep::RunJobArgs),
+    /// Convert runs, comparisons and sweeps into TensorBoard event files (one sub-folder a run)
+    ExportTb(ltmlp::tensorboard::ExportTbArgs),
     /// Rebuild report.md, report.json and the plots of a comparison folder (runs may be in progress)
     Report {
         /// Comparison folder
@@ -342,6 +344,7 @@ fn main() -> ExitCode {
         Some(Command::Compare(args)) => ltmlp::sweep::compare(args),
         Some(Command::Sweep(args)) => ltmlp::sweep::sweep(args),
         Some(Command::RunJob(args)) => ltmlp::sweep::run_job(args),
+        Some(Command::ExportTb(args)) => ltmlp::tensorboard::export_tb_command(&args),
         Some(Command::Report { dir, target }) => ltmlp::compare::report_command(&dir, target),
         Some(Command::Tui {
             compare: Some(dir), ..

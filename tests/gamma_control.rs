@@ -231,7 +231,10 @@ fn gamma_control_can_be_set_while_the_run_trains() {
     .collect();
     let resolved = file.resolve(Some("abg"), &overrides).unwrap();
     let refused = tunables::retune(&resolved, "transforms.gamma_control", "sideways").unwrap_err();
-    assert!(refused.contains("`sideways`") && refused.contains("`rollback`"), "{refused}");
+    assert!(
+        refused.contains("`sideways`") && refused.contains("`rollback`"),
+        "{refused}"
+    );
     let next = tunables::retune(&resolved, "transforms.gamma_control", "rollback").unwrap();
     assert_eq!(next.preset.transforms.gamma_control, GammaControl::Rollback);
     let raw = data::load(&DataSource::Embedded).unwrap();
