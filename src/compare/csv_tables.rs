@@ -13,8 +13,11 @@ use crate::train::EpochMetrics;
 pub const RUNS_CSV: &str = "runs.csv";
 pub const SETTINGS_CSV: &str = "settings.csv";
 
+/// A column's name and how its value is read.
+type Column<T, V> = (&'static str, fn(&T) -> Option<V>);
+
 /// The evaluation columns of `runs.csv`, each with how it is read from a record.
-const EVALUATION_COLUMNS: [(&str, fn(&EpochMetrics) -> Option<f64>); 12] = [
+const EVALUATION_COLUMNS: [Column<EpochMetrics, f64>; 12] = [
     ("epoch", |m| Some(m.epoch as f64)),
     ("iteration", |m| Some(m.iteration as f64)),
     ("elapsed_seconds", |m| Some(m.elapsed_seconds)),
@@ -30,7 +33,7 @@ const EVALUATION_COLUMNS: [(&str, fn(&EpochMetrics) -> Option<f64>); 12] = [
 ];
 
 /// The report's figures in `settings.csv`, each a mean, std and count over the seeds.
-const FIGURE_COLUMNS: [(&str, fn(&GroupReport) -> Option<Stat>); 8] = [
+const FIGURE_COLUMNS: [Column<GroupReport, Stat>; 8] = [
     ("final_validation", |g| g.final_validation),
     ("best_validation", |g| g.best_validation),
     ("test_at_best", |g| g.test_at_best),
