@@ -41,5 +41,6 @@ pub mod remote;
 pub mod sink;
 pub mod stats;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 pub mod tui;

@@ -72,6 +72,8 @@ enum Command {
     Sweep(ltmlp::sweep::SweepArgs),
     /// Run one cell of a planned sweep (skips a finished cell, resumes an interrupted one)
     RunJob(ltmlp::sweep::RunJobArgs),
+    /// Convert runs, comparisons and sweeps into TensorBoard event files (one sub-folder a run)
+    ExportTb(ltmlp::tensorboard::ExportTbArgs),
     /// Rebuild report.md, report.json and the plots of a comparison folder (runs may be in progress)
     Report {
         /// Comparison folder
@@ -79,6 +81,9 @@ enum Command {
         /// Target validation error % (default: the presets' compare.target_error)
         #[arg(long)]
         target: Option<f64>,
+        /// Also write runs.csv (a row per run and evaluation) and settings.csv (per setting)
+        #[arg(long)]
+        csv: bool,
     },
     /// Train a preset under the full-screen dashboard (the default with no arguments)
     Tui {
@@ -345,7 +350,10 @@ fn main() -> ExitCode {
         Some(Command::Compare(args)) => ltmlp::sweep::compare(args),
         Some(Command::Sweep(args)) => ltmlp::sweep::sweep(args),
         Some(Command::RunJob(args)) => ltmlp::sweep::run_job(args),
-        Some(Command::Report { dir, target }) => ltmlp::compare::report_command(&dir, target),
+        Some(Command::ExportTb(args)) => ltmlp::tensorboard::export_tb_command(&args),
+        Some(Command::Report { dir, target, csv }) => {
+            ltmlp::compare::csv_tables::report_command(&dir, target, csv)
+        }
         Some(Command::Tui {
             compare: Some(dir), ..
         }) => {

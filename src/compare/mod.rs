@@ -2,6 +2,7 @@
 //! choosing each variant's best setting on validation, and writing the report and plots.
 
 pub mod aggregate;
+pub mod csv_tables;
 pub mod group;
 pub mod plot;
 pub mod report;

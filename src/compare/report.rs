@@ -157,24 +157,7 @@ pub fn write_report(
             dir.display()
         ));
     }
-    let first = scan
-        .runs
-        .iter()
-        .find_map(|r| {
-            crate::preset::PresetFile::read_config(&r.dir.join(crate::sink::CONFIG_FILE)).ok()
-        })
-        .map(|f| f.preset)
-        .or_else(|| {
-            plan.as_ref()
-                .and_then(|p| p.cells.first())
-                .map(|c| c.config.clone())
-        });
-    let target = target.or_else(|| first.as_ref().and_then(|c| c.compare.target_error));
-    let loss_epochs: Vec<usize> = if loss_epochs.is_empty() {
-        first.map(|c| c.compare.loss_at_epochs).unwrap_or_default()
-    } else {
-        loss_epochs.to_vec()
-    };
+    let (target, loss_epochs) = figure_settings(&scan, plan.as_ref(), target, loss_epochs);
     let (groups, axes) = aggregate_groups(&scan.runs, target, &loss_epochs, Include::Finished);
     let choices = choose(&groups);
     let slices: Vec<Slice> = axes
@@ -249,6 +232,31 @@ pub fn write_report(
         plots,
         text,
     })
+}
+
+/// The target error and the epochs of the loss table: the given ones, else the first run's
+/// `compare` settings (or the plan's first cell's).
+pub fn figure_settings(
+    scan: &Scan,
+    plan: Option<&Plan>,
+    target: Option<f64>,
+    loss_epochs: &[usize],
+) -> (Option<f64>, Vec<usize>) {
+    let first = scan
+        .runs
+        .iter()
+        .find_map(|r| {
+            crate::preset::PresetFile::read_config(&r.dir.join(crate::sink::CONFIG_FILE)).ok()
+        })
+        .map(|f| f.preset)
+        .or_else(|| plan.and_then(|p| p.cells.first()).map(|c| c.config.clone()));
+    let target = target.or_else(|| first.as_ref().and_then(|c| c.compare.target_error));
+    let loss_epochs: Vec<usize> = if loss_epochs.is_empty() {
+        first.map(|c| c.compare.loss_at_epochs).unwrap_or_default()
+    } else {
+        loss_epochs.to_vec()
+    };
+    (target, loss_epochs)
 }
 
 /// `ltmlp report DIR`.
