@@ -18,7 +18,7 @@ use crate::sink::actions::{self, ACTIONS_FILE};
 use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 
 /// The per-unit statistics file the run host writes (one record per evaluation).
-pub const UNITS_JSONL: &str = "units.jsonl";
+pub use crate::sink::units::UNITS_JSONL;
 /// How deep below a DIR run folders are looked for (a sweep's cells are two levels down).
 const MAX_DEPTH: usize = 4;
 /// Where the HParams table's metrics are: `summary.json`'s final and best figures.
@@ -260,7 +260,7 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
 /// The text tag of the steering actions.
 pub const ACTIONS_TAG: &str = "steering/actions";
 
-fn action_text(steer: &crate::train::protocol::Steer) -> String {
+fn action_text(steer: &crate::protocol::Steer) -> String {
     let command = serde_json::to_string(&steer.command).unwrap_or_default();
     let outcome = if steer.ok { "done" } else { "refused" };
     format!(
