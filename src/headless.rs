@@ -10,8 +10,7 @@ use std::sync::{Arc, OnceLock};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::host::{spawn, RetryPolicy};
-use crate::preset::Monitor;
-use crate::protocol::{EpochMetrics, Event, RunInfo, Steer, Summary, TransformCause};
+use crate::protocol::{wording, Event, Steer, Summary, TransformCause};
 use crate::train::checkpoint::Checkpoint;
 use crate::train::{Experiment, SessionOptions};
 
@@ -24,69 +23,6 @@ pub fn default_out_dir(preset: &str, variant: &str) -> anyhow::Result<PathBuf> {
     let parent = Path::new("runs");
     crate::sink::create_unique(parent, &format!("{preset}-{variant}-{stamp}"))
         .map_err(|e| anyhow::anyhow!("{}: cannot create a run folder: {e}", parent.display()))
-}
-
-/// One human line per evaluation, at most 100 columns, every field at a fixed width so that
-/// the lines of a run align: epoch, clean training, validation and test loss (and error for
-/// classifiers), learning rate, transformations, collapsed units, training time.
-pub fn epoch_line(info: &RunInfo, m: &EpochMetrics) -> String {
-    // Losses in 6 columns: 4 decimals below 10, fewer above (autoencoders' summed errors).
-    let loss = |v: f64| {
-        let decimals = match v.abs() {
-            a if a < 10.0 => 4,
-            a if a < 100.0 => 3,
-            a if a < 1000.0 => 2,
-            _ => 0,
-        };
-        format!("{v:>6.decimals$}")
-    };
-    let pct = |e: Option<f64>| e.map_or(String::new(), |e| format!(" {:>6}", format!("{e:.2}%")));
-    // Regression: the losses are mean squared errors, each followed by its split's R².
-    let r2 = |pick: fn(&crate::protocol::SplitR2) -> f64| {
-        m.r2.as_ref()
-            .map_or(String::new(), |r| format!(" R² {:>4.2}", pick(r)))
-    };
-    let collapsed =
-        m.layers.iter().map(|l| l.collapsed_fraction).sum::<f64>() / m.layers.len().max(1) as f64;
-    // With the test set monitored, validation and test are one split: print it once.
-    let held_out = match info.monitor {
-        Monitor::Test => String::new(),
-        Monitor::Validation => format!(
-            " valid {}{}{}",
-            loss(m.validation_loss),
-            pct(m.validation_error),
-            r2(|r| r.validation)
-        ),
-    };
-    let test_label = match info.monitor {
-        Monitor::Test => "test(monitored)",
-        Monitor::Validation => "test",
-    };
-    let digits = info.epochs.to_string().len();
-    format!(
-        "ep {:>digits$}/{} train {}{}{}{held_out} {test_label} {}{}{} lr {:<6} {} coll {:>4.1}% {:>4.0}s",
-        m.epoch,
-        info.epochs,
-        loss(m.train_loss),
-        pct(m.train_error),
-        r2(|r| r.train),
-        loss(m.test_loss),
-        pct(m.test_error),
-        r2(|r| r.test),
-        rate(m.learning_rate),
-        m.flags.label(),
-        100.0 * collapsed,
-        m.elapsed_seconds,
-    )
-}
-
-/// A learning rate in at most 6 columns.
-fn rate(v: f64) -> String {
-    if v >= 1e-3 || v == 0.0 {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.0e}")
-    }
 }
 
 /// A one-paragraph summary for the end of a run.
@@ -175,7 +111,7 @@ fn is_ignored(signal: i32) -> bool {
     }
 }
 
-/// Prints a line on stdout; a closed stdout (`ltmlp run … | head -1`) must not stop a run
+/// Prints a line on stdout (and so does [`crate::say!`]); a closed stdout (`ltmlp run … | head -1`) must not stop a run
 /// that is still writing its files, so failures are ignored.
 pub fn say(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
@@ -254,7 +190,7 @@ pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summ
         // The kept history of a resumed run is printed again, as the run's whole record.
         Event::Epoch(m) | Event::Replayed(m) => {
             if let Some(i) = &info {
-                bar.suspend(|| say(&epoch_line(i, m)));
+                bar.suspend(|| say(&wording::epoch_line(i, m)));
             }
             // Rollbacks happen within steps, so they arrive with the epoch's record.
             for t in &m.transform_events {

@@ -1,15 +1,14 @@
 //! ltmlp: a terminal lab for multi-layer perceptrons whose hidden units use the transformed
 //! nonlinearities of Raiko, Valpola & LeCun (2012) and Vatanen et al. (2013).
 
-/// `println!` for the commands' reports: a closed or broken stdout (`ltmlp eval DIR | head`,
-/// a vanished SSH terminal) is ignored instead of panicking, so that a command still writes
-/// its files and a long sweep keeps running.
+/// `println!` for the commands' reports, through [`headless::say`]: a closed or broken stdout
+/// (`ltmlp eval DIR | head`, a vanished SSH terminal) is ignored instead of panicking, so that
+/// a command still writes its files and a long sweep keeps running.
 #[macro_export]
 macro_rules! say {
-    ($($arg:tt)*) => {{
-        use ::std::io::Write as _;
-        let _ = writeln!(::std::io::stdout().lock(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::headless::say(&::std::format!($($arg)*))
+    };
 }
 
 /// `print!` with the same tolerance of a closed stdout as [`say!`].

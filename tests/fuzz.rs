@@ -170,7 +170,7 @@ proptest! {
         std::fs::write(dir.path().join(ltmlp::sink::CONFIG_FILE), "").unwrap();
         std::fs::write(dir.path().join(ltmlp::sink::METRICS_JSONL), &text).unwrap();
         let lock = ltmlp::sink::claim_existing(dir.path()).unwrap();
-        let kept = ltmlp::sink::Recorder::resume(lock, true, lines, None);
+        let kept = ltmlp::sink::Recorder::resume(lock, lines, None);
         // Whatever it answers, the records already written are never shortened.
         let after = std::fs::read_to_string(dir.path().join(ltmlp::sink::METRICS_JSONL)).unwrap();
         let aside = std::fs::read_to_string(dir.path().join("metrics.jsonl.after-checkpoint")).unwrap_or_default();

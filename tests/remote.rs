@@ -150,6 +150,44 @@ fn ctl_steers_a_background_run_and_says_what_the_trainer_did() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no live run"));
 }
 
+#[test]
+fn a_momentum_out_of_range_is_refused_with_the_presets_message_and_recorded() {
+    use ltmlp::protocol::Command as Steering;
+    let run = Background::start(&["--set", "train.epochs=100000"]);
+    let steer = |command| ltmlp::remote::client::steer(&run.dir, command, TIMEOUT).unwrap();
+    let refused = steer(Steering::SetMomentum(1.5));
+    assert!(!refused.ok, "{refused:?}");
+    // The preset's own rule and wording (`--set train.momentum=1.5` says the same).
+    let preset_says = ltmlp(&["run", "presets/tiny.toml", "--set", "train.momentum=1.5"]);
+    assert_eq!(preset_says.status.code(), Some(2), "{}", text(&preset_says));
+    let preset_says = String::from_utf8_lossy(&preset_says.stderr).to_string();
+    assert!(
+        refused.message.contains("train.momentum")
+            && refused.message.contains("1.5 must be in [0, 1)")
+            && preset_says.contains(&refused.message),
+        "{refused:?} / {preset_says}"
+    );
+    let accepted = steer(Steering::SetMomentum(0.5));
+    assert!(accepted.ok, "{accepted:?}");
+    assert_eq!(steer(Steering::Stop).command, Steering::Stop);
+    run.wait_for_end();
+
+    let actions = std::fs::read_to_string(run.dir.join("actions.jsonl")).unwrap();
+    let recorded: Vec<serde_json::Value> = actions
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["steer"].clone())
+        .collect();
+    assert_eq!(recorded[0]["command"]["set_momentum"], 1.5, "{actions}");
+    assert_eq!(recorded[0]["ok"], false, "{actions}");
+    assert_eq!(
+        recorded[0]["message"],
+        refused.message.as_str(),
+        "{actions}"
+    );
+    assert_eq!(recorded[1]["command"]["set_momentum"], 0.5, "{actions}");
+    assert_eq!(recorded[1]["ok"], true, "{actions}");
+}
+
 /// metrics.jsonl without the fields that measure time.
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))

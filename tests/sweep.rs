@@ -373,7 +373,7 @@ fn killing_a_worker_and_rerunning_finishes_exactly_the_missing_cells() {
                 .unwrap();
             assert!(kept >= 1, "{log}");
             for epoch in 1..=8 {
-                let logged = log.contains(&format!("[{}] epoch {epoch}/8 ", cell.folder));
+                let logged = log.contains(&format!("[{}] ep {epoch}/8 ", cell.folder));
                 assert_eq!(logged, epoch > kept, "cell {i}, epoch {epoch}: {log}");
             }
         }

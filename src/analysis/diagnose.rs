@@ -287,7 +287,9 @@ pub fn train_and_measure<T: Real>(
     let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
     let weights = net.params.len(false);
     let mut trainer = Trainer::new(&exp.resolved, Arc::clone(&data), net);
-    trainer.set_momentum(0.0);
+    trainer
+        .set_momentum(&exp.resolved, 0.0)
+        .map_err(anyhow::Error::msg)?;
     let x: Array2<f64> = data.train.inputs().mapv(|v| v.f64());
     let labels = data.train.class_indices();
     let n = labels.len();

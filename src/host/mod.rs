@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
-use crate::preset::Task;
 use crate::protocol::{Command, Event, Summary};
 use crate::sink::actions::ActionLog;
 use crate::sink::run_file::{self, RunHeader};
@@ -112,23 +111,16 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, StartE
         exp.check_resume(&path, cp, "the run's settings", "the run's data source")
             .map_err(StartError::Refused)?;
     }
-    let classify = exp.resolved.preset.model.task == Task::Classify;
     let recorder = match (&options.out_dir, &options.resume) {
         (Some(dir), Some(cp)) => {
             let lock = claim_existing(dir).map_err(SinkError::from)?;
             // Everything a resume continues is checked before it changes anything.
             crate::sink::actions::check(dir).map_err(SinkError::Actions)?;
-            Some(Recorder::resume(
-                lock,
-                classify,
-                cp.metrics_lines,
-                cp.metrics_mark,
-            )?)
+            Some(Recorder::resume(lock, cp.metrics_lines, cp.metrics_mark)?)
         }
         (Some(dir), None) => Some(Recorder::create(
             claim_new(dir, options.force).map_err(SinkError::from)?,
             &exp.resolved.to_toml(),
-            classify,
         )?),
         (None, _) => None,
     };

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod best;
 pub mod wording;
 
 use crate::net::{Flags, Param};

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{client, endpoint};
 use crate::bounded::{self, FileKind};
+use crate::protocol::best;
 use crate::sink::run_file;
 use crate::sink::{METRICS_JSONL, SUMMARY_FILE};
 use crate::train::checkpoint::CHECKPOINT_FILE;
@@ -88,7 +89,7 @@ fn row(dir: &Path) -> Row {
             live: false,
             epoch: s.epochs_completed,
             epochs,
-            best: s.best_validation_error.or(s.best_validation_loss),
+            best: best::recorded_figure(&s),
             viewers: None,
             pid: None,
             reason: s.reason,

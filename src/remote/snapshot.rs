@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::STEERING_LINE_LOOKBACK;
+use crate::protocol::{best, STEERING_LINE_LOOKBACK};
 use crate::train::{EpochMetrics, Event, Progress, RunInfo, RunState, Summary, Tunable};
 
 use super::wire::Status;
@@ -166,11 +166,7 @@ impl Snapshot {
     /// Where the run is now.
     pub fn status(&self, dir: &str, pid: u32, viewers: usize) -> Status {
         let last_progress = self.position.or(self.progress.last().copied());
-        let best = self
-            .epochs
-            .iter()
-            .map(|m| m.validation_error.unwrap_or(m.validation_loss))
-            .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
+        let best = best::best_of(&self.epochs).map(best::validation_figure);
         Status {
             dir: dir.to_string(),
             pid,

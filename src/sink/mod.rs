@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{self, FileKind, Problem, ReadError};
-use crate::protocol::{EpochMetrics, RunState, Summary};
+use crate::protocol::{best, EpochMetrics, RunState, Summary};
 
 pub mod actions;
 pub mod fault;
@@ -112,15 +112,14 @@ pub struct Recorder {
     /// `run.json`, once the host wrote it; completed with the summary.
     header: Option<run_file::RunHeader>,
     best: Option<EpochMetrics>,
-    classify: bool,
 }
 
 impl Recorder {
     /// Starts a new run in the locked, empty folder: `config.toml`, then the metrics files
     /// (created, never truncated); fails before training if the folder is unwritable.
-    pub fn create(lock: RunLock, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
+    pub fn create(lock: RunLock, config_toml: &str) -> Result<Self, SinkError> {
         let dir = lock.dir().to_owned();
-        Self::create_files(lock, config_toml, classify).inspect_err(|_| {
+        Self::create_files(lock, config_toml).inspect_err(|_| {
             // The folder was empty and nothing trained yet: leave it empty again, so that the
             // same --out can be used once the fault is mended.
             for name in [CONFIG_FILE, METRICS_JSONL, METRICS_CSV, units::UNITS_JSONL] {
@@ -146,7 +145,7 @@ impl Recorder {
         }
     }
 
-    fn create_files(lock: RunLock, config_toml: &str, classify: bool) -> Result<Self, SinkError> {
+    fn create_files(lock: RunLock, config_toml: &str) -> Result<Self, SinkError> {
         let dir = lock.dir().to_owned();
         let config = dir.join(CONFIG_FILE);
         write_atomic(&config, config_toml.as_bytes()).map_err(write_error(&config))?;
@@ -166,7 +165,6 @@ impl Recorder {
             units,
             header: None,
             best: None,
-            classify,
         })
     }
 
@@ -177,7 +175,6 @@ impl Recorder {
     /// to the same records, or rebuilt from them (atomically) if it does not match.
     pub fn resume(
         lock: RunLock,
-        classify: bool,
         lines: usize,
         mark: Option<MetricsMark>,
     ) -> Result<Self, SinkError> {
@@ -232,7 +229,6 @@ impl Recorder {
             units,
             header: None,
             best: None,
-            classify,
         };
         for m in history {
             rec.remember(m);
@@ -297,18 +293,10 @@ impl Recorder {
     }
 
     fn remember(&mut self, m: EpochMetrics) {
-        if self.is_better(&m) {
+        if self.best.as_ref().is_none_or(|b| best::improves_on(&m, b)) {
             self.best = Some(m.clone());
         }
         self.history.push(m);
-    }
-
-    fn is_better(&self, m: &EpochMetrics) -> bool {
-        let Some(best) = &self.best else { return true };
-        match (self.classify, m.validation_error, best.validation_error) {
-            (true, Some(e), Some(b)) if e != b => e < b,
-            _ => m.validation_loss < best.validation_loss,
-        }
     }
 
     /// Final and best figures so far, with the run's end state.

@@ -11,7 +11,7 @@ use super::plan::{Cell, Plan};
 use crate::bounded::{self, FileKind};
 use crate::compare::runs::FAILED_FILE;
 use crate::host::{spawn, RetryPolicy, StartError};
-use crate::protocol::{Event, RunState, Summary};
+use crate::protocol::{wording, Event, RunState, Summary};
 use crate::sink::{FolderError, SinkError};
 use crate::sink::{CONFIG_FILE, SUMMARY_FILE};
 use crate::train::checkpoint::{self, CHECKPOINT_FILE};
@@ -202,20 +202,15 @@ fn train(
         ) => return Ok(CellOutcome::Held(e.to_string())),
         Err(e) => return Err(e.to_string()),
     };
-    let mut epochs = 0;
+    let mut info = None;
     // The evaluations a resumed cell kept arrive as `Replayed`: they were logged before.
     let summary = session.drain(RetryPolicy::SWEEP_CELL, |event| match event {
-        Event::Started(info) => epochs = info.epochs,
-        Event::Epoch(m) => log(format!(
-            "[{name}] epoch {}/{epochs}  valid {}  train loss {:.4}  {:.1}s",
-            m.epoch,
-            m.validation_error.map_or_else(
-                || format!("loss {:.4}", m.validation_loss),
-                |e| format!("{e:.2}%")
-            ),
-            m.train_loss,
-            m.elapsed_seconds
-        )),
+        Event::Started(started) => info = Some(started.clone()),
+        Event::Epoch(m) => {
+            if let Some(info) = &info {
+                log(format!("[{name}] {}", wording::epoch_line(info, m)));
+            }
+        }
         // Training paused so that nothing is lost; the drain asks it to retry.
         Event::Failed(reason) => log(format!("[{name}] {reason}")),
         Event::Finished(s) => log(format!(

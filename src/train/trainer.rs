@@ -389,10 +389,13 @@ impl<T: Real> Trainer<T> {
         }
     }
 
-    pub fn set_momentum(&mut self, momentum: f64) {
-        if (0.0..1.0).contains(&momentum) {
-            self.momentum_override = Some(momentum);
-        }
+    /// Holds the momentum at `momentum` over the schedule's ramp, once the preset's own rule
+    /// for `train.momentum` (`super::tunables::retune` on `resolved`, this run's settings)
+    /// accepts it; refused with the preset's message otherwise, nothing changed.
+    pub fn set_momentum(&mut self, resolved: &Resolved, momentum: f64) -> Result<(), String> {
+        super::tunables::retune(resolved, "train.momentum", &momentum.to_string())?;
+        self.momentum_override = Some(momentum);
+        Ok(())
     }
 
     /// Takes the live settings (`super::tunables`) of `p`, a validated preset of the same

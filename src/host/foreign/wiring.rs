@@ -32,21 +32,19 @@ pub struct Wiring {
 /// `declaration.resume_from` epochs), writes or keeps its files, and opens its endpoint.
 /// Nothing is left in a new folder when this fails.
 pub fn open(dir: &Path, declaration: &Declaration, force: bool) -> Result<Wiring, String> {
-    let classify = declaration.task == Task::Classify;
     let (recorder, actions) = match declaration.resume_from {
         Some(epochs) => {
             let lock = claim_existing(dir).map_err(|e| e.to_string())?;
             crate::sink::actions::check(dir)?;
-            let recorder =
-                Recorder::resume(lock, classify, epochs, None).map_err(|e| e.to_string())?;
+            let recorder = Recorder::resume(lock, epochs, None).map_err(|e| e.to_string())?;
             let iteration = recorder.history().last().map_or(0, |m| m.iteration);
             let actions = ActionLog::resume(dir, iteration)?;
             (recorder, actions)
         }
         None => {
             let lock = claim_new(dir, force).map_err(|e| e.to_string())?;
-            let recorder = Recorder::create(lock, &stand_in_config(declaration), classify)
-                .map_err(|e| e.to_string())?;
+            let recorder =
+                Recorder::create(lock, &stand_in_config(declaration)).map_err(|e| e.to_string())?;
             match ActionLog::create(dir) {
                 Ok(log) => (recorder, log),
                 Err(e) => {

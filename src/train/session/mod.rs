@@ -16,7 +16,7 @@ use super::checkpoint::{AnyState, Checkpoint};
 use super::trainer::{Trainer, TrainerState};
 use crate::data::Dataset;
 use crate::net::Network;
-use crate::protocol::{Command, EpochMetrics, Event, Progress, RunState, Steer, WallTime};
+use crate::protocol::{best, Command, EpochMetrics, Event, Progress, RunState, Steer, WallTime};
 use crate::real::Real;
 use crate::sink::actions::ActionLog;
 use crate::sink::Recorder;
@@ -497,10 +497,10 @@ pub fn signal_name(signal: usize) -> String {
     }
 }
 
-/// Early stopping on the validation error (or loss, for autoencoders).
+/// Early stopping: patience counts the evaluations since the best one (`protocol::best`).
 struct EarlyStop {
     patience: Option<usize>,
-    best: f64,
+    best: Option<EpochMetrics>,
     since_best: usize,
 }
 
@@ -508,7 +508,7 @@ impl EarlyStop {
     fn new(patience: Option<usize>) -> Self {
         EarlyStop {
             patience,
-            best: f64::INFINITY,
+            best: None,
             since_best: 0,
         }
     }
@@ -516,9 +516,8 @@ impl EarlyStop {
     /// The reason to stop after this evaluation, if any.
     fn after(&mut self, m: &EpochMetrics) -> Option<String> {
         let patience = self.patience?;
-        let value = m.validation_error.unwrap_or(m.validation_loss);
-        if value < self.best {
-            self.best = value;
+        if self.best.as_ref().is_none_or(|b| best::improves_on(m, b)) {
+            self.best = Some(m.clone());
             self.since_best = 0;
             return None;
         }

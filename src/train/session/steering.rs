@@ -134,13 +134,12 @@ impl<T: StateKind> Driver<T> {
             Command::ScaleLearningRate(v) | Command::SetLearningRate(v) => {
                 Err(self.refuse(format!("learning rate: {v} is not a positive number")))
             }
-            Command::SetMomentum(m) if m.is_finite() && (0.0..1.0).contains(m) => {
-                self.trainer.set_momentum(*m);
-                Ok(self.log_position(format!("momentum → {:.3}", self.trainer.momentum())))
-            }
-            Command::SetMomentum(m) => {
-                Err(self.refuse(format!("momentum {m} must be in [0, 1), e.g. 0.9")))
-            }
+            Command::SetMomentum(m) => match self.trainer.set_momentum(&self.exp.resolved, *m) {
+                Ok(()) => {
+                    Ok(self.log_position(format!("momentum → {:.3}", self.trainer.momentum())))
+                }
+                Err(e) => Err(self.refuse(e)),
+            },
             Command::Set { key, value } => self.retune(key, value),
         };
         (false, outcome)
