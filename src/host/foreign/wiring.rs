@@ -1,7 +1,7 @@
 //! The foreign host on today's pieces, behind one function: the folder claim, the metrics
 //! recorder, the action log and the hub with its event and command channels, as a native run
-//! wires them in `train::session::spawn`. Swapping this module for the run host of `src/host`
-//! leaves the rest of `ltmlp host` unchanged.
+//! wires them in `host::spawn`. Moving both onto one shared host API would leave the rest of
+//! `ltmlp host` unchanged.
 
 use std::path::Path;
 
