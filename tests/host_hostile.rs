@@ -4,6 +4,7 @@
 //! ends without `finished`. Each gets a clear message on stderr; no file is corrupted; the
 //! host never hangs (every child has a deadline).
 
+mod cli_common;
 mod host_common;
 use host_common::*;
 

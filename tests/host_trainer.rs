@@ -5,6 +5,7 @@
 //! folder; a trainer killed with -9 leaves a stopped run with its reason. Skips with a message
 //! where python3 (or, for the dashboard, tmux) is missing.
 
+mod cli_common;
 mod host_common;
 use host_common::*;
 

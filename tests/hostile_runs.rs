@@ -37,26 +37,7 @@ impl Drop for Reaped {
 
 /// Runs ltmlp in `cwd` to its end, or kills it at the deadline (and fails).
 fn ltmlp_in(cwd: &Path, args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-            panic!("ltmlp {args:?} hung; killed");
-        }
-    }
+    cli_common::ltmlp_within(Some(cwd), args, DEADLINE)
 }
 
 fn ltmlp(args: &[&str]) -> Output {

@@ -7,6 +7,7 @@
 //! is meant), and read them: `ls`, `report`, the `watch` follower, the wire decoder, the
 //! snapshot and the dashboard.
 
+mod cli_common;
 mod host_common;
 use host_common::*;
 

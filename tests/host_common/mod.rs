@@ -72,25 +72,7 @@ pub fn host_python(dir: &Path, args: &[&str], stderr: &Path) -> Reaped {
 
 /// Runs ltmlp to its end, or kills it at the deadline (and fails).
 pub fn ltmlp(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_ltmlp"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-            panic!("ltmlp {args:?} hung; killed");
-        }
-    }
+    crate::cli_common::ltmlp_within(None, args, DEADLINE)
 }
 
 /// Polls until `check` holds, or fails saying what was awaited.
@@ -118,12 +100,4 @@ pub fn answers(dir: &Path) -> bool {
         .success()
 }
 
-/// A finished child's exit code, stdout and stderr, for a failed assertion's message.
-pub fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+pub use crate::cli_common::text;
