@@ -330,14 +330,9 @@ impl Host {
                 "a second `declare`; the first one holds, this is dropped",
             ),
             TrainerEvent::Progress(p) => match p.to_progress() {
-                Ok(_) if p.iteration < self.iteration => self.complain(
-                    number,
-                    &format!(
-                        "progress at iteration {} after iteration {}: events come in order; \
-                         dropped",
-                        p.iteration, self.iteration
-                    ),
-                ),
+                Ok(_) if p.iteration < self.iteration => {
+                    self.out_of_order(number, "progress", p.iteration)
+                }
                 Ok(progress) => {
                     self.iteration = progress.iteration;
                     self.last_progress = Some(progress);
@@ -347,14 +342,9 @@ impl Host {
             },
             TrainerEvent::Epoch(e) => self.epoch(number, &e),
             TrainerEvent::Layers(l) => match l.to_stats(&self.declaration) {
-                Ok(_) if l.iteration < self.iteration => self.complain(
-                    number,
-                    &format!(
-                        "layers at iteration {} after iteration {}: events come in order; \
-                         dropped",
-                        l.iteration, self.iteration
-                    ),
-                ),
+                Ok(_) if l.iteration < self.iteration => {
+                    self.out_of_order(number, "layers", l.iteration)
+                }
                 Ok(layers) => {
                     self.iteration = l.iteration;
                     self.layers = layers.clone();
@@ -589,6 +579,17 @@ impl Host {
             )));
         }
         self.send(Event::Steered(steer));
+    }
+
+    /// Drops an event dated before the run's current iteration, and says so.
+    fn out_of_order(&mut self, number: usize, what: &str, iteration: u64) {
+        let at = self.iteration;
+        self.complain(
+            number,
+            &format!(
+                "{what} at iteration {iteration} after iteration {at}: events come in order; dropped"
+            ),
+        );
     }
 
     /// Says what was wrong with a trainer's line, on stderr and to the viewers.
