@@ -594,3 +594,35 @@ fn each_variant_gets_its_best_setting_on_validation_never_on_test() {
         files.plots
     );
 }
+
+#[test]
+fn the_report_picks_the_best_evaluation_by_the_runs_own_rule() {
+    // Two evaluations tie on validation error (4.0); the later has the lower validation loss,
+    // so it is the run's best (as its summary and early stopping say), and the test error at
+    // the best is the later one's (3.0), not the earlier one's (6.0).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_run(
+        root,
+        "ab",
+        1,
+        &[(4.0, 6.0, 0.5, 0.0), (4.0, 3.0, 0.4, 0.0)],
+        Some(RunState::Finished),
+        false,
+    );
+    let run = root.join("ab-seed1");
+    let mut rows = metrics(&[(4.0, 6.0, 0.5, 0.0), (4.0, 3.0, 0.4, 0.0)]);
+    rows[1].validation_loss = 0.1;
+    let jsonl: String = rows
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap() + "\n")
+        .collect();
+    std::fs::write(run.join("metrics.jsonl"), jsonl).unwrap();
+
+    let files = write_report(root, None, &[]).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    let ab = variant(&report, "ab");
+    close(&ab["best_validation"]["mean"], 4.0);
+    close(&ab["test_at_best"]["mean"], 3.0);
+}

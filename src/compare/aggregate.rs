@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::group::{group, setting_text, Group};
 use super::runs::SavedRun;
 use crate::confusion::EpochConfusion;
+use crate::protocol::best::{best_of, validation_figure};
 use crate::train::EpochMetrics;
 
 /// Mean and sample standard deviation over seeds.
@@ -108,22 +109,8 @@ pub enum Include {
     Running,
 }
 
-pub fn validation_value(m: &EpochMetrics) -> f64 {
-    m.validation_error.unwrap_or(m.validation_loss)
-}
-
 fn test_value(m: &EpochMetrics) -> f64 {
     m.test_error.unwrap_or(m.test_loss)
-}
-
-/// The evaluation with the best validation result (ties: the earlier one).
-fn best(metrics: &[EpochMetrics]) -> Option<&EpochMetrics> {
-    metrics
-        .iter()
-        .fold(None, |best: Option<&EpochMetrics>, m| match best {
-            Some(b) if validation_value(b) <= validation_value(m) => Some(b),
-            _ => Some(m),
-        })
 }
 
 /// Each class's test error at every run's best evaluation, over the runs whose classes are
@@ -131,7 +118,7 @@ fn best(metrics: &[EpochMetrics]) -> Option<&EpochMetrics> {
 fn per_class_at_best(runs: &[&SavedRun]) -> Vec<(i64, Option<Stat>)> {
     let at_best: Vec<&EpochConfusion> = runs
         .iter()
-        .filter_map(|r| best(&r.metrics)?.confusion.as_deref())
+        .filter_map(|r| best_of(&r.metrics)?.confusion.as_deref())
         .collect();
     let Some(first) = at_best.first() else {
         return Vec::new();
@@ -210,7 +197,7 @@ fn report_of(
             let t = target?;
             r.metrics
                 .iter()
-                .find(|m| validation_value(m) <= t)
+                .find(|m| validation_figure(m) <= t)
                 .map(|m| (*r, m))
         })
         .collect();
@@ -233,9 +220,9 @@ fn report_of(
         } else {
             "validation loss".into()
         },
-        final_validation: collect(&|r| r.metrics.last().map(validation_value)),
-        best_validation: collect(&|r| best(&r.metrics).map(validation_value)),
-        test_at_best: collect(&|r| best(&r.metrics).map(test_value)),
+        final_validation: collect(&|r| r.metrics.last().map(validation_figure)),
+        best_validation: collect(&|r| best_of(&r.metrics).map(validation_figure)),
+        test_at_best: collect(&|r| best_of(&r.metrics).map(test_value)),
         final_train_loss: collect(&|r| r.metrics.last().map(|m| m.train_loss)),
         target,
         reached_target: hits.len(),
@@ -263,7 +250,7 @@ fn report_of(
             })
         }),
         per_class_test_at_best: per_class_at_best(&good),
-        validation_curve: curve(&good, validation_value),
+        validation_curve: curve(&good, validation_figure),
         train_loss_curve: curve(&good, |m| m.train_loss),
         config: g.config,
     }
