@@ -509,7 +509,8 @@ class Run:
             else:
                 state = "stopped"
                 reason = reason or f"the script closed the run after epoch {self.epochs_done} of {self.epochs}"
-        if not self.link.alive and self.on_host_loss == "restart":
+        if not self.link.alive:
+            # Either way the folder is completed: a new host records the end.
             self._restart()
         self._closed = True
         atexit.unregister(self._at_exit)
