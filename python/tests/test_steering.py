@@ -38,7 +38,9 @@ def test_a_plain_model_is_paused_steered_checkpointed_and_stopped(ltmlp, start_t
     assert [t["key"] for t in status["tunables"]] == ["train.learning_rate", "train.momentum"]
 
     wait_until("the first epoch", lambda: len(records(run_dir)) >= 1)
-    assert ok(ltmlp("ctl", str(run_dir), "pause")).startswith("paused at iteration")
+    said = ok(ltmlp("ctl", str(run_dir), "pause"))
+    assert said.startswith("paused at iteration"), said
+    paused_at = int(said.split()[-1])
     wait_until("the paused state", lambda: ltmlp.status(run_dir)["state"] == "paused")
     before = ltmlp.status(run_dir)["iteration"]
     time.sleep(0.6)
@@ -53,7 +55,7 @@ def test_a_plain_model_is_paused_steered_checkpointed_and_stopped(ltmlp, start_t
     saved = torch.load(checkpoint, weights_only=False)
     assert set(saved) >= {"model", "optimizer", "epoch", "iteration"}
     assert saved["optimizer"]["param_groups"][0]["lr"] == 0.05
-    assert saved["iteration"] == before
+    assert saved["iteration"] == paused_at
 
     # Refused: by the host (not declared), and out of range.
     refused(ltmlp("ctl", str(run_dir), "toggle", "a"), "does not carry out `toggle`")
@@ -74,8 +76,9 @@ def test_a_plain_model_is_paused_steered_checkpointed_and_stopped(ltmlp, start_t
     assert any(a.get("steer", a).get("ok") is False for a in actions)
     listed = ltmlp("ls", str(tmp_path))
     assert listed.returncode == 0 and "stopped" in listed.stdout, listed.stdout + listed.stderr
-    report = ltmlp("report", str(run_dir))
+    report = ltmlp("report", str(tmp_path))
     assert report.returncode == 0, report.stderr
+    assert "`run`: stopped after epoch" in report.stdout and "(stopped on request)" in report.stdout, report.stdout
 
 
 def test_a_model_with_transformations_takes_toggles_and_reestimation(ltmlp, start_trainer, tmp_path):
