@@ -73,11 +73,11 @@ def start_trainer(ltmlp_bin: str, tmp_path: Path):
     end of the test."""
     children: List[subprocess.Popen] = []
 
-    def start(*args: str) -> subprocess.Popen:
+    def start(*args: str, binary: Optional[str] = None) -> subprocess.Popen:
         err = open(tmp_path / f"trainer-{len(children)}.err", "wb")
         child = subprocess.Popen(
             [sys.executable, str(TRAINER), *args],
-            env=child_env(ltmlp_bin),
+            env=child_env(binary or ltmlp_bin),
             stdout=subprocess.DEVNULL,
             stderr=err,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 from conftest import records, stderr_of, summary, wait_until
 
@@ -54,6 +55,32 @@ def test_a_killed_host_is_replaced_and_no_evaluation_is_lost(start_trainer, tmp_
     end = summary(run_dir)
     assert end["state"] == "finished" and end["epochs_completed"] == 6
     assert json.loads(result.read_text())["steps"] == 120
+
+
+def test_evaluations_made_while_no_host_runs_are_held_and_sent_to_the_next_one(start_trainer, tmp_path, ltmlp, ltmlp_bin):
+    # The trainer's `ltmlp` is a wrapper that refuses to start while BLOCK exists.
+    block = tmp_path / "BLOCK"
+    wrapper = tmp_path / "ltmlp-wrapper"
+    wrapper.write_text(
+        f"#!/bin/sh\nif [ -e '{block}' ]; then echo 'ltmlp host: blocked by the test' >&2; exit 1; fi\n"
+        f"exec '{ltmlp_bin}' \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    run_dir = tmp_path / "run"
+    trainer = start_trainer(str(run_dir), "--epochs", "12", "--sleep", "0.03", binary=str(wrapper))
+    wait_until("the first epoch", lambda: len(records(run_dir)) >= 1)
+    block.touch()
+    os.kill(ltmlp.status(run_dir)["pid"], signal.SIGKILL)
+    wait_until("a refused restart", lambda: "a new host could not start" in stderr_of(trainer))
+    held = len(records(run_dir))
+    time.sleep(1.5)  # evaluations are made while no host runs
+    assert len(records(run_dir)) == held
+    block.unlink()
+    assert trainer.wait(timeout=120) == 0, stderr_of(trainer)
+    assert [r["epoch"] for r in records(run_dir)] == list(range(1, 13))
+    assert summary(run_dir)["state"] == "finished"
+    log = (run_dir / "run.json").read_text()
+    assert json.loads(log)["state"] == "finished"
 
 
 def test_a_lost_host_stops_the_run_when_the_script_chose_so(start_trainer, tmp_path, ltmlp):
