@@ -106,11 +106,18 @@ class HostLink:
         except (OSError, ValueError):
             pass
 
-    def send(self, event: Dict[str, Any]) -> bool:
-        """Writes one event; False (and the link is no longer alive) when the host is gone."""
+    def send(self, event: Dict[str, Any], clean_floats: bool = True) -> bool:
+        """Writes one event; False (and the link is no longer alive) when the host is gone.
+        `clean_floats=False` for an event whose floats are finite or None already (the large
+        statistics events), to spare a walk through every value."""
         if self._broken or self.process.stdin is None:
             return False
-        line = json.dumps(clean(event), allow_nan=False, separators=(",", ":")) + "\n"
+        body = clean(event) if clean_floats else event
+        try:
+            line = json.dumps(body, allow_nan=False, separators=(",", ":")) + "\n"
+        except ValueError:
+            # A float that was not finite after all: cleaned rather than lost.
+            line = json.dumps(clean(event), allow_nan=False, separators=(",", ":")) + "\n"
         try:
             self.process.stdin.write(line.encode("utf-8"))
             self.process.stdin.flush()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -47,13 +47,6 @@ def slope(kind: str, x: Optional[torch.Tensor], y: torch.Tensor) -> Optional[tor
     return None
 
 
-def per_unit_view(t: torch.Tensor) -> torch.Tensor:
-    """`t` as (units, samples): dim 1 is the unit (feature or channel), the rest are samples."""
-    if t.dim() == 1:
-        return t.reshape(-1, 1)
-    return t.transpose(0, 1).reshape(t.shape[1], -1)
-
-
 def broadcast_units(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Per-unit `values` shaped to broadcast along dim 1 of `like`."""
     shape = [1] * like.dim()
@@ -80,23 +73,23 @@ class UnitStats:
     def layer_event(self) -> Dict[str, Any]:
         """This layer in the trainer's `layers` event (every figure; NaN becomes null)."""
 
-        def mean(values: List[float]) -> float:
+        def mean(values: List[float]) -> Optional[float]:
             finite = [v for v in values if math.isfinite(v)]
-            return sum(finite) / len(finite) if finite else float("nan")
+            return sum(finite) / len(finite) if finite else None
 
         n = max(self.units, 1)
         per_unit: Dict[str, Any] = {
-            "mean_out": self.mean_out,
-            "std_out": self.std_out,
-            "mean_slope": self.mean_slope,
-            "std_pre": self.std_pre,
+            "mean_out": finite_or_none(self.mean_out),
+            "std_out": finite_or_none(self.std_out),
+            "mean_slope": finite_or_none(self.mean_slope),
+            "std_pre": finite_or_none(self.std_pre),
             "saturated": self.saturated,
             "collapsed": self.collapsed,
         }
         for name in ("alpha", "beta", "gamma"):
             values = getattr(self, name)
             if values is not None:
-                per_unit[name] = values
+                per_unit[name] = finite_or_none(values)
         return {
             "name": self.name,
             "mean_out": mean(self.mean_out),
@@ -109,6 +102,31 @@ class UnitStats:
         }
 
 
+def finite_or_none(values: List[float]) -> List[Optional[float]]:
+    """The protocol's floats: NaN and infinities (not measured) as None."""
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def unit_dims(t: torch.Tensor) -> List[int]:
+    """Every dimension but dim 1, the unit's (all of a 1-D tensor's)."""
+    return [d for d in range(t.dim()) if d != 1] if t.dim() > 1 else [0]
+
+
+def mean_of(t: torch.Tensor) -> torch.Tensor:
+    """Per-unit mean over the samples, in float64."""
+    return t.mean(dim=unit_dims(t)).double()
+
+
+def var_mean(t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit variance (over the samples, not unbiased) and mean, in float64. Two passes
+    (the mean, then the centred squares): on a CPU several times faster than
+    `torch.var_mean` over a leading dimension, and as exact."""
+    dims = unit_dims(t)
+    mean = t.mean(dim=dims, keepdim=True)
+    var = (t - mean).square().mean(dim=dims)
+    return var.double(), mean.reshape(-1).double()
+
+
 def measure(
     name: str,
     kind: str,
@@ -119,31 +137,44 @@ def measure(
 ) -> UnitStats:
     """The statistics of one activation from its input `x` (None: not seen) and output `y`.
     `unit_slope` overrides the kind's slope (a module's own `ltmlp_slope`); `transforms`
-    holds a transformed unit's per-unit alpha, beta, gamma."""
+    holds a transformed unit's per-unit alpha, beta, gamma. Each figure is one reduction over
+    the samples; tanh's and sigmoid's slopes follow from the output's mean and variance."""
     y = y.detach()
     x = x.detach() if x is not None else None
-    d = per_unit_view(y).double()
-    units = d.shape[0]
-    mean_out = d.mean(dim=1)
-    std_out = d.std(dim=1, unbiased=False)
-    f_slope = unit_slope if unit_slope is not None else slope(kind, x, y)
-    nan = torch.full((units,), float("nan"), dtype=torch.float64, device=d.device)
-    mean_slope = per_unit_view(f_slope.detach()).double().mean(dim=1) if f_slope is not None else nan
-    std_pre = per_unit_view(x).double().std(dim=1, unbiased=False) if x is not None else nan
+    if y.dim() == 1:
+        y = y.reshape(-1, 1)
+        x = x.reshape(-1, 1) if x is not None else None
+    var_out, mean_out = var_mean(y)
+    units = mean_out.shape[0]
+    nan = torch.full((units,), float("nan"), dtype=torch.float64, device=mean_out.device)
+    std_pre = var_mean(x)[0].sqrt() if x is not None else nan
+    mean_square = var_out + mean_out * mean_out
+    if unit_slope is not None:
+        mean_slope = mean_of(unit_slope.detach())
+    elif kind == "tanh":
+        mean_slope = 1.0 - mean_square  # mean of 1 - y^2
+    elif kind == "sigmoid":
+        mean_slope = mean_out - mean_square  # mean of y (1 - y)
+    else:
+        f_slope = slope(kind, x, y)
+        mean_slope = mean_of(f_slope) if f_slope is not None else nan
+    std_out = var_out.sqrt()
     collapsed = (std_pre < COLLAPSED_STD) & (std_out < COLLAPSED_STD)
     if kind == "relu":
-        collapsed = collapsed | (per_unit_view(y) > 0).sum(dim=1).eq(0)
-    if kind in ("tanh", "transformed_tanh"):
+        # Zero on every probe example: no positive input (or output, without the input).
+        active = mean_slope if x is not None else mean_of((y > 0).to(y.dtype))
+        collapsed = collapsed | active.eq(0)
+    if kind == "tanh":
+        saturated = mean_slope < SATURATED_SLOPE
+    elif kind == "transformed_tanh" and x is not None:
         # The tanh part of the unit, as ltmlp's own statistics: tanh'(x) = 1 - tanh(x)^2.
-        tanh_y = torch.tanh(x) if x is not None and kind == "transformed_tanh" else y
-        saturated = per_unit_view(1.0 - tanh_y * tanh_y).double().mean(dim=1) < SATURATED_SLOPE
-        if kind == "transformed_tanh" and x is None:
-            saturated = torch.zeros(units, dtype=torch.bool, device=d.device)
+        t = torch.tanh(x)
+        saturated = (1.0 - mean_of(t * t)) < SATURATED_SLOPE
     elif kind == "sigmoid":
-        saturated = per_unit_view(y * (1.0 - y)).double().mean(dim=1) / 0.25 < SATURATED_SLOPE
+        saturated = mean_slope / 0.25 < SATURATED_SLOPE
     else:
         # ReLU, GELU and SiLU have no upper saturation.
-        saturated = torch.zeros(units, dtype=torch.bool, device=d.device)
+        saturated = torch.zeros(units, dtype=torch.bool, device=mean_out.device)
     stats = UnitStats(
         name=name,
         units=units,

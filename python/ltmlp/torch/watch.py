@@ -32,9 +32,21 @@ RESTART_EVERY_S = 5.0
 #: The checkpoint `checkpoint` writes when `watch` names no other, in the run folder.
 CHECKPOINT_NAME = "torch_checkpoint.pt"
 #: The default probe interval, in steps.
-DEFAULT_EVERY = 100
+DEFAULT_EVERY = 200
 
 Split = Union[None, float, Tuple[float, Optional[float]], Mapping[str, Optional[float]]]
+
+
+def _user_level() -> int:
+    """The `stacklevel` that names the user's line (their `run.step`) rather than this
+    package's, for the frame that calls `warnings.warn`."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class HostLost(UserWarning):
@@ -274,7 +286,7 @@ class Run:
     def _send_layers(self, measurement: Measurement) -> None:
         layers = [s.layer_event() for s in measurement.layers if s.name in self._declared]
         self._latest_layers = {"layers": {"iteration": self.iteration, "layers": layers}}
-        self._send(self._latest_layers)
+        self._send(self._latest_layers, clean_floats=False)
 
     # -- the training loop ---------------------------------------------------------------
 
@@ -370,6 +382,16 @@ class Run:
                 continue
             ok, message = self._carry_out(command["command"])
             self._send({"ack": {"id": command["id"], "ok": ok, "message": message, "iteration": self.iteration}})
+            if ok:
+                # A position report: viewers see the new rate and momentum while paused too.
+                self._send({"progress": {
+                    "epoch": self.epochs_done,
+                    "iteration": self.iteration,
+                    "batch_loss": None,
+                    "learning_rate": steering.learning_rate(self.optimizer),
+                    "momentum": steering.momentum(self.optimizer),
+                    "elapsed_seconds": self._train_seconds,
+                }})
 
     def _carry_out(self, body: Any) -> Tuple[bool, str]:
         """One command: (ok, what was done or why not)."""
@@ -442,8 +464,8 @@ class Run:
 
     # -- the host ------------------------------------------------------------------------
 
-    def _send(self, event: Dict[str, Any]) -> None:
-        if not self.link.send(event):
+    def _send(self, event: Dict[str, Any], clean_floats: bool = True) -> None:
+        if not self.link.send(event, clean_floats):
             self._check_host()
 
     def _check_host(self) -> None:
@@ -455,7 +477,8 @@ class Run:
             self._warned_host_lost = True
             what = "the run stops" if self.on_host_loss == "stop" else (
                 "training goes on; a new host is started on the same folder and given what it missed")
-            warnings.warn(f"ltmlp.torch: {self.link.why_gone()}; {what}", HostLost, stacklevel=4)
+            warnings.warn(f"ltmlp.torch: {self.link.why_gone()}; {what}", HostLost,
+                          stacklevel=_user_level())
         if self.on_host_loss == "stop":
             if not self.stopped:
                 self.stopped = True
