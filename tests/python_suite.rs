@@ -30,7 +30,14 @@ fn the_python_package_suite_passes_against_this_build() {
     let log = std::env::temp_dir().join(format!("ltmlp-python-suite-{}.log", std::process::id()));
     let out = std::fs::File::create(&log).unwrap();
     let mut child = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "python/tests",
+        ])
         .current_dir(root)
         .env("LTMLP_BIN", env!("CARGO_BIN_EXE_ltmlp"))
         .env("PYTHONPATH", root.join("python"))

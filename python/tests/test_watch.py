@@ -102,3 +102,36 @@ def test_the_binary_finder_says_how_to_get_the_binary(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ltmlp.BinaryNotFound, match="not on PATH"):
         ltmlp.find_binary()
+
+
+def test_resume_after_epoch_n_continues_the_folder_from_a_checkpoint_of_your_own(ltmlp_bin, tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    run_dir = tmp_path / "own"
+    x = torch.randn(5, 3)
+    run = lt.watch(model, str(run_dir), probe=x, epochs=3, optimizer=optimizer)
+    for epoch in range(2):
+        for _ in range(4):
+            run.step(0.5)
+        if epoch == 0:
+            torch.save(model.state_dict(), tmp_path / "mine.pt")  # the user's own checkpoint
+        run.epoch(train=1.0 - epoch / 10, valid=1.0)
+    run.close()
+    assert summary(run_dir)["state"] == "stopped"
+
+    model.load_state_dict(torch.load(tmp_path / "mine.pt"))
+    with pytest.raises(ValueError, match="holds 2 evaluations; give at most 2"):
+        lt.watch(model, str(run_dir), probe=x, epochs=3, resume=5)
+    with lt.watch(model, str(run_dir), probe=x, epochs=3, optimizer=optimizer, resume=1) as run:
+        assert (run.epochs_done, run.iteration) == (1, 4)
+        for epoch in range(run.epochs_done, 3):
+            for _ in range(4):
+                run.step(0.25)
+            run.epoch(train=0.5, valid=0.5)
+    kept = records(run_dir)
+    assert [(r["epoch"], r["iteration"], r["train_loss"]) for r in kept] == [
+        (1, 4, 1.0), (2, 8, 0.5), (3, 12, 0.5)]
+    # The evaluation the resume undid is kept aside, not lost.
+    aside = (run_dir / "metrics.jsonl.after-checkpoint").read_text().splitlines()
+    assert json.loads(aside[0])["train_loss"] == 0.9
+    assert summary(run_dir)["state"] == "finished"

@@ -684,7 +684,13 @@ mod tests {
             panic!("layers")
         };
         let stats = l.to_stats(&declaration).unwrap();
-        assert_eq!(stats[0].alpha, Range { min: -0.5, max: 0.25 });
+        assert_eq!(
+            stats[0].alpha,
+            Range {
+                min: -0.5,
+                max: 0.25
+            }
+        );
         assert_eq!(stats[0].beta, Range { min: 0.1, max: 0.3 });
         assert_eq!(stats[0].gamma, Range { min: 1.5, max: 3.0 });
         assert_eq!(stats[0].per_unit.gamma, vec![2.0, 1.5, 3.0]);
