@@ -200,6 +200,14 @@ pub struct TrainerUnits {
     pub saturated: Option<Vec<bool>>,
     #[serde(default)]
     pub collapsed: Option<Vec<bool>>,
+    /// A transformed unit's α, β, γ (absent: 0, 0, 1, an untransformed unit); the layer's
+    /// ranges are taken from them.
+    #[serde(default)]
+    pub alpha: Option<Vec<Option<f64>>>,
+    #[serde(default)]
+    pub beta: Option<Vec<Option<f64>>>,
+    #[serde(default)]
+    pub gamma: Option<Vec<Option<f64>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -406,6 +414,30 @@ pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
 }
 
 /// A float the trainer may leave out (`null`: not measured, NaN) but not send as infinite.
+/// The smallest and largest measured value of a per-unit parameter; `neutral` for a layer
+/// with none measured (an untransformed unit's value).
+fn range_of(values: &[f64], neutral: f64) -> Range {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let range = finite.fold(
+        Range {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        },
+        |r, v| Range {
+            min: r.min.min(v),
+            max: r.max.max(v),
+        },
+    );
+    if range.min.is_finite() {
+        range
+    } else {
+        Range {
+            min: neutral,
+            max: neutral,
+        }
+    }
+}
+
 fn measured(name: &str, value: Option<f64>) -> Result<f64, String> {
     match value {
         None => Ok(f64::NAN),
@@ -523,9 +555,9 @@ impl TrainerLayer {
             saturated_fraction: fraction("saturated_fraction", self.saturated_fraction)?,
             collapsed_fraction: fraction("collapsed_fraction", self.collapsed_fraction)?,
             gamma_capped_fraction: 0.0,
-            alpha: Range { min: 0.0, max: 0.0 },
-            beta: Range { min: 0.0, max: 0.0 },
-            gamma: Range { min: 1.0, max: 1.0 },
+            alpha: range_of(&per_unit.alpha, 0.0),
+            beta: range_of(&per_unit.beta, 0.0),
+            gamma: range_of(&per_unit.gamma, 1.0),
             per_unit,
         })
     }
@@ -553,6 +585,10 @@ impl TrainerUnits {
             Some(v) => Ok(v.clone()),
         };
         let mean_slope = floats("mean_slope", &self.mean_slope)?;
+        let transform = |name: &str, v: &Option<Vec<Option<f64>>>, neutral: f64| match v {
+            None => Ok(vec![neutral; units]),
+            given => floats(name, given),
+        };
         Ok(UnitStats {
             mean_out: floats("mean_out", &self.mean_out)?,
             tanh_slope: mean_slope.clone(),
@@ -561,9 +597,9 @@ impl TrainerUnits {
             std_pre: floats("std_pre", &self.std_pre)?,
             saturated: flags("saturated", &self.saturated)?,
             collapsed: flags("collapsed", &self.collapsed)?,
-            alpha: vec![0.0; units],
-            beta: vec![0.0; units],
-            gamma: vec![1.0; units],
+            alpha: transform("alpha", &self.alpha, 0.0)?,
+            beta: transform("beta", &self.beta, 0.0)?,
+            gamma: transform("gamma", &self.gamma, 1.0)?,
             guarded: vec![None; units],
         })
     }
@@ -632,6 +668,41 @@ mod tests {
         assert!(check_value(&choice, "c")
             .unwrap_err()
             .contains("one of a, b"));
+    }
+
+    #[test]
+    fn a_layers_per_unit_alpha_beta_gamma_give_its_ranges() {
+        let declaration: Declaration = serde_json::from_str(
+            r#"{"protocol":1,"producer":"p","version":"1","epochs":1,"layers":[
+                {"name":"in","units":2,"kind":"input"},{"name":"h","units":3,"kind":"tanh"},
+                {"name":"out","units":2,"kind":"softmax"}]}"#,
+        )
+        .unwrap();
+        let line = br#"{"layers":{"iteration":4,"layers":[{"name":"h","per_unit":{
+            "alpha":[-0.5,0.25,null],"beta":[0.1,0.2,0.3],"gamma":[2,1.5,3]}}]}}"#;
+        let TrainerEvent::Layers(l) = decode(line).unwrap() else {
+            panic!("layers")
+        };
+        let stats = l.to_stats(&declaration).unwrap();
+        assert_eq!(
+            stats[0].alpha,
+            Range {
+                min: -0.5,
+                max: 0.25
+            }
+        );
+        assert_eq!(stats[0].beta, Range { min: 0.1, max: 0.3 });
+        assert_eq!(stats[0].gamma, Range { min: 1.5, max: 3.0 });
+        assert_eq!(stats[0].per_unit.gamma, vec![2.0, 1.5, 3.0]);
+        assert!(stats[0].per_unit.alpha[2].is_nan());
+        // A layer without them is untransformed: 0, 0, 1.
+        let plain = br#"{"layers":{"iteration":4,"layers":[{"name":"h","per_unit":{"mean_out":[0,0,0]}}]}}"#;
+        let TrainerEvent::Layers(l) = decode(plain).unwrap() else {
+            panic!("layers")
+        };
+        let stats = l.to_stats(&declaration).unwrap();
+        assert_eq!(stats[0].gamma, Range { min: 1.0, max: 1.0 });
+        assert_eq!(stats[0].per_unit.alpha, vec![0.0; 3]);
     }
 
     #[test]
