@@ -1,0 +1,95 @@
+"""Conformance with the Rust engine: a native run of presets/tiny.toml traced with
+`ltmlp run --trace`, retraced by TransformedMLP + ltmlp.torch.SGD in float64 (input noise off,
+as the preset has it), gives the same loss and alpha, beta, gamma at every one of the first 100
+steps (1e-9 relative) and the same metrics.jsonl (losses, errors, alpha beta gamma ranges) after
+three epochs (1e-6 relative), for none, ab and abg, with the preset's re-estimation on a sample
+and with re-estimation on every minibatch.
+
+The binary: $LTMLP_BIN, else <repo>/target/release/ltmlp (`cargo build --release`); the test is
+skipped, saying so, without it.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ltmlp.idx import prepare_from_config  # noqa: E402
+from ltmlp.trace import Retrace, Trace, relative_gap  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 100
+STEP_BOUND = 1e-9
+METRICS_BOUND = 1e-6
+METRICS_EPOCHS = 3
+
+
+def binary():
+    path = os.environ.get("LTMLP_BIN") or os.path.join(REPO, "target", "release", "ltmlp")
+    if not os.path.exists(path):
+        pytest.skip(f"no ltmlp binary at {path}: run `cargo build --release` or set LTMLP_BIN")
+    return path
+
+
+def native_run(tmp_path, variant, policy):
+    """A traced run of the tiny preset: 10 epochs of 10 minibatches."""
+    out, trace = tmp_path / "run", tmp_path / "trace.jsonl"
+    command = [
+        binary(), "run", os.path.join(REPO, "presets", "tiny.toml"), "--variant", variant,
+        "--out", str(out), "--trace", str(trace), "--set", "train.epochs=10",
+        "--set", f"transforms.policy={policy}",
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return Trace(str(trace)), [m for m in metrics if "train_loss" in m]
+
+
+def metrics_gaps(native, ours):
+    """The largest relative gap of each compared quantity of one epoch's metrics."""
+    gaps = {}
+    for key in ("train_loss", "train_error", "validation_loss", "validation_error", "test_loss", "test_error"):
+        gaps[key] = relative_gap(native[key], ours[key])
+    for theirs, mine in zip(native["layers"], ours["layers"]):
+        assert theirs["layer"] == mine["layer"]
+        for name in ("alpha", "beta", "gamma"):
+            for end in ("min", "max"):
+                key = f"{name}.{end}"
+                gaps[key] = max(gaps.get(key, 0.0), relative_gap(theirs[name][end], mine[name][end]))
+    return gaps
+
+
+@pytest.mark.parametrize(
+    "variant,policy",
+    [("none", "sample"), ("ab", "sample"), ("abg", "sample"), ("ab", "every"), ("abg", "every")],
+)
+def test_retrace_matches_the_native_run(tmp_path, variant, policy):
+    trace, metrics = native_run(tmp_path, variant, policy)
+    data = prepare_from_config(trace.config, REPO)
+    # The same training inputs as the native run's.
+    x = data.train[0]
+    assert x.shape == (trace.header["data"]["train"], trace.header["data"]["input_dim"])
+    assert relative_gap(float((x * x).sum()), trace.header["data"]["train_sum_of_squares"]) < 1e-12
+    retrace = Retrace(trace, data)
+    assert len(trace.steps) >= STEPS
+    worst = {"loss": 0.0, "alpha": 0.0, "beta": 0.0, "gamma": 0.0}
+    evaluations = []
+    per_epoch = trace.header["iterations_per_epoch"]
+    for i, line in enumerate(trace.steps[: max(STEPS, METRICS_EPOCHS * per_epoch)]):
+        assert line["step"] == i
+        ours = retrace.step(line)
+        assert ours["reestimated"] == line["reestimated"], f"step {i}"
+        assert ours["rate"] == line["rate"] and ours["momentum"] == line["momentum"], f"step {i}"
+        assert ours["errors"] == line["errors"], f"step {i}"
+        for key in worst:
+            worst[key] = max(worst[key], relative_gap(line[key], ours[key]))
+        if (i + 1) % per_epoch == 0:
+            evaluations.append(retrace.evaluate())
+    print(f"{variant}/{policy}: largest relative gap over {STEPS} steps: {worst}")
+    assert all(gap <= STEP_BOUND for gap in worst.values()), worst
+    for epoch in range(METRICS_EPOCHS):
+        gaps = metrics_gaps(metrics[epoch], evaluations[epoch])
+        print(f"{variant}/{policy}: epoch {epoch + 1} metrics gap {max(gaps.values()):.2e}")
+        assert max(gaps.values()) <= METRICS_BOUND, (epoch + 1, gaps)
