@@ -104,10 +104,10 @@ def load_network(cls, path, dtype=torch.float64, device=None):
     torch.nn.Module.__init__(net)
     net._build(sizes, kinds, connections, dtype, device)
     variant = meta.get("variant", "none")
-    from .transformed import GAMMA_EPSILON, VARIANTS
+    from .transformed import GAMMA_EPSILON
 
-    net.flags = set(VARIANTS.get(variant, ()))
-    net.variant = variant if variant in VARIANTS else "none"
+    net.flags = set(VARIANT_FLAGS.get(variant, ()))
+    net.variant = variant if variant in VARIANT_FLAGS else "none"
     net.gamma_form = "product"
     net.gamma_epsilon = GAMMA_EPSILON["product"]
     net._cache = None
@@ -161,20 +161,29 @@ def network_tensors(net):
     return out
 
 
+#: The variants by the flags they have on (src/preset/variant.rs).
+VARIANT_FLAGS = {"none": (), "ab": ("alpha", "beta"), "abg": ("alpha", "beta", "gamma")}
+
+
 def save_network(net, path, metadata=None):
     """Writes `net` as `ltmlp export` does (float64), with its metadata."""
     task = "classify" if net.kinds[-1] == "softmax" else "regress"
+    compact = lambda v: json.dumps(v, separators=(",", ":"))
+    flags = getattr(net, "flags", set())
+    variant = next((name for name, on in VARIANT_FLAGS.items() if set(on) == flags), getattr(net, "variant", "none"))
+    # A network read from an export keeps that file's description of its origin.
+    origin = getattr(net, "export_metadata", {})
     meta = {
         "format": EXPORT_FORMAT,
-        "sizes": json.dumps(net.sizes),
-        "kinds": json.dumps(net.kinds),
-        "connections": json.dumps([list(c) for c in net.connections]),
+        "sizes": compact(net.sizes),
+        "kinds": compact(net.kinds),
+        "connections": compact([list(c) for c in net.connections]),
         "layer": "x_l = layer{l}.bias + sum over k of layer{l}.from{k}.weight @ y_k; tanh units: "
         "y = gamma * (tanh(x) + alpha * x + beta); linear: y = x; softmax over the layer",
-        "preprocessing": "inputs (x - input.mean) / input.std",
-        "task": json.dumps(task),
-        "preset": "pytorch",
-        "variant": getattr(net, "variant", "none"),
+        "preprocessing": origin.get("preprocessing", "inputs (x - input.mean) / input.std"),
+        "task": compact(task),
+        "preset": origin.get("preset", "pytorch"),
+        "variant": variant,
     }
     meta.update(metadata or {})
     write_safetensors(path, network_tensors(net), meta)

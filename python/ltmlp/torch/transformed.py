@@ -11,10 +11,11 @@ import math
 import torch
 from torch import nn
 
+# Which parameters each variant starts with (the presets' `variant`): one list, the export's.
+from .export import VARIANT_FLAGS as VARIANTS
+
 #: The transformation parameters, in the order the toggles list them.
 PARAMS = ("alpha", "beta", "gamma")
-#: Which parameters each variant starts with (the presets' `variant`).
-VARIANTS = {"none": (), "ab": ("alpha", "beta"), "abg": ("alpha", "beta", "gamma")}
 #: The gamma forms and their default epsilon (src/preset/transforms.rs).
 GAMMA_EPSILON = {"product": 1e-4, "rms": 1e-2}
 #: Half-width of the uniform bias initialisation (the authors' bias_init_scale).
