@@ -3,7 +3,7 @@
 as the preset has it), gives the same loss and alpha, beta, gamma at every one of the first 100
 steps (1e-9 relative) and the same metrics.jsonl (losses, errors, alpha beta gamma ranges) after
 three epochs (1e-6 relative), for none, ab and abg, with the preset's re-estimation on a sample
-and with re-estimation on every minibatch.
+and with re-estimation on every minibatch (also on CUDA, in float64, where there is a GPU).
 
 The binary: $LTMLP_BIN, else <repo>/target/release/ltmlp (`cargo build --release`); the test is
 skipped, saying so, without it.
@@ -61,18 +61,28 @@ def metrics_gaps(native, ours):
     return gaps
 
 
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
 @pytest.mark.parametrize(
-    "variant,policy",
-    [("none", "sample"), ("ab", "sample"), ("abg", "sample"), ("ab", "every"), ("abg", "every")],
+    "variant,policy,device",
+    [
+        ("none", "sample", "cpu"),
+        ("ab", "sample", "cpu"),
+        ("abg", "sample", "cpu"),
+        ("ab", "every", "cpu"),
+        ("abg", "every", "cpu"),
+        pytest.param("abg", "every", "cuda", marks=NO_CUDA),
+    ],
 )
-def test_retrace_matches_the_native_run(tmp_path, variant, policy):
+def test_retrace_matches_the_native_run(tmp_path, variant, policy, device):
     trace, metrics = native_run(tmp_path, variant, policy)
     data = prepare_from_config(trace.config, REPO)
     # The same training inputs as the native run's.
     x = data.train[0]
     assert x.shape == (trace.header["data"]["train"], trace.header["data"]["input_dim"])
     assert relative_gap(float((x * x).sum()), trace.header["data"]["train_sum_of_squares"]) < 1e-12
-    retrace = Retrace(trace, data)
+    retrace = Retrace(trace, data, device=device)
     assert len(trace.steps) >= STEPS
     worst = {"loss": 0.0, "alpha": 0.0, "beta": 0.0, "gamma": 0.0}
     evaluations = []
@@ -87,9 +97,9 @@ def test_retrace_matches_the_native_run(tmp_path, variant, policy):
             worst[key] = max(worst[key], relative_gap(line[key], ours[key]))
         if (i + 1) % per_epoch == 0:
             evaluations.append(retrace.evaluate())
-    print(f"{variant}/{policy}: largest relative gap over {STEPS} steps: {worst}")
+    print(f"{variant}/{policy}/{device}: largest relative gap over {STEPS} steps: {worst}")
     assert all(gap <= STEP_BOUND for gap in worst.values()), worst
     for epoch in range(METRICS_EPOCHS):
         gaps = metrics_gaps(metrics[epoch], evaluations[epoch])
-        print(f"{variant}/{policy}: epoch {epoch + 1} metrics gap {max(gaps.values()):.2e}")
+        print(f"{variant}/{policy}/{device}: epoch {epoch + 1} metrics gap {max(gaps.values()):.2e}")
         assert max(gaps.values()) <= METRICS_BOUND, (epoch + 1, gaps)

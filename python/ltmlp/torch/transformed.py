@@ -53,14 +53,21 @@ class _Moments:
     """Per-unit sums over a batch of x, t = tanh x and d = 1 - t^2 (always float64): enough for
     every closed form, for any alpha and beta (compensation never changes a pre-activation)."""
 
-    def __init__(self, x):
-        x = x.detach().to(torch.float64)
-        t = torch.tanh(x)
-        d = 1.0 - t * t
+    def __init__(self, x, t):
+        """Sums of the pre-activations x and their tanh values t (one example per row), in
+        the network's precision (torch's pairwise sums; float64 sums of a float32 batch would
+        copy it whole, a fifth of a step), kept in float64 from there on."""
+        f64 = torch.float64
+        total = lambda v: v.sum(0).to(f64)
         self.count = float(x.shape[0])
-        self.t, self.x, self.d = t.sum(0), x.sum(0), d.sum(0)
-        self.tt, self.xx = (t * t).sum(0), (x * x).sum(0)
-        self.tx, self.dd = (t * x).sum(0), (d * d).sum(0)
+        self.t, self.x = total(t), total(x)
+        tt = t * t
+        self.tt = total(tt)
+        d = tt.neg_().add_(1.0)
+        self.d = total(d)
+        self.xx = total(x * x)
+        self.tx = total(t * x)
+        self.dd = total(d.mul_(d))
 
     def add(self, other):
         self.count += other.count
@@ -277,15 +284,26 @@ class TransformedMLP(nn.Module):
         return (raw - self.input_mean) / self.input_std
 
     @torch.no_grad()
-    def pre_activations(self, x):
-        """x_l of every layer 1..L for a batch (index 0: the input), without autograd."""
+    def pre_activations(self, x, moments=None):
+        """x_l of every layer 1..L for a batch (index 0: the input), without autograd; with a
+        dict `moments`, also each transformed layer's moment sums, from the same tanh values
+        that the pass computes."""
         ys, xs = [x], [x]
         for l in range(1, self.depth + 1):
-            pre = self.bias(l).expand(x.shape[0], -1).clone()
+            pre = self.bias(l)
             for k in self.sources(l):
-                pre.addmm_(ys[k], self.weight(l, k).t())
+                pre = torch.addmm(pre, ys[k], self.weight(l, k).t())
             xs.append(pre)
-            ys.append(self._activate(l, pre) if l < self.depth else pre)
+            if l == self.depth:
+                ys.append(pre)
+            elif str(l) in self.units:
+                u, t = self.unit(l), torch.tanh(pre)
+                y = u.gamma * (t + u.alpha * pre + u.beta)
+                if moments is not None:
+                    moments[l] = _Moments(pre, t)
+                ys.append(y)
+            else:
+                ys.append(pre)
         return xs
 
     # ---- the transformations ---------------------------------------------------------------
@@ -336,8 +354,8 @@ class TransformedMLP(nn.Module):
         chunk = rows if chunk is None else max(1, int(chunk))
         total, xs = None, None
         for start in range(0, rows, chunk):
-            xs = self.pre_activations(x[start : start + chunk])
-            part = {l: _Moments(xs[l]) for l in self.transformed_layers()}
+            part = {}
+            xs = self.pre_activations(x[start : start + chunk], part)
             if total is None:
                 total = part
             else:
