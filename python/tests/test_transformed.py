@@ -195,3 +195,13 @@ def test_float32_and_float64_and_cuda_when_present(dtype):
         bound = 1e-10 if dtype == torch.float64 else 1e-5
         assert (before - after).abs().max().item() < bound
         assert net.unit(1).gamma.dtype == dtype and net.unit(1).gamma.device.type == device
+
+
+def test_state_dict_keeps_the_transformations_and_their_switches():
+    net, x = trained_net("abg")
+    net.switch("gamma", False)
+    copy = TransformedMLP(list(net.sizes), variant="none", dtype=torch.float64)
+    copy.load_state_dict(net.state_dict())
+    assert copy.transforms_on() == {"alpha": True, "beta": True, "gamma": False}
+    with torch.no_grad():
+        assert torch.equal(copy.outputs(x), net.outputs(x))

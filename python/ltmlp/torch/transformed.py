@@ -471,6 +471,16 @@ class TransformedMLP(nn.Module):
                 'use shortcuts="all" or variant="none"'
             )
 
+    def get_extra_state(self):
+        """What `state_dict` (and so `torch.save`) keeps besides the tensors: the active
+        transformations and the gamma form."""
+        return {"flags": sorted(self.flags), "gamma_form": self.gamma_form, "gamma_epsilon": self.gamma_epsilon}
+
+    def set_extra_state(self, state):
+        self.flags = set(state["flags"])
+        self.gamma_form = state["gamma_form"]
+        self.gamma_epsilon = state["gamma_epsilon"]
+
     def _versions(self):
         return tuple(p._version for p in self.parameters())
 
