@@ -18,7 +18,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from ltmlp.idx import prepare  # noqa: E402
 from ltmlp.torch.sgd import SGD  # noqa: E402
 from ltmlp.torch.transformed import TransformedMLP  # noqa: E402

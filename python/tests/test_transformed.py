@@ -177,8 +177,11 @@ def test_paper_schedule():
     assert opt.momentum() == 0.9 and abs(opt.learning_rate() - 0.36) < 1e-12
     opt.end_epoch()
     assert abs(opt.learning_rate() - 0.4 * 0.81) < 1e-12
+    # The rate set is the rate from now on (shown on the groups), and the decay goes on from it.
     opt.set_learning_rate(1.0)
-    assert abs(opt.param_groups[0]["lr"] - 0.81) < 1e-12
+    assert abs(opt.learning_rate() - 1.0) < 1e-12 and abs(opt.param_groups[0]["lr"] - 1.0) < 1e-12
+    opt.end_epoch()
+    assert abs(opt.learning_rate() - 0.9) < 1e-12
     opt.set_momentum(0.3)
     assert opt.momentum() == 0.3
 

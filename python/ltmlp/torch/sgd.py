@@ -18,9 +18,9 @@ class SGD(torch.optim.Optimizer):
     Given a TransformedMLP, its `sgd_groups()` carry the shortcut step scales; given plain
     parameters (or groups), every step scale is 1 (a group may set "step_scale" and
     "is_bias"). Call `end_epoch()` after every epoch for the paper schedule.
-    `set_learning_rate` and `set_momentum` set the base values: the schedule and the step scales
-    multiply the rate; a momentum set this way holds over the schedule's ramp (as the Rust
-    trainer's), a rate goes on decaying.
+    `set_learning_rate(lr)` makes the rate lr from now on (the step scales multiply it and the
+    schedule's later decay goes on from it) and `set_momentum(m)` holds the momentum at m over
+    the schedule's ramp, as the Rust trainer's steering does.
     """
 
     def __init__(
@@ -58,9 +58,13 @@ class SGD(torch.optim.Optimizer):
         self._publish()
 
     def set_learning_rate(self, lr):
+        """The rate is lr from now on, and the schedule's later decay multiplies it (the Rust
+        trainer's rule): the base rate becomes lr over the schedule's present factor, so that
+        each group's "lr" shows lr (times its step scale) and scaling it scales the rate."""
         if not (lr > 0.0 and lr != float("inf")):
             raise ValueError(f"learning rate {lr}: it must be a finite number > 0")
-        self.base_lr = float(lr)
+        factor = self.learning_rate() / self.base_lr if self.base_lr > 0.0 else 1.0
+        self.base_lr = float(lr) / factor if factor > 0.0 else float(lr)
         self._publish()
 
     def set_momentum(self, momentum):
