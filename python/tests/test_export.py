@@ -111,3 +111,8 @@ def test_bad_files_are_refused_with_the_file_named(tmp_path):
     huge.write_bytes((10**12).to_bytes(8, "little") + b"{}")
     with pytest.raises(ExportError, match="huge.safetensors: header length"):
         TransformedMLP.from_export(str(huge))
+    odd = tmp_path / "odd.safetensors"
+    header = b'{"w":{"dtype":"F64","shape":[2]}}'
+    odd.write_bytes(len(header).to_bytes(8, "little") + header + bytes(16))
+    with pytest.raises(ExportError, match="odd.safetensors: tensor w: the header needs data_offsets"):
+        read_safetensors(str(odd))

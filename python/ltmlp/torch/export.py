@@ -47,12 +47,18 @@ def read_safetensors(path):
     meta = header.pop("__metadata__", {}) or {}
     body = memoryview(data)[8 + n :]
     tensors = {}
+    if not isinstance(header, dict):
+        raise ExportError(f"{path}: the safetensors header is not a JSON object")
     for name, info in header.items():
-        dtype = DTYPES.get(info.get("dtype"))
+        dtype = DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
         if dtype is None:
-            raise ExportError(f"{path}: tensor {name}: dtype {info.get('dtype')!r} is not one of {', '.join(DTYPES)}")
-        begin, end = info["data_offsets"]
-        shape = tuple(int(s) for s in info["shape"])
+            found = info.get("dtype") if isinstance(info, dict) else info
+            raise ExportError(f"{path}: tensor {name}: dtype {found!r} is not one of {', '.join(DTYPES)}")
+        try:
+            begin, end = (int(v) for v in info["data_offsets"])
+            shape = tuple(int(s) for s in info["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise ExportError(f"{path}: tensor {name}: the header needs data_offsets [begin, end] and a shape") from None
         count = int(np.prod(shape)) if shape else 1
         if not 0 <= begin <= end <= len(body) or end - begin != count * np.dtype(dtype).itemsize:
             raise ExportError(f"{path}: tensor {name}: data_offsets {begin}..{end} do not hold shape {list(shape)}")
