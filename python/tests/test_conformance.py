@@ -103,3 +103,19 @@ def test_retrace_matches_the_native_run(tmp_path, variant, policy, device):
         gaps = metrics_gaps(metrics[epoch], evaluations[epoch])
         print(f"{variant}/{policy}/{device}: epoch {epoch + 1} metrics gap {max(gaps.values()):.2e}")
         assert max(gaps.values()) <= METRICS_BOUND, (epoch + 1, gaps)
+
+
+def test_bad_idx_files_are_refused_naming_the_file(tmp_path):
+    from ltmlp.idx import IMAGES_MAGIC, IdxError, prepare, read_idx
+
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes((0x801).to_bytes(4, "big") + bytes(12))
+    with pytest.raises(IdxError, match="train-images-idx3-ubyte: bad magic number 0x00000801"):
+        read_idx(str(bad), IMAGES_MAGIC)
+    bad.write_bytes(IMAGES_MAGIC.to_bytes(4, "big") + (2).to_bytes(4, "big") + (2).to_bytes(4, "big") + (2).to_bytes(4, "big") + bytes(5))
+    with pytest.raises(IdxError, match="truncated: the header promises 8 bytes of data but the file holds 5"):
+        read_idx(str(bad), IMAGES_MAGIC)
+    with pytest.raises(IdxError, match="neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz is there"):
+        prepare(str(tmp_path))
+    with pytest.raises(IdxError, match="data.downsample = 5 does not divide the 28x28 images"):
+        prepare(os.path.join(REPO, "assets", "mnist-mini"), downsample=5)
