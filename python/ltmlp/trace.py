@@ -122,6 +122,7 @@ class Retrace:
             "errors": int((logits.argmax(1) != y).sum()),
             "rate": rate,
             "momentum": momentum,
+            "bias_momentum": momentum if self.optimizer.bias_momentum is None else self.optimizer.bias_momentum,
             "reestimated": due,
             **self.transforms(),
         }
