@@ -32,9 +32,18 @@ class Trace:
             raise TraceError(f"{path}: empty; write it with `ltmlp run PRESET --trace {path}`")
         try:
             self.header = json.loads(lines[0])
-            self.steps = [json.loads(line) for line in lines[1:]]
+            steps = [json.loads(line) for line in lines[1:]]
         except json.JSONDecodeError as e:
             raise TraceError(f"{path}: line {e.lineno}: not JSON ({e.msg})") from None
+        # A step taken again replaces its earlier line and every line after it: the trainer
+        # begins an epoch on an assumed decision of the paper rule while the last one is still
+        # being evaluated, and retakes it from the epoch's end when the evaluation contradicts it.
+        self.steps = []
+        for line in steps:
+            del self.steps[line["step"] :]
+            if len(self.steps) != line["step"]:
+                raise TraceError(f"{path}: step {line['step']} follows step {len(self.steps) - 1}; the trace is incomplete")
+            self.steps.append(line)
         if self.header.get("format") != TRACE_FORMAT:
             raise TraceError(f"{path}: format {self.header.get('format')!r}, expected {TRACE_FORMAT!r}")
         self.config = tomllib.loads(self.header["config"])
@@ -60,8 +69,9 @@ class Retrace:
         if c["model"].get("task", "classify") != "classify":
             raise TraceError(f"{trace.path}: model.task = {c['model']['task']!r}: only classification is retraced")
         self.policy, self.every = transforms["policy"], max(1, int(transforms.get("every", 1)))
-        if self.policy not in ("every", "sample", "never"):
-            raise TraceError(f"{trace.path}: transforms.policy = {self.policy!r}: retraced are every, sample and never")
+        self.paper_threshold = float(transforms.get("paper_threshold", 1.0))
+        if self.policy not in ("every", "sample", "paper", "never"):
+            raise TraceError(f"{trace.path}: transforms.policy = {self.policy!r}: retraced are every, sample, paper and never")
         if "gamma" in trace.flags and transforms.get("gamma_control", "rollback") != "off":
             raise TraceError(f"{trace.path}: transforms.gamma_control = {transforms.get('gamma_control')!r}: retraced is the papers' rule only; run with --set transforms.gamma_control=off")
         if train.get("optimizer", "sgd") != "sgd" or train.get("schedule") not in ("constant", "paper"):
@@ -89,13 +99,37 @@ class Retrace:
             momentum_reset_after_burn_in=train.get("momentum_reset_after_burn_in", False),
         )
         self.iteration = 0
+        self.epoch = 0
+        self.batch_size = int(train["batch_size"])
         self.iterations_per_epoch = trace.header["iterations_per_epoch"]
+        self.validation_error = None
+        #: Each completed epoch's `evaluate()`, taken before its epoch-end update.
+        self.evaluations = []
+
+    def paper_every_batch(self):
+        """Whether the paper rule re-estimates on every minibatch (src/train/policy.rs)."""
+        return self.epoch == 0 or self.validation_error is None or self.validation_error > self.paper_threshold
 
     def due(self):
         """Where this step's re-estimation takes its data, if it has one (src/train/policy.rs)."""
-        if not self.model.flags or self.policy == "never" or self.iteration % self.every:
+        if not self.model.flags or self.policy == "never":
+            return None
+        if self.policy == "paper":
+            return "batch" if self.paper_every_batch() else None
+        if self.iteration % self.every:
             return None
         return "sample" if self.policy == "sample" else "batch"
+
+    def end_epoch(self):
+        """The epoch's evaluation, then the paper rule's epoch-end update: a re-estimation on
+        the whole training set (noise off) once the validation error is at most the threshold."""
+        evaluation = self.evaluate()
+        self.evaluations.append(evaluation)
+        self.validation_error = evaluation["validation_error"]
+        if self.model.flags and self.policy == "paper" and not self.paper_every_batch():
+            self.model.reestimate(self.x["train"], keep_for_step=False, chunk=self.batch_size)
+        self.epoch += 1
+        self.optimizer.end_epoch()
 
     def step(self, line):
         """One minibatch of the traced run; returns what the trace line records."""
@@ -115,8 +149,10 @@ class Retrace:
         loss.backward()
         self.optimizer.step()
         self.iteration += 1
+        # The line's alpha, beta, gamma are the step's: before an epoch-end update.
+        transforms = self.transforms()
         if self.iteration % self.iterations_per_epoch == 0:
-            self.optimizer.end_epoch()
+            self.end_epoch()
         return {
             "loss": loss.item(),
             "errors": int((logits.argmax(1) != y).sum()),
@@ -124,7 +160,7 @@ class Retrace:
             "momentum": momentum,
             "bias_momentum": momentum if self.optimizer.bias_momentum is None else self.optimizer.bias_momentum,
             "reestimated": due,
-            **self.transforms(),
+            **transforms,
         }
 
     def transforms(self):
