@@ -110,21 +110,31 @@ class SGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         eta, mu = self.learning_rate(), self.momentum()
+        # One pass of multi-tensor (foreach) operations per momentum: on a GPU a launch per
+        # operation, not per parameter.
+        by_momentum = {}
         for group in self.param_groups:
             is_bias = group.get("is_bias", False)
             group_mu = self.bias_momentum if is_bias and self.bias_momentum is not None else mu
             step = eta * group.get("step_scale", 1.0)
+            lists = by_momentum.setdefault(group_mu, ([], [], [], []))
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                v = state.get("velocity")
-                if v is None:
-                    v = state["velocity"] = torch.zeros_like(p)
-                v.mul_(group_mu).add_(p.grad)
-                if self.weight_decay != 0.0:
-                    v.add_(p, alpha=self.weight_decay)
-                p.add_(v, alpha=-step)
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(p)
+                for into, value in zip(lists, (p, p.grad, state["velocity"], -step)):
+                    into.append(value)
+        for group_mu, (params, grads, velocities, steps) in by_momentum.items():
+            if not params:
+                continue
+            # v <- mu v + g (+ lambda w), then w <- w - eta s v.
+            torch._foreach_mul_(velocities, group_mu)
+            torch._foreach_add_(velocities, grads)
+            if self.weight_decay != 0.0:
+                torch._foreach_add_(velocities, params, alpha=self.weight_decay)
+            torch._foreach_add_(params, torch._foreach_mul(velocities, steps))
         return loss
 
     def state_dict(self):
