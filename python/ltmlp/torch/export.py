@@ -110,14 +110,8 @@ def load_network(cls, path, dtype=torch.float64, device=None):
     torch.nn.Module.__init__(net)
     net._build(sizes, kinds, connections, dtype, device)
     variant = meta.get("variant", "none")
-    from .transformed import GAMMA_EPSILON
-
     net.flags = set(VARIANT_FLAGS.get(variant, ()))
     net.variant = variant if variant in VARIANT_FLAGS else "none"
-    net.gamma_form = "product"
-    net.gamma_epsilon = GAMMA_EPSILON["product"]
-    net._cache = None
-    net._last_batch = None
 
     def take(name, shape):
         if name not in tensors:

@@ -173,11 +173,9 @@ class TransformedMLP(nn.Module):
         ]
         self._build(sizes, kinds, connections, dtype, device)
         self.flags = set(VARIANTS[variant])
+        self.variant = variant
         self.gamma_form = gamma_form
         self.gamma_epsilon = GAMMA_EPSILON[gamma_form] if gamma_epsilon is None else float(gamma_epsilon)
-        self.variant = variant
-        self._cache = None
-        self._last_batch = None
         self.initialise(seed)
         if "alpha" in self.flags:
             self._check_alpha_possible()
@@ -198,6 +196,11 @@ class TransformedMLP(nn.Module):
         self.register_buffer("input_mean", torch.zeros(sizes[0], **kw))
         self.register_buffer("input_std", torch.ones(sizes[0], **kw))
         self.classes = None
+        # No transformation active, the product form of gamma, nothing kept for a step.
+        self.flags, self.variant = set(), "none"
+        self.gamma_form, self.gamma_epsilon = "product", GAMMA_EPSILON["product"]
+        self._cache = None
+        self._last_batch = None
 
     # ---- structure -------------------------------------------------------------------------
 
