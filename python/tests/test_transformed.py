@@ -208,3 +208,19 @@ def test_state_dict_keeps_the_transformations_and_their_switches():
     assert copy.transforms_on() == {"alpha": True, "beta": True, "gamma": False}
     with torch.no_grad():
         assert torch.equal(copy.outputs(x), net.outputs(x))
+
+
+def test_compensation_runs_in_full_precision_and_restores_the_setting():
+    """TF32 allowed (precision "high"): the compensation still keeps the float32 function, and
+    the user's setting is back afterwards."""
+    saved = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        net = TransformedMLP([8, 6, 6, 3], variant="ab", seed=1)
+        x = torch.randn(20, 8)
+        before = net.outputs(x).detach()
+        net.reestimate(x)
+        assert (net.outputs(x).detach() - before).abs().max().item() < 1e-5
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(saved)

@@ -96,6 +96,18 @@ class _Moments:
         return m2.clamp(min=0.0), d2.clamp(min=0.0)
 
 
+class _FullPrecisionProducts:
+    """Within it, float32 matrix products are computed in float32 even where TF32 is allowed
+    (its 10-bit mantissa would make the compensation inexact by ~1e-3 of each change)."""
+
+    def __enter__(self):
+        self.saved = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+
+    def __exit__(self, *exc):
+        torch.set_float32_matmul_precision(self.saved)
+
+
 class _CachedPreActivation(torch.autograd.Function):
     """x_l = b_l + sum_k y_k W[l][k]^T whose forward returns the pre-activations already
     computed by the re-estimation's pass (compensation leaves them unchanged) and whose backward
@@ -423,13 +435,14 @@ class TransformedMLP(nn.Module):
                     'the network function unchanged; use shortcuts="all" or switch alpha off'
                 )
         bias_shift = d_alpha * self.bias(l) + d_beta
-        for m in self.targets(l):
-            w_ml = self.weight(m, l)
-            self.bias(m).addmv_(w_ml, bias_shift)
-            if alpha_changed:
-                scaled = w_ml * d_alpha
-                for k in self.sources(l):
-                    self.weight(m, k).addmm_(scaled, self.weight(l, k))
+        with _FullPrecisionProducts():
+            for m in self.targets(l):
+                w_ml = self.weight(m, l)
+                self.bias(m).addmv_(w_ml, bias_shift)
+                if alpha_changed:
+                    scaled = w_ml * d_alpha
+                    for k in self.sources(l):
+                        self.weight(m, k).addmm_(scaled, self.weight(l, k))
         u.alpha.copy_(alpha)
         u.beta.copy_(beta)
 
