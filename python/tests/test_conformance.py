@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
 
 from ltmlp.idx import prepare_from_config  # noqa: E402

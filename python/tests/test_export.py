@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
+np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
 
 from ltmlp.torch.export import ExportError, read_safetensors, write_safetensors  # noqa: E402

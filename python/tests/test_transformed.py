@@ -212,7 +212,8 @@ def test_state_dict_keeps_the_transformations_and_their_switches():
 
 def test_compensation_runs_in_full_precision_and_restores_the_setting():
     """TF32 allowed (precision "high"): the compensation still keeps the float32 function, and
-    the user's setting is back afterwards."""
+    the user's setting is back afterwards (on a CPU, where TF32 does not apply, only the
+    latter can fail)."""
     saved = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision("high")
