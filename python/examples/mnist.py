@@ -20,7 +20,7 @@ import torch
 
 # The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from ltmlp.idx import prepare  # noqa: E402
+from ltmlp.idx import IdxError, prepare  # noqa: E402
 from ltmlp.torch.sgd import SGD  # noqa: E402
 from ltmlp.torch.transformed import TransformedMLP  # noqa: E402
 
@@ -49,7 +49,10 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
-    data = prepare(args.data, zero_mean=True)
+    try:
+        data = prepare(args.data, zero_mean=True)
+    except IdxError as e:
+        sys.exit(f"--data: {e}")
     to = lambda split: (torch.as_tensor(split[0], dtype=dtype, device=args.device), torch.as_tensor(split[1], device=args.device))
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = to(data.train), to(data.validation), to(data.test)
     sizes = [x_train.shape[1], 400, 400, len(data.classes)]
