@@ -12,9 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::data::npy;
+use crate::data::{npy, Dataset};
 use crate::eval::{load_run, SavedRun};
-use crate::net::UnitKind;
+use crate::net::{Network, UnitKind};
+use crate::preset::Resolved;
+use crate::real::Real;
 
 /// Version of the names and metadata below; bumped when they change.
 pub const EXPORT_FORMAT: &str = "ltmlp-mlp-1";
@@ -66,7 +68,11 @@ fn kind_name(kind: UnitKind) -> &'static str {
 
 /// Every parameter and preprocessing array of the run, in a stable order.
 pub fn tensors(run: &SavedRun) -> Vec<Tensor> {
-    let net = &run.net;
+    network_tensors(&run.net, &run.data)
+}
+
+/// Every parameter of `net` and preprocessing array of `data`, in a stable order.
+pub fn network_tensors<T: Real>(net: &Network<f64>, data: &Dataset<T>) -> Vec<Tensor> {
     let mut out = Vec::new();
     let vector = |name: String, v: &ndarray::Array1<f64>| Tensor {
         name,
@@ -90,7 +96,7 @@ pub fn tensors(run: &SavedRun) -> Vec<Tensor> {
             out.push(vector(format!("layer{l}.gamma"), &tr.gamma));
         }
     }
-    let norm = &run.data.normalisation;
+    let norm = &data.normalisation;
     for (name, v) in [("input.mean", &norm.mean), ("input.std", &norm.std)] {
         out.push(Tensor {
             name: name.into(),
@@ -98,8 +104,8 @@ pub fn tensors(run: &SavedRun) -> Vec<Tensor> {
             values: v.clone(),
         });
     }
-    if !run.data.class_labels.is_empty() {
-        let labels = &run.data.class_labels;
+    if !data.class_labels.is_empty() {
+        let labels = &data.class_labels;
         out.push(Tensor {
             name: "classes".into(),
             shape: vec![labels.len()],
@@ -111,13 +117,22 @@ pub fn tensors(run: &SavedRun) -> Vec<Tensor> {
 
 /// The metadata: strings, JSON where structured.
 pub fn metadata(run: &SavedRun) -> HashMap<String, String> {
-    let t = &run.net.topology;
+    network_metadata(&run.resolved, &run.net, &run.data)
+}
+
+/// The metadata of `net` trained on `data` under `resolved`.
+pub fn network_metadata<T: Real>(
+    resolved: &Resolved,
+    net: &Network<f64>,
+    data: &Dataset<T>,
+) -> HashMap<String, String> {
+    let t = &net.topology;
     let kinds: Vec<&str> = (0..=t.depth()).map(|l| kind_name(t.kind(l))).collect();
     let connections: Vec<(usize, usize)> = (1..=t.depth())
         .flat_map(|l| t.sources(l).map(move |k| (l, k)))
-        .filter(|&(l, k)| run.net.params.weight(l, k).is_some())
+        .filter(|&(l, k)| net.params.weight(l, k).is_some())
         .collect();
-    let p = &run.resolved.preset;
+    let p = &resolved.preset;
     let json = |v: serde_json::Value| v.to_string();
     HashMap::from([
         ("format".into(), EXPORT_FORMAT.into()),
@@ -135,24 +150,34 @@ pub fn metadata(run: &SavedRun) -> HashMap<String, String> {
             format!(
                 "decoded inputs ({}) of shape {:?}, flattened in C order, then \
                  (x - input.mean) / input.std",
-                if run.data.decoding.is_empty() {
+                if data.decoding.is_empty() {
                     "as in the file"
                 } else {
-                    &run.data.decoding
+                    &data.decoding
                 },
-                run.data.input_shape
+                data.input_shape
             ),
         ),
         ("task".into(), json(serde_json::json!(p.model.task))),
         ("preset".into(), p.name.clone()),
-        ("variant".into(), run.resolved.variant.to_string()),
+        ("variant".into(), resolved.variant.to_string()),
     ])
 }
 
 /// Encodes the export in `format`.
 pub fn encode(run: &SavedRun, format: ExportFormat) -> anyhow::Result<Vec<u8>> {
-    let tensors = tensors(run);
-    let meta = metadata(run);
+    encode_network(&run.resolved, &run.net, &run.data, format)
+}
+
+/// Encodes `net` (trained on `data` under `resolved`) in `format`.
+pub fn encode_network<T: Real>(
+    resolved: &Resolved,
+    net: &Network<f64>,
+    data: &Dataset<T>,
+    format: ExportFormat,
+) -> anyhow::Result<Vec<u8>> {
+    let tensors = network_tensors(net, data);
+    let meta = network_metadata(resolved, net, data);
     match format {
         ExportFormat::Safetensors => {
             let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors

@@ -133,6 +133,8 @@ pub struct Start {
     /// The detached child of `--background` or the dashboard: once the run can be attached
     /// to, its output goes to the folder's `output.log`.
     pub detached: bool,
+    /// `--trace FILE` (src/train/trace.rs).
+    pub trace: Option<PathBuf>,
 }
 
 /// Trains to the end (or a signal), printing as it goes; returns the summary.
@@ -148,6 +150,7 @@ pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summ
             start_paused: false,
             force: start.force,
             replay: start.replay,
+            trace: start.trace,
         },
     )?;
     if start.detached {

@@ -47,6 +47,11 @@ enum Command {
         /// Set by `--background` and the dashboard for the process they start
         #[arg(long, hide = true)]
         detached: bool,
+        /// Write a line per minibatch (example indices, loss, α β γ) to FILE and the initial
+        /// network to FILE.init.safetensors, for other implementations to retrace the run
+        /// (docs/pytorch-engine.md)
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["resume", "replay", "background"])]
+        trace: Option<PathBuf>,
     },
     /// Open the dashboard on a run training in another process (every key; d detaches)
     Attach {
@@ -149,12 +154,17 @@ fn run_headless(
     folder: &FolderArgs,
     args: &RunArgs,
     detached: bool,
+    trace: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let exp = args.experiment(preset)?;
     let out = folder.new_run_dir(&exp)?;
+    if let Some(path) = &trace {
+        ltmlp::train::trace::check_writable(path)?;
+    }
     let start = headless::Start {
         force: folder.force,
         detached,
+        trace,
         ..Default::default()
     };
     finish_headless(exp, &out, start)
@@ -270,7 +280,7 @@ fn run_tui(
         eprintln!("ltmlp: stdout is not a terminal; running headless");
         return match &folder.resume {
             Some(dir) => resume_headless(dir, args, false),
-            None => run_headless(preset, folder, args, false),
+            None => run_headless(preset, folder, args, false, None),
         };
     }
     let dir = detached_dir(preset, folder, args)?;
@@ -329,13 +339,14 @@ fn main() -> ExitCode {
             background,
             replay,
             detached,
+            trace,
         }) => {
             let args = folder.apply(&args);
             match (&folder.resume, &replay) {
                 _ if background => run_background(preset.as_ref(), &folder, &args),
                 (_, Some(dir)) => replay_headless(dir, &folder, &args),
                 (Some(dir), None) => resume_headless(dir, &args, detached),
-                (None, None) => run_headless(preset.as_ref(), &folder, &args, detached),
+                (None, None) => run_headless(preset.as_ref(), &folder, &args, detached, trace),
             }
         }
         Some(Command::Attach { dir }) => attached(&dir, Mode::Steer),
@@ -411,7 +422,13 @@ fn main() -> ExitCode {
         None => {
             if !std::io::stdout().is_terminal() {
                 eprintln!("ltmlp: stdout is not a terminal; running the default preset headless");
-                run_headless(None, &FolderArgs::default(), &RunArgs::default(), false)
+                run_headless(
+                    None,
+                    &FolderArgs::default(),
+                    &RunArgs::default(),
+                    false,
+                    None,
+                )
             } else {
                 run_tui(None, &FolderArgs::default(), &RunArgs::default())
             }

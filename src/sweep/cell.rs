@@ -191,6 +191,7 @@ fn train(
             start_paused: false,
             force: false,
             replay: Vec::new(),
+            trace: None,
         },
     );
     let session = match session {

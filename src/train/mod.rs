@@ -9,6 +9,7 @@ pub mod policy;
 pub mod rollback;
 pub mod schedule;
 pub mod session;
+pub mod trace;
 pub mod trainer;
 pub mod tunables;
 

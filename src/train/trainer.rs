@@ -107,6 +107,10 @@ pub struct Trainer<T: Real> {
     /// The minibatch's regression targets (no columns for other tasks).
     batch_values: Array2<T>,
     sample: Array2<T>,
+    /// The training examples of `sample` (the `sample` policy's; empty otherwise).
+    pub sample_indices: Vec<usize>,
+    /// `ltmlp run --trace FILE`: a line per step (src/train/trace.rs).
+    pub trace: Option<super::trace::Trace>,
     check_rows: usize,
     check_before: Array2<T>,
     probe_rows: usize,
@@ -203,6 +207,7 @@ impl<T: Real> Trainer<T> {
         let sample = if p.transforms.policy == crate::preset::PolicyKind::Sample {
             data.train.select(&sample_idx).inputs().into_owned()
         } else {
+            sample_idx.clear();
             Array2::zeros((0, input_dim))
         };
         let check_rows = p.transforms.check_samples.min(data.validation.len());
@@ -250,6 +255,8 @@ impl<T: Real> Trainer<T> {
             batch_labels: vec![0; batch],
             batch_values: Array2::zeros((batch, data.train.target_dim())),
             sample,
+            sample_indices: sample_idx,
+            trace: None,
             check_rows,
             check_before: Array2::zeros((check_rows, output_dim)),
             probe_rows,
@@ -577,6 +584,7 @@ impl<T: Real> Trainer<T> {
             }
         }
         self.net.update_running(&self.ws);
+        self.trace_step(&loss, due, rate, momenta);
         self.iteration += 1;
         if self.watches_for_blow_up() {
             self.watch_for_blow_up(loss.mean());
@@ -584,6 +592,37 @@ impl<T: Real> Trainer<T> {
         self.examples_seen += self.batch_indices.len() as u64;
         self.train_seconds += started.elapsed().as_secs_f64();
         Ok(loss)
+    }
+
+    /// Writes the step's trace line (`ltmlp run --trace`); a trace that cannot be written is
+    /// dropped with a warning, and training goes on.
+    fn trace_step(
+        &mut self,
+        loss: &BatchLoss,
+        due: Option<UpdateSource>,
+        rate: f64,
+        momenta: (f64, f64),
+    ) {
+        let Some(trace) = self.trace.as_mut() else {
+            return;
+        };
+        let step = super::trace::TracedStep {
+            iteration: self.iteration,
+            epoch: self.epoch,
+            indices: &self.batch_indices,
+            loss,
+            rate,
+            momenta,
+            reestimated: due.map(|d| match d {
+                UpdateSource::Sample => "sample",
+                _ => "batch",
+            }),
+            net: &self.net,
+        };
+        if let Err(e) = trace.step(step) {
+            crate::headless::warn(&format!("{e}; the trace stops here"));
+            self.trace = None;
+        }
     }
 
     /// Whether γ is on under `GammaControl::Rollback`.

@@ -52,6 +52,8 @@ pub struct SessionOptions {
     pub force: bool,
     /// `--replay`: the recorded actions of another run, applied at their iterations.
     pub replay: Vec<Steer>,
+    /// `--trace FILE`: a line per step for other implementations (src/train/trace.rs).
+    pub trace: Option<PathBuf>,
 }
 
 /// Trains `exp` on the calling thread, with its files in `recorder` and `actions` (none
@@ -173,6 +175,11 @@ impl<T: StateKind> Driver<T> {
         let p = &exp.resolved.preset;
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
+        if let Some(path) = &options.trace {
+            trainer.trace = crate::train::trace::Trace::start_for(path, &exp.resolved, &trainer)
+                .map_err(|e| crate::headless::warn(&format!("{e}; no trace is written")))
+                .ok();
+        }
         let mut early_stop = EarlyStop::new(p.train.patience.or(p.compare.patience));
         let mut clock_seconds = 0.0;
         let replay = std::mem::take(&mut options.replay);
