@@ -49,7 +49,7 @@ enum Command {
         detached: bool,
         /// Write a line per minibatch (example indices, loss, α β γ) to FILE and the initial
         /// network to FILE.init.safetensors, for other implementations to retrace the run
-        /// (docs/pytorch-engine.md)
+        /// (docs/pytorch.md)
         #[arg(long, value_name = "FILE", conflicts_with_all = ["resume", "replay", "background"])]
         trace: Option<PathBuf>,
     },

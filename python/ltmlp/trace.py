@@ -1,4 +1,4 @@
-"""Reading `ltmlp run --trace FILE` (format in docs/pytorch-engine.md) and retracing the run
+"""Reading `ltmlp run --trace FILE` (format in docs/pytorch.md) and retracing the run
 with TransformedMLP and ltmlp.torch.SGD: the same initial network, minibatches, re-estimations
 and updates, so that the losses and alpha, beta, gamma can be compared step by step.
 """

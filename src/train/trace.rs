@@ -2,7 +2,7 @@
 //! step (python/tests/test_conformance.py does it in PyTorch): the initial network in the
 //! export format beside FILE, then one JSON line per minibatch with its example indices, loss,
 //! rate, momentum and every unit's α, β, γ after the step. The format is in
-//! docs/pytorch-engine.md.
+//! docs/pytorch.md.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
