@@ -187,7 +187,7 @@ fn write_csv(path: &Path, rows: Vec<Vec<String>>) -> Result<(), String> {
         writer.write_record(&row).map_err(|e| cannot(&e))?;
     }
     let bytes = writer.into_inner().map_err(|e| cannot(&e))?;
-    crate::sink::write_atomic(path, &bytes).map_err(|e| cannot(&e))
+    crate::durable::write_atomic(path, &bytes).map_err(|e| cannot(&e))
 }
 
 /// `ltmlp report DIR [--csv]`: the report, and with `csv` the two tables.

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::fault;
+pub mod fault;
 
 /// Replaces `path` with `bytes` atomically: readers see the old file or the new one, never a
 /// torn or empty one. A failed attempt leaves no temporary file behind.
