@@ -1,5 +1,5 @@
 //! `ltmlp export-tb`: finished or stopped runs, comparisons and sweeps converted from their
-//! files (`config.toml`, `metrics.jsonl`, `units.jsonl`, `actions.jsonl`, `summary.json`) into
+//! files (`config.toml` or `run.json`, `metrics.jsonl`, `units.jsonl`, `actions.jsonl`, `summary.json`) into
 //! TensorBoard event files, one sub-folder per run and the HParams experiment at the root.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ use super::proto::{Experiment, HParamInfo, HParamType, MetricInfo, MetricName, S
 use super::writer::EventWriter;
 use crate::bounded::{self, FileKind};
 use crate::sink::actions::{self, ACTIONS_FILE};
-use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
+use crate::sink::{run_file, CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 
 /// The per-unit statistics file the run host writes (one record per evaluation).
 pub use crate::sink::units::UNITS_JSONL;
@@ -144,16 +144,8 @@ fn find_below(dir: &Path, name: &Path, depth: usize, runs: &mut Vec<FoundRun>) {
 /// Writes the event file of the run in `dir` into `out` (created; it must not hold events).
 fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)> {
     let mut notes = Vec::new();
-    let config_path = dir.join(CONFIG_FILE);
-    let config_text = bounded::read_text(&config_path, FileKind::Config)?;
-    let config: toml::Table = toml::from_str(&config_text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a run configuration ({}); restore the run's config.toml",
-            config_path.display(),
-            e.message()
-        )
-    })?;
-    let start = std::fs::metadata(&config_path)
+    let (hparams, header_path) = run_settings(dir)?;
+    let start = std::fs::metadata(&header_path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -228,7 +220,6 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
         notes.push(format!("no {ACTIONS_FILE}: no steering actions"));
     }
 
-    let hparams = hparams_of(&config);
     writer
         .session_start(start, hparams.clone(), "")
         .map_err(written)?;
@@ -386,6 +377,49 @@ pub fn unit_series(record: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
         }
     }
     out
+}
+
+/// The run's settings as HParams, and the file they come from: `config.toml` (a run ltmlp
+/// trained), else `run.json`'s flat map (a run another trainer trained has no `config.toml`).
+fn run_settings(dir: &Path) -> anyhow::Result<(HashMap<String, prost_types::Value>, PathBuf)> {
+    let config_path = dir.join(CONFIG_FILE);
+    if !config_path.exists() {
+        if let Some(header) = run_file::read(dir).map_err(|e| anyhow::anyhow!("{e}"))? {
+            return Ok((
+                hparams_of_settings(&header.settings),
+                dir.join(run_file::RUN_FILE),
+            ));
+        }
+    }
+    let config_text = bounded::read_text(&config_path, FileKind::Config)?;
+    let config: toml::Table = toml::from_str(&config_text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a run configuration ({}); restore the run's config.toml",
+            config_path.display(),
+            e.message()
+        )
+    })?;
+    Ok((hparams_of(&config), config_path))
+}
+
+/// `run.json`'s settings as HParams: numbers, flags and text as themselves, `null` left out,
+/// lists as their JSON text.
+pub fn hparams_of_settings(
+    settings: &BTreeMap<String, serde_json::Value>,
+) -> HashMap<String, prost_types::Value> {
+    settings
+        .iter()
+        .filter_map(|(key, value)| {
+            let kind = match value {
+                serde_json::Value::Null => return None,
+                serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+                serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64()?),
+                serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+                other => Kind::StringValue(other.to_string()),
+            };
+            Some((key.clone(), prost_types::Value { kind: Some(kind) }))
+        })
+        .collect()
 }
 
 /// Every setting of `config.toml`, flattened to `section.key`: numbers, flags and text as

@@ -747,8 +747,36 @@ impl App {
         None
     }
 
-    /// Carries out one key action.
+    /// Carries out one key action; a command the run's trainer did not declare (a foreign
+    /// run's) is not sent, and the log says so.
     pub fn on_action(&mut self, action: KeyAction) -> Option<Action> {
+        match self.carry_out(action) {
+            Some(Action::Send(command)) if !self.offers(&command) => {
+                let name = crate::host::foreign::messages::command_name(&command);
+                let trainer = self
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.trainer.as_ref())
+                    .map_or_else(String::new, |t| format!("{} {}", t.producer, t.version));
+                let text = format!("{trainer} does not carry out `{name}` (not declared)");
+                self.push_log(None, LogKind::Info, text);
+                None
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Whether the run's trainer carries out `command`: a native one every command, a foreign
+    /// one those it declared.
+    pub fn offers(&self, command: &Command) -> bool {
+        let name = crate::host::foreign::messages::command_name(command);
+        self.info
+            .as_ref()
+            .and_then(|i| i.trainer.as_ref())
+            .is_none_or(|t| t.commands.iter().any(|c| c == name))
+    }
+
+    fn carry_out(&mut self, action: KeyAction) -> Option<Action> {
         self.dirty = true;
         let training = self.training();
         let steers = keymap::KEYS

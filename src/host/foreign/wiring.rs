@@ -8,7 +8,6 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::messages::Declaration;
 use crate::host::{open_run, Opening};
-use crate::preset::Task;
 use crate::protocol::summary::{Standing, SummaryBase};
 use crate::protocol::{Command, EpochMetrics, Event, RunInfo, RunRecords, Steer, Summary};
 use crate::sink::run_file::{self, RunHeader};
@@ -41,16 +40,16 @@ pub fn open(
     info: &RunInfo,
     force: bool,
 ) -> Result<Wiring, String> {
-    let stand_in = stand_in_config(declaration);
     let opening = match declaration.resume_from {
         Some(epochs) => Opening::Resume(Continue {
             lines: epochs,
             mark: None,
             iteration: None,
         }),
+        // No config.toml: ltmlp cannot repeat a run it did not train; run.json describes it.
         None => Opening::New {
             force,
-            config_toml: Some(&stand_in),
+            config_toml: None,
         },
     };
     let records = open_run(dir, opening, |kept| header(declaration, info, kept))
@@ -161,73 +160,4 @@ impl Wiring {
         let _ = drain.join();
         drop(records);
     }
-}
-
-/// A TOML string literal.
-fn toml_text(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
-}
-
-/// `config.toml` for a run ltmlp did not train: a preset that names the producer, the shape
-/// and the length, so that `ls`, `watch` and `report` read the folder as any other; its data
-/// source names no data, so that `run --replay`, `--resume`, `eval` and `export` refuse it.
-pub fn stand_in_config(d: &Declaration) -> String {
-    let hidden: Vec<String> = d.layers[1..d.layers.len() - 1]
-        .iter()
-        .map(|l| l.units.to_string())
-        .collect();
-    let task = match d.task {
-        Task::Classify => "classify",
-        Task::Autoencode => "autoencode",
-        Task::Regress => "regress",
-    };
-    let rate = d
-        .settings
-        .iter()
-        .find(|s| s.key == "train.learning_rate")
-        .and_then(|s| s.value.trim().parse::<f64>().ok())
-        .filter(|r| r.is_finite())
-        .map_or("nan".to_string(), |r| format!("{r:?}"));
-    let variant = if d.variant.is_empty() {
-        "foreign"
-    } else {
-        &d.variant
-    };
-    format!(
-        "# Written by `ltmlp host` for a run that {producer} {version} trained, not ltmlp: a\n\
-         # stand-in, so that `ls`, `watch` and `report` read this folder. The trainer's own\n\
-         # settings are in its `started` event (docs/protocol.md). `ltmlp run --replay`,\n\
-         # `--resume`, `eval` and `export` cannot use it: its data source names no data.\n\
-         name = {name}\n\
-         description = {description}\n\
-         variant = {variant}\n\n\
-         [data]\n\
-         source = {source}\n\
-         monitor = {monitor}\n\n\
-         [model]\n\
-         task = \"{task}\"\n\
-         hidden = [{hidden}]\n\n\
-         [train]\n\
-         epochs = {epochs}\n\
-         batch_size = {batch}\n\
-         learning_rate = {rate}\n",
-        producer = d.producer.replace('\n', " "),
-        version = d.version.replace('\n', " "),
-        name = toml_text(&d.producer),
-        description = toml_text(&format!(
-            "{} trained by {} {}",
-            d.topology(),
-            d.producer,
-            d.version
-        )),
-        variant = toml_text(variant),
-        source = toml_text(&format!("(trained by {}) {}", d.producer, d.data)),
-        monitor = match d.monitor {
-            crate::preset::Monitor::Validation => "\"validation\"",
-            crate::preset::Monitor::Test => "\"test\"",
-        },
-        hidden = hidden.join(", "),
-        epochs = d.epochs,
-        batch = d.batch_size.max(1),
-    )
 }
