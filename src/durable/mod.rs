@@ -35,6 +35,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Appends `tail` to the file `aside` (created if need be) and makes it durable: where a
+/// resume moves the records after the point it continues from, so that nothing written is lost.
+pub fn append_aside(aside: &Path, tail: &[u8]) -> std::io::Result<()> {
+    fault::before_write(aside)?;
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(aside)?;
+    file.write_all(tail)?;
+    file.sync_all()
+}
+
 /// `dir/name` → `dir/name.tmp`.
 pub fn temporary_of(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

@@ -23,6 +23,7 @@ use crate::protocol::{RunRecords, Subscribers};
 use crate::sink::run_file::{self, RunHeader};
 use crate::sink::run_files::Continue;
 use crate::sink::{RunFiles, SinkError};
+use crate::tensorboard::live::{self, LiveEvents};
 use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::{Experiment, SessionOptions};
 
@@ -158,18 +159,44 @@ pub fn open_run(
     dir: &std::path::Path,
     opening: Opening,
     header: impl FnOnce(Option<RunHeader>) -> RunHeader,
+    tensorboard: bool,
 ) -> Result<RunRecords, SinkError> {
-    let (files, resumed) = match opening {
+    let (files, resumed_at) = match opening {
         Opening::New { force, config_toml } => (
             RunFiles::create(dir, force, config_toml, header(None))?,
-            false,
+            None,
         ),
-        Opening::Resume(at) => (RunFiles::resume(dir, at, header)?, true),
+        Opening::Resume(at) => (RunFiles::resume(dir, at, header)?, Some(at)),
     };
     let kept = files.history().to_vec();
-    let kept_actions = if resumed { files.actions() } else { Vec::new() };
+    let kept_actions = match resumed_at {
+        Some(_) => files.actions(),
+        None => Vec::new(),
+    };
     let mut subscribers = Subscribers::new();
     subscribers.push(Box::new(files));
+    // A run that wrote events goes on writing them when it is resumed.
+    let has_events = resumed_at.is_some() && live::event_file(dir).is_some();
+    if tensorboard || has_events {
+        // The settings as `export-tb` reads them, so that both write the same.
+        let hparams = crate::tensorboard::export::run_settings(dir)
+            .map(|(hparams, _)| hparams)
+            .unwrap_or_default();
+        let events = match resumed_at {
+            Some(at) => {
+                let iteration = at
+                    .iteration
+                    .unwrap_or_else(|| kept.last().map_or(0, |m| m.iteration));
+                LiveEvents::resume(dir, hparams, &kept, &kept_actions, iteration)
+            }
+            None => LiveEvents::create(dir, hparams),
+        };
+        let events = events.map_err(|e| SinkError::Write {
+            path: dir.to_owned(),
+            error: std::io::Error::other(e.0),
+        })?;
+        subscribers.push(Box::new(events));
+    }
     Ok(RunRecords {
         dir: dir.to_owned(),
         subscribers,
@@ -197,7 +224,7 @@ fn open_records(
             config_toml: Some(&config_toml),
         },
     };
-    open_run(dir, opening, |kept| match kept {
+    let header = |kept: Option<RunHeader>| match kept {
         Some(mut kept) => {
             kept.restart();
             kept
@@ -214,5 +241,6 @@ fn open_records(
                 run_file::flat_settings(&config),
             )
         }
-    })
+    };
+    open_run(dir, opening, header, options.tensorboard)
 }

@@ -4,9 +4,7 @@
 //! process at a time writes a folder (`folder`); a resume verifies what it keeps and rewrites
 //! nothing in place.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::bounded::{self, FileKind, Problem, ReadError};
@@ -19,7 +17,7 @@ pub mod run_file;
 pub mod run_files;
 pub mod units;
 
-use crate::durable::{fault, write_atomic, AppendLog};
+use crate::durable::{write_atomic, AppendLog};
 pub use folder::{claim_existing, claim_new, create_unique, FolderError, RunLock};
 pub use run_files::RunFiles;
 
@@ -355,17 +353,7 @@ fn move_aside(path: &Path, tail: &[u8]) -> Result<(), SinkError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(AFTER_CHECKPOINT_SUFFIX);
     let aside = path.with_file_name(name);
-    (|| {
-        fault::before_write(&aside)?;
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&aside)?;
-        file.write_all(tail)?;
-        file.sync_all()
-    })()
-    .map_err(write_error(&aside))
+    crate::durable::append_aside(&aside, tail).map_err(write_error(&aside))
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -187,20 +187,14 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
         let epoch = record.epoch;
         let wall = start + record.value["elapsed_seconds"].as_f64().unwrap_or(0.0);
         wall_of_epoch.insert(epoch, wall);
-        for (tag, x) in scalars(&record.value) {
-            writer.scalar(&tag, epoch, wall, x).map_err(written)?;
-        }
+        write_scalars(&mut writer, &record.value, epoch, wall).map_err(written)?;
     }
 
     let units_path = dir.join(UNITS_JSONL);
     if units_path.is_file() {
         for record in read_jsonl(&units_path, FileKind::Metrics)? {
             let wall = wall_of_epoch.get(&record.epoch).copied().unwrap_or(start);
-            for (tag, values) in unit_series(&record.value) {
-                writer
-                    .histogram(&tag, record.epoch, wall, &values)
-                    .map_err(written)?;
-            }
+            write_histograms(&mut writer, &record.value, record.epoch, wall).map_err(written)?;
         }
     } else {
         notes.push(format!(
@@ -210,34 +204,20 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
 
     let steering = actions::read(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     for steer in &steering {
-        let text = action_text(steer);
-        let step = i64::try_from(steer.iteration).unwrap_or(i64::MAX);
-        writer
-            .text(ACTIONS_TAG, step, start, &text)
-            .map_err(written)?;
+        write_action(&mut writer, steer, start).map_err(written)?;
     }
     if steering.is_empty() && !dir.join(ACTIONS_FILE).is_file() {
         notes.push(format!("no {ACTIONS_FILE}: no steering actions"));
     }
 
-    writer
-        .session_start(start, hparams.clone(), "")
-        .map_err(written)?;
     let mut metric_tags = Vec::new();
     if let Some(summary) = &summary {
         let last = records.last().map_or(0, |r| r.epoch);
-        let end = start + summary["wall_seconds"].as_f64().unwrap_or(0.0);
-        for (key, x) in summary_figures(summary) {
-            let tag = format!("{HPARAMS_METRIC_GROUP}/{key}");
-            writer.scalar(&tag, last, end, x).map_err(written)?;
-            metric_tags.push(tag);
-        }
-        let status = match summary["state"].as_str() {
-            Some("finished") => SessionStatus::Success,
-            Some("diverged") => SessionStatus::Failure,
-            _ => SessionStatus::Unknown,
-        };
-        writer.session_end(end, status).map_err(written)?;
+        metric_tags = write_end(&mut writer, start, &hparams, summary, last).map_err(written)?;
+    } else {
+        writer
+            .session_start(start, hparams.clone(), "")
+            .map_err(written)?;
     }
     Ok((
         Exported {
@@ -250,6 +230,68 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
 
 /// The text tag of the steering actions.
 pub const ACTIONS_TAG: &str = "steering/actions";
+
+/// One evaluation's scalars ([`scalars`] of its `metrics.jsonl` record) at step `epoch`.
+pub fn write_scalars(
+    writer: &mut EventWriter,
+    record: &serde_json::Value,
+    epoch: i64,
+    wall: f64,
+) -> std::io::Result<()> {
+    for (tag, x) in scalars(record) {
+        writer.scalar(&tag, epoch, wall, x)?;
+    }
+    Ok(())
+}
+
+/// One evaluation's per-unit histograms ([`unit_series`] of its `units.jsonl` record).
+pub fn write_histograms(
+    writer: &mut EventWriter,
+    units: &serde_json::Value,
+    epoch: i64,
+    wall: f64,
+) -> std::io::Result<()> {
+    for (tag, values) in unit_series(units) {
+        writer.histogram(&tag, epoch, wall, &values)?;
+    }
+    Ok(())
+}
+
+/// One steering action as text, at its iteration.
+pub fn write_action(
+    writer: &mut EventWriter,
+    steer: &crate::protocol::Steer,
+    wall: f64,
+) -> std::io::Result<()> {
+    let step = i64::try_from(steer.iteration).unwrap_or(i64::MAX);
+    writer.text(ACTIONS_TAG, step, wall, &action_text(steer))
+}
+
+/// The run's end: the HParams session start (its settings), the summary's final and best
+/// figures at the last epoch, and the session end; the figures' tags.
+pub fn write_end(
+    writer: &mut EventWriter,
+    start: f64,
+    hparams: &HashMap<String, prost_types::Value>,
+    summary: &serde_json::Value,
+    last_epoch: i64,
+) -> std::io::Result<Vec<String>> {
+    writer.session_start(start, hparams.clone(), "")?;
+    let end = start + summary["wall_seconds"].as_f64().unwrap_or(0.0);
+    let mut metric_tags = Vec::new();
+    for (key, x) in summary_figures(summary) {
+        let tag = format!("{HPARAMS_METRIC_GROUP}/{key}");
+        writer.scalar(&tag, last_epoch, end, x)?;
+        metric_tags.push(tag);
+    }
+    let status = match summary["state"].as_str() {
+        Some("finished") => SessionStatus::Success,
+        Some("diverged") => SessionStatus::Failure,
+        _ => SessionStatus::Unknown,
+    };
+    writer.session_end(end, status)?;
+    Ok(metric_tags)
+}
 
 fn action_text(steer: &crate::protocol::Steer) -> String {
     let command = serde_json::to_string(&steer.command).unwrap_or_default();
@@ -381,7 +423,7 @@ pub fn unit_series(record: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
 
 /// The run's settings as HParams, and the file they come from: `config.toml` (a run ltmlp
 /// trained), else `run.json`'s flat map (a run another trainer trained has no `config.toml`).
-fn run_settings(dir: &Path) -> anyhow::Result<(HashMap<String, prost_types::Value>, PathBuf)> {
+pub fn run_settings(dir: &Path) -> anyhow::Result<(HashMap<String, prost_types::Value>, PathBuf)> {
     let config_path = dir.join(CONFIG_FILE);
     if !config_path.exists() {
         if let Some(header) = run_file::read(dir).map_err(|e| anyhow::anyhow!("{e}"))? {

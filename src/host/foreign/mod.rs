@@ -44,6 +44,9 @@ pub struct HostArgs {
     /// Move a run already in DIR aside (to DIR.old-N) first
     #[arg(long)]
     pub force: bool,
+    /// Write TensorBoard events (events.out.tfevents.*) in DIR while the run trains
+    #[arg(long)]
+    pub tensorboard: bool,
     /// The trainer to start, after `--`, with its stdin and stdout piped to the host; without
     /// one, the host's own stdin and stdout are the trainer's pipes
     #[arg(last = true, value_name = "TRAINER")]
@@ -63,7 +66,7 @@ pub fn run(args: &HostArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let info = run_info(&declaration, &args.dir.display().to_string());
-    let wiring = match wiring::open(&args.dir, &declaration, &info, args.force) {
+    let wiring = match wiring::open(&args.dir, &declaration, &info, args.force, args.tensorboard) {
         Ok(w) => w,
         Err(message) => {
             drop(pipe);

@@ -39,6 +39,7 @@ pub fn open(
     declaration: &Declaration,
     info: &RunInfo,
     force: bool,
+    tensorboard: bool,
 ) -> Result<Wiring, String> {
     let opening = match declaration.resume_from {
         Some(epochs) => Opening::Resume(Continue {
@@ -52,8 +53,13 @@ pub fn open(
             config_toml: None,
         },
     };
-    let records = open_run(dir, opening, |kept| header(declaration, info, kept))
-        .map_err(|e| e.to_string())?;
+    let records = open_run(
+        dir,
+        opening,
+        |kept| header(declaration, info, kept),
+        tensorboard,
+    )
+    .map_err(|e| e.to_string())?;
     let standing = Standing::of(&records.kept);
     let steering_actions = records.kept_actions.len();
     let (events, trainer_events) = unbounded();

@@ -54,6 +54,9 @@ pub struct SessionOptions {
     pub force: bool,
     /// `--replay`: the recorded actions of another run, applied at their iterations.
     pub replay: Vec<Steer>,
+    /// Write TensorBoard events in the run folder too (an output option, not part of the
+    /// experiment; a resumed run that wrote them goes on anyway).
+    pub tensorboard: bool,
 }
 
 /// Trains `exp` on the calling thread, its records handed to `records` (none without a run
