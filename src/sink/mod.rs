@@ -207,7 +207,14 @@ impl Recorder {
         }
         let csv = AppendLog::continue_after(&csv_path, expected.as_bytes())
             .map_err(write_error(&csv_path))?;
-        let units = units::resume(&dir, history.last().map_or(0, |m| m.epoch))?;
+        let (units, unit_records) = units::resume(&dir, history.last().map_or(0, |m| m.epoch))?;
+        // The kept evaluations are whole again: a resumed run replays them with their units.
+        let mut history = history;
+        for m in &mut history {
+            if let Some(record) = unit_records.iter().find(|r| r.epoch == m.epoch) {
+                record.fill(&mut m.layers);
+            }
+        }
         Ok(Recorder {
             dir,
             _lock: lock,
