@@ -49,7 +49,7 @@ pub fn write_tables(dir: &Path, target: Option<f64>) -> Result<(PathBuf, PathBuf
     let scan = scan(dir).map_err(|e| format!("{}: cannot read the folder: {e}", dir.display()))?;
     if scan.runs.is_empty() {
         return Err(format!(
-            "{}: no runs found (each run is a folder with a config.toml)",
+            "{}: no runs found (each run is a folder with a run.json or, written before it existed, a config.toml)",
             dir.display()
         ));
     }
