@@ -43,6 +43,10 @@ pub struct FolderArgs {
     /// With --out onto a folder that holds a run: move that run aside (to DIR.old-N) first
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Write TensorBoard events (events.out.tfevents.*) in the run folder while it trains
+    /// (train.tensorboard; a resumed run that wrote them goes on anyway)
+    #[arg(long)]
+    pub tensorboard: bool,
 }
 
 impl FolderArgs {
@@ -62,6 +66,9 @@ impl FolderArgs {
         let mut args = args.clone();
         if let Some(n) = self.checkpoint_every {
             args.set.push(format!("train.checkpoint_every={n}"));
+        }
+        if self.tensorboard {
+            args.set.push("train.tensorboard=true".into());
         }
         args
     }

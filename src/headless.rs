@@ -140,6 +140,7 @@ pub struct Start {
 /// Trains to the end (or a signal), printing as it goes; returns the summary.
 pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summary> {
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
+    let tensorboard = exp.resolved.preset.train.tensorboard;
     let session = spawn(
         exp,
         SessionOptions {
@@ -151,6 +152,7 @@ pub fn run(exp: Experiment, out_dir: &Path, start: Start) -> anyhow::Result<Summ
             force: start.force,
             replay: start.replay,
             trace: start.trace,
+            tensorboard,
         },
     )?;
     if start.detached {

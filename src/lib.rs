@@ -27,6 +27,7 @@ pub mod cli;
 pub mod compare;
 pub mod confusion;
 pub mod data;
+pub mod durable;
 pub mod eval;
 pub mod export;
 pub mod headless;

@@ -18,9 +18,8 @@ use std::process::{Command, Stdio};
 use ltmlp::remote::wire::{Reply, PROTOCOL_VERSION};
 use ltmlp::train::{Event, RunState};
 
-/// The files of the run folder kept as the fixture.
+/// The files of the run folder kept as the fixture (a foreign run has no `config.toml`).
 const RUN_FILES: &[&str] = &[
-    "config.toml",
     "metrics.jsonl",
     "metrics.csv",
     "actions.jsonl",
@@ -175,6 +174,10 @@ fn todays_host_produces_the_golden_session_and_run_folder() {
     let dir = tmp.path().join("golden");
     let session = record(&dir, &tmp.path().join("host.err"));
     let mut produced = vec![("session.jsonl".to_string(), session)];
+    assert!(
+        !dir.join("config.toml").exists(),
+        "a foreign run has no config.toml: run.json describes it"
+    );
     for name in RUN_FILES {
         let mut text = masked(&std::fs::read_to_string(dir.join(name)).unwrap());
         if *name == "run.json" {

@@ -74,6 +74,7 @@ fn the_plan_is_deterministic_and_resolves_every_cell() {
         ],
         overrides: vec!["train.epochs=3".into()],
         data: None,
+        tensorboard: false,
     };
     let a = plan::build(&spec).unwrap();
     let b = plan::build(&spec).unwrap();
@@ -416,6 +417,7 @@ fn each_data_configuration_is_loaded_once_and_used_by_its_own_cells() {
         axes: vec![parse_grid("data.train_limit=1000,1500", &variants).unwrap()],
         overrides: vec![],
         data: None,
+        tensorboard: false,
     };
     let plan = plan::build(&spec).unwrap();
     let out = dir.path().join("sweep");
@@ -498,4 +500,32 @@ fn emit_slurm_writes_the_job_array_with_its_resources_and_report_job() {
         "nothing ran"
     );
     let _ = all_variants();
+}
+
+#[test]
+fn tensorboard_output_is_not_part_of_a_sweeps_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = preset(dir.path(), SMALL);
+    let variants = vec!["ab".to_string()];
+    let spec = |tensorboard: bool, overrides: Vec<String>| SweepSpec {
+        preset: path.clone(),
+        variants: variants.clone(),
+        seeds: 1,
+        axes: Vec::new(),
+        overrides,
+        data: None,
+        tensorboard,
+    };
+    let out = dir.path().join("sweep");
+    let first = plan::build(&spec(false, Vec::new())).unwrap();
+    assert!(!first.tensorboard);
+    assert!(!first.write_or_check(&out).unwrap());
+    // Run again with --tensorboard, or with the preset key: the same sweep, its cells unchanged.
+    let flagged = plan::build(&spec(true, Vec::new())).unwrap();
+    assert!(flagged.tensorboard);
+    assert!(flagged.write_or_check(&out).unwrap());
+    let keyed = plan::build(&spec(false, vec!["train.tensorboard=true".into()])).unwrap();
+    assert!(keyed.tensorboard);
+    assert!(keyed.cells.iter().all(|c| !c.config.train.tensorboard));
+    assert!(keyed.write_or_check(&out).unwrap());
 }

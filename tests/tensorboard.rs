@@ -160,3 +160,145 @@ fn a_sweep_folder_exports_one_sub_folder_per_run_and_a_damaged_line_is_named() {
     let said = String::from_utf8_lossy(&damaged.stderr);
     assert!(said.contains("metrics.jsonl:4: not a record"), "{said}");
 }
+
+/// Every summary value of an event file as (tag, step, encoded value), sorted: what the file
+/// says, apart from wall times and the order the records came in.
+fn summary_values(file: &Path) -> Vec<(String, i64, Vec<u8>)> {
+    use ltmlp::tensorboard::proto::What;
+    use prost::Message;
+    let bytes = std::fs::read(file).unwrap();
+    let mut out: Vec<(String, i64, Vec<u8>)> = ltmlp::tensorboard::writer::records(&bytes)
+        .into_iter()
+        .filter_map(|(_, event)| match event.what {
+            Some(What::Summary(summary)) => Some((event.step, summary)),
+            _ => None,
+        })
+        .flat_map(|(step, summary)| {
+            summary.value.into_iter().map(move |mut value| {
+                // The HParams session's times are wall times too.
+                if value.tag.starts_with("_hparams_/") {
+                    value.metadata = None;
+                }
+                (value.tag.clone(), step, value.encode_to_vec())
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Reads `dir`'s own event file back with TensorBoard against its files (read_tb.py --live);
+/// `None` (said) where tensorboard cannot be imported.
+fn read_back_live(dir: &Path) -> Option<String> {
+    let python = std::env::var("LTMLP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        println!(
+            "skipped the TensorBoard read-back: {python} cannot import tensorboard \
+             (set LTMLP_PYTHON to a Python with `pip install tensorboard`; .ci/run does)"
+        );
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/read_tb.py");
+    let check = Command::new(&python)
+        .arg(script)
+        .arg(dir.parent().unwrap())
+        .arg(dir.file_name().unwrap())
+        .arg(dir)
+        .arg("--live")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+    Some(String::from_utf8_lossy(&check.stdout).into_owned())
+}
+
+fn train_small_live(dir: &Path, extra: &[&str], fault: Option<&str>) -> Output {
+    let mut args = vec!["run", "--out", dir.to_str().unwrap(), "--tensorboard"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(SMALL);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ltmlp"));
+    command.args(&args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(fault) = fault {
+        command.env("LTMLP_FAULT", fault);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn a_live_run_writes_in_its_folder_what_export_tb_makes_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("live");
+    let out = train_small_live(&run, &[], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let live = event_files(&run);
+    assert_eq!(live.len(), 1, "one event file in the run folder");
+    // An output option: the experiment's config.toml does not mention it.
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(!config.contains("tensorboard"), "{config}");
+
+    let logdir = tmp.path().join("tb");
+    let out = ltmlp(&[
+        "export-tb",
+        run.to_str().unwrap(),
+        "--out",
+        logdir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let exported = summary_values(&event_files(&logdir.join("live"))[0]);
+    let written = summary_values(&live[0]);
+    assert!(written.len() > 90, "{} values", written.len());
+    assert_eq!(written, exported, "the live file and the export differ");
+
+    if let Some(said) = read_back_live(&run) {
+        assert!(said.contains(" histograms"), "{said}");
+        println!("{said}");
+    }
+}
+
+#[test]
+fn a_killed_and_resumed_run_holds_every_step_once_in_its_event_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("killed");
+    // Killed (as by kill -9) in the middle of epoch 2's event records, after its metrics and
+    // before its checkpoint: the checkpoint is epoch 1's.
+    let out = train_small_live(&run, &["--checkpoint-every", "1"], Some("crash:75"));
+    assert!(!out.status.success(), "{}", text(&out));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        2,
+        "the crash came after epoch 2's metrics"
+    );
+    let before = summary_values(&event_files(&run)[0]);
+    assert!(
+        before
+            .iter()
+            .any(|(tag, step, _)| tag.starts_with("metrics/") && *step == 2),
+        "the crash came after some of epoch 2's events"
+    );
+
+    let resumed = ltmlp(&["run", "--resume", run.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(event_files(&run).len(), 1, "the same file goes on");
+    assert!(run.join("tensorboard.after-checkpoint").is_file());
+    let values = summary_values(&event_files(&run)[0]);
+    let mut seen = std::collections::BTreeMap::new();
+    for (tag, step, _) in &values {
+        *seen.entry((tag.clone(), *step)).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    let steps: Vec<i64> = values
+        .iter()
+        .filter(|(tag, _, _)| tag == "metrics/train_loss")
+        .map(|(_, step, _)| *step)
+        .collect();
+    assert_eq!(steps, [1, 2, 3]);
+
+    if let Some(said) = read_back_live(&run) {
+        println!("{said}");
+    }
+}

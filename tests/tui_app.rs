@@ -448,3 +448,25 @@ fn a_rollback_is_logged_with_its_epoch() {
         app.log.iter().map(|l| &l.text).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_foreign_run_is_sent_only_the_commands_its_trainer_declared() {
+    let mut app = common::mid_run();
+    let mut info = app.info.clone().expect("mid_run has a header");
+    info.trainer = Some(Box::new(ltmlp::protocol::ForeignTrainer {
+        producer: "toy".into(),
+        version: "1.0".into(),
+        layers: Vec::new(),
+        commands: vec!["pause".into(), "resume".into(), "stop".into()],
+        settings: Vec::new(),
+        config: Default::default(),
+    }));
+    app.info = Some(info);
+    assert_eq!(app.on_key(ch(' ')), Some(Action::Send(Command::Pause)));
+    assert_eq!(app.on_key(ch('a')), None);
+    assert_eq!(
+        app.log.back().map(|l| l.text.as_str()),
+        Some("toy 1.0 does not carry out `toggle` (not declared)")
+    );
+    assert_eq!(app.on_key(ch('+')), None);
+}

@@ -216,3 +216,23 @@ fn regression_loss_panel_names_mse() {
     let classifier = format!("{:?}", render(&common::mid_run(), 120, 40));
     assert!(!classifier.contains("MSE"), "{classifier}");
 }
+
+/// The unit view's heat strips cover every evaluation of the run: the selected layer's units
+/// lose spread and slope over 60 epochs (the strips' mass moves down), drawn a column per
+/// epoch or per several.
+#[test]
+fn unit_view_heat_strips_cover_the_whole_run_120x40() {
+    let mut app = common::mid_run();
+    for e in 4..=60 {
+        let fade = 1.0 - e as f64 / 64.0;
+        let mut m = common::epoch(e, 0.3);
+        m.layers = vec![common::layer(1, 256, fade), common::layer(2, 256, 0.5)];
+        for s in &mut m.layers[0].per_unit.tanh_slope {
+            *s *= fade;
+        }
+        app.on_event(Event::Epoch(Box::new(m)));
+    }
+    app.unit_view = true;
+    assert_eq!(app.epoch_spread.len(), 60);
+    insta::assert_snapshot!(render(&app, 120, 40));
+}

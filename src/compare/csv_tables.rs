@@ -49,7 +49,7 @@ pub fn write_tables(dir: &Path, target: Option<f64>) -> Result<(PathBuf, PathBuf
     let scan = scan(dir).map_err(|e| format!("{}: cannot read the folder: {e}", dir.display()))?;
     if scan.runs.is_empty() {
         return Err(format!(
-            "{}: no runs found (each run is a folder with a config.toml)",
+            "{}: no runs found (each run is a folder with a run.json or, written before it existed, a config.toml)",
             dir.display()
         ));
     }
@@ -187,7 +187,7 @@ fn write_csv(path: &Path, rows: Vec<Vec<String>>) -> Result<(), String> {
         writer.write_record(&row).map_err(|e| cannot(&e))?;
     }
     let bytes = writer.into_inner().map_err(|e| cannot(&e))?;
-    crate::sink::write_atomic(path, &bytes).map_err(|e| cannot(&e))
+    crate::durable::write_atomic(path, &bytes).map_err(|e| cannot(&e))
 }
 
 /// `ltmlp report DIR [--csv]`: the report, and with `csv` the two tables.

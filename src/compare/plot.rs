@@ -108,7 +108,7 @@ pub(crate) fn write_png(
         .write_header()
         .and_then(|mut writer| writer.write_image_data(&pixels))
         .map_err(|e| at(&e))?;
-    crate::sink::files::write_atomic(path, &bytes).map_err(|e| at(&e))
+    crate::durable::write_atomic(path, &bytes).map_err(|e| at(&e))
 }
 
 /// The data range of some values, padded; `log` keeps it positive. A log axis only gets

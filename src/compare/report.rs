@@ -153,7 +153,7 @@ pub fn write_report(
     };
     if scan.runs.is_empty() && plan.is_none() && scan.unreadable.is_empty() {
         return Err(format!(
-            "{}: no runs found (each run is a folder with a config.toml)",
+            "{}: no runs found (each run is a folder with a run.json or, written before it existed, a config.toml)",
             dir.display()
         ));
     }

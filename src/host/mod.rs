@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::protocol::{Command, Event, Summary};
-use crate::sink::actions::ActionLog;
+use crate::protocol::{RunRecords, Subscribers};
 use crate::sink::run_file::{self, RunHeader};
-use crate::sink::{claim_existing, claim_new, Recorder, SinkError};
+use crate::sink::run_files::Continue;
+use crate::sink::{RunFiles, SinkError};
+use crate::tensorboard::live::{self, LiveEvents};
 use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::{Experiment, SessionOptions};
 
@@ -111,70 +113,10 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, StartE
         exp.check_resume(&path, cp, "the run's settings", "the run's data source")
             .map_err(StartError::Refused)?;
     }
-    let recorder = match (&options.out_dir, &options.resume) {
-        (Some(dir), Some(cp)) => {
-            let lock = claim_existing(dir).map_err(SinkError::from)?;
-            // Everything a resume continues is checked before it changes anything.
-            crate::sink::actions::check(dir).map_err(SinkError::Actions)?;
-            Some(Recorder::resume(lock, cp.metrics_lines, cp.metrics_mark)?)
-        }
-        (Some(dir), None) => Some(Recorder::create(
-            claim_new(dir, options.force).map_err(SinkError::from)?,
-            &exp.resolved.to_toml(),
-        )?),
-        (None, _) => None,
+    let records = match &options.out_dir {
+        Some(dir) => Some(open_records(dir, &exp, &options)?),
+        None => None,
     };
-    let actions_error = |dir: &std::path::Path, error| SinkError::Write {
-        path: dir.join(crate::sink::actions::ACTIONS_FILE),
-        error,
-    };
-    let (recorder, actions) = match (recorder, &options.resume) {
-        (Some(rec), Some(cp)) => match ActionLog::resume(rec.dir(), cp.state.iteration()) {
-            Ok(log) => (Some(rec), Some(log)),
-            Err(message) => {
-                return Err(actions_error(rec.dir(), std::io::Error::other(message)).into())
-            }
-        },
-        (Some(rec), None) => match ActionLog::create(rec.dir()) {
-            Ok(log) => (Some(rec), Some(log)),
-            Err(error) => {
-                let e = actions_error(rec.dir(), error);
-                rec.abandon_new();
-                return Err(e.into());
-            }
-        },
-        (None, _) => (None, None),
-    };
-    let mut recorder = recorder;
-    if let Some(rec) = recorder.as_mut() {
-        let resumed = options.resume.is_some();
-        let header = match run_file::read(rec.dir()) {
-            Ok(Some(mut kept)) if resumed => {
-                kept.restart();
-                kept
-            }
-            // A new run, or a folder written before run.json existed, or a damaged one.
-            _ => {
-                // The settings as config.toml holds them (the preset completed), so that a
-                // report reads the same from either file.
-                let config: crate::preset::Preset = toml::from_str(&exp.resolved.to_toml())
-                    .unwrap_or_else(|_| exp.resolved.preset.clone());
-                RunHeader::new(
-                    exp.run_info(options.out_dir.as_deref()),
-                    run_file::layers_of(&exp.topology),
-                    run_file::flat_settings(&config),
-                )
-            }
-        };
-        if let Err(e) = rec.write_header(header) {
-            if !resumed {
-                if let Some(rec) = recorder.take() {
-                    rec.abandon_new();
-                }
-            }
-            return Err(e.into());
-        }
-    }
     let (command_tx, command_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
     let out_dir = options.out_dir.clone();
@@ -185,9 +127,7 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, StartE
     };
     let thread = std::thread::Builder::new()
         .name("ltmlp-train".into())
-        .spawn(move || {
-            crate::train::session::train(exp, recorder, actions, options, command_rx, event_tx)
-        })
+        .spawn(move || crate::train::session::train(exp, records, options, command_rx, event_tx))
         .map_err(|error| SinkError::Write {
             path: PathBuf::from("<training thread>"),
             error,
@@ -199,4 +139,108 @@ pub fn spawn(exp: Experiment, options: SessionOptions) -> Result<Session, StartE
         thread: Some(thread),
         hub,
     })
+}
+
+/// How a run folder is opened.
+pub enum Opening<'a> {
+    /// A new run (an old one moved aside with `force`); a run ltmlp trains has a `config.toml`.
+    New {
+        force: bool,
+        config_toml: Option<&'a str>,
+    },
+    /// A run continued where a checkpoint (or the trainer's own resume) left it.
+    Resume(Continue),
+}
+
+/// Opens the run folder `dir`, native or foreign, and the subscriber list that records the
+/// run: its files (cut back to the resume's mark). `header` makes `run.json` (of the kept one
+/// on a resume, when the folder has a readable one).
+pub fn open_run(
+    dir: &std::path::Path,
+    opening: Opening,
+    header: impl FnOnce(Option<RunHeader>) -> RunHeader,
+    tensorboard: bool,
+) -> Result<RunRecords, SinkError> {
+    let (files, resumed_at) = match opening {
+        Opening::New { force, config_toml } => (
+            RunFiles::create(dir, force, config_toml, header(None))?,
+            None,
+        ),
+        Opening::Resume(at) => (RunFiles::resume(dir, at, header)?, Some(at)),
+    };
+    let kept = files.history().to_vec();
+    let kept_actions = match resumed_at {
+        Some(_) => files.actions(),
+        None => Vec::new(),
+    };
+    let mut subscribers = Subscribers::new();
+    subscribers.push(Box::new(files));
+    // A run that wrote events goes on writing them when it is resumed.
+    let has_events = resumed_at.is_some() && live::event_file(dir).is_some();
+    if tensorboard || has_events {
+        // The settings as `export-tb` reads them, so that both write the same.
+        let hparams = crate::tensorboard::export::run_settings(dir)
+            .map(|(hparams, _)| hparams)
+            .unwrap_or_default();
+        let events = match resumed_at {
+            Some(at) => {
+                let iteration = at
+                    .iteration
+                    .unwrap_or_else(|| kept.last().map_or(0, |m| m.iteration));
+                LiveEvents::resume(dir, hparams, &kept, &kept_actions, iteration)
+            }
+            None => LiveEvents::create(dir, hparams),
+        };
+        let events = events.map_err(|e| SinkError::Write {
+            path: dir.to_owned(),
+            error: std::io::Error::other(e.0),
+        })?;
+        subscribers.push(Box::new(events));
+    }
+    Ok(RunRecords {
+        dir: dir.to_owned(),
+        subscribers,
+        kept,
+        kept_actions,
+    })
+}
+
+/// Opens the run folder `dir` for a native run: a new one (`config.toml` so that it can be
+/// repeated, `run.json`, empty logs), or the resumed checkpoint's, cut back to its mark.
+fn open_records(
+    dir: &std::path::Path,
+    exp: &Experiment,
+    options: &SessionOptions,
+) -> Result<RunRecords, SinkError> {
+    let config_toml = exp.resolved.to_toml();
+    let opening = match &options.resume {
+        Some(cp) => Opening::Resume(Continue {
+            lines: cp.metrics_lines,
+            mark: cp.metrics_mark,
+            iteration: Some(cp.state.iteration()),
+        }),
+        None => Opening::New {
+            force: options.force,
+            config_toml: Some(&config_toml),
+        },
+    };
+    let header = |kept: Option<RunHeader>| match kept {
+        Some(mut kept) => {
+            kept.restart();
+            kept
+        }
+        // A new run, or a folder written before run.json existed, or a damaged one.
+        None => {
+            // The settings as config.toml holds them (the preset completed), so that a
+            // report reads the same from either file.
+            let config: crate::preset::Preset =
+                toml::from_str(&config_toml).unwrap_or_else(|_| exp.resolved.preset.clone());
+            RunHeader::new(
+                exp.run_info(Some(dir)),
+                run_file::layers_of(&exp.topology),
+                run_file::flat_settings(&config),
+            )
+        }
+    };
+    open_run(dir, opening, header, options.tensorboard)
 }

@@ -80,6 +80,11 @@ pub struct TrainSection {
     /// Save a checkpoint every N epochs (0: only at the end, on request and on signals).
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: usize,
+    /// Write TensorBoard events (`events.out.tfevents.*`) in the run folder while it trains.
+    /// An output option, not part of the experiment: never written to `config.toml` or a
+    /// sweep's plan cells, so a run or sweep with it is the same as one without.
+    #[serde(default, skip_serializing)]
+    pub tensorboard: bool,
     /// On divergence, go back to the state at the end of the last epoch and halve the
     /// learning rate, at most this many times (0: stop at the first divergence).
     #[serde(default)]

@@ -6,7 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 pub mod best;
+pub mod records;
+pub mod summary;
 pub mod wording;
+
+pub use records::{MetricsMark, RunRecords, Subscriber, Subscribers, WriteError};
 
 use crate::net::{Flags, Param};
 use crate::preset::Monitor;

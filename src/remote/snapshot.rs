@@ -18,7 +18,8 @@ const TAIL_EVENTS: usize = 300;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     info: Option<RunInfo>,
-    /// Every evaluation; the per-unit statistics only of the latest (see `events`).
+    /// Every evaluation; of the older ones' per-unit statistics only what the dashboard's
+    /// heat strips show (each unit's output std and slope), the latest's whole.
     epochs: Vec<EpochMetrics>,
     layers: Option<(u64, Vec<LayerStats>)>,
     progress: Vec<Progress>,
@@ -54,12 +55,17 @@ impl Snapshot {
             }
             // A late viewer gets the whole record as evaluations, kept or new.
             Event::Epoch(m) | Event::Replayed(m) => {
-                // Per-unit statistics of old epochs are dropped (they would make a late
-                // viewer's snapshot tens of megabytes); the latest layers are kept whole.
-                // So are their confusion matrices (the dashboard shows the latest).
+                // Per-unit statistics of old epochs are cut to the two lists the unit view's
+                // history shows, output std and slope (the rest would make a late viewer's
+                // snapshot tens of megabytes); the latest layers are kept whole. Old confusion
+                // matrices go (the dashboard shows the latest).
                 if let Some(last) = self.epochs.last_mut() {
                     for l in &mut last.layers {
-                        l.per_unit = Default::default();
+                        l.per_unit = crate::stats::UnitStats {
+                            std_out: std::mem::take(&mut l.per_unit.std_out),
+                            tanh_slope: std::mem::take(&mut l.per_unit.tanh_slope),
+                            ..Default::default()
+                        };
                     }
                     last.confusion = None;
                 }

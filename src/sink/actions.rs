@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::files::AppendLog;
+use crate::durable::AppendLog;
 use crate::protocol::Steer;
 
 /// The file's name in a run folder.

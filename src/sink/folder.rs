@@ -303,12 +303,16 @@ pub fn claim_new(dir: &Path, force: bool) -> Result<RunLock, FolderError> {
     claim_new(dir, false)
 }
 
-/// Locks the run folder `dir` to continue the run in it.
+/// Locks the run folder `dir` to continue the run in it: it holds a run's header (`run.json`;
+/// `config.toml` in a folder written before it existed).
 pub fn claim_existing(dir: &Path) -> Result<RunLock, FolderError> {
-    if !dir.join(super::CONFIG_FILE).is_file() {
+    let has_header = [super::run_file::RUN_FILE, super::CONFIG_FILE]
+        .iter()
+        .any(|name| dir.join(name).is_file());
+    if !has_header {
         return Err(FolderError::NotARun {
             dir: dir.to_owned(),
-            missing: super::CONFIG_FILE.to_string(),
+            missing: format!("{} nor {}", super::run_file::RUN_FILE, super::CONFIG_FILE),
         });
     }
     RunLock::acquire(dir)

@@ -171,13 +171,8 @@ impl Units {
 
     /// Puts the units of evaluation `epoch` into its layers, if they were read.
     fn fill(&self, epoch: usize, layers: &mut [LayerStats]) {
-        let Some(record) = self.records.iter().find(|r| r.epoch == epoch) else {
-            return;
-        };
-        for layer in layers.iter_mut() {
-            if let Some(found) = record.layers.iter().find(|u| u.layer == layer.layer) {
-                layer.per_unit = found.units.clone();
-            }
+        if let Some(record) = self.records.iter().find(|r| r.epoch == epoch) {
+            record.fill(layers);
         }
     }
 }

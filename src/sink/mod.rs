@@ -4,26 +4,22 @@
 //! process at a time writes a folder (`folder`); a resume verifies what it keeps and rewrites
 //! nothing in place.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::bounded::{self, FileKind, Problem, ReadError};
-use crate::protocol::{best, EpochMetrics, RunState, Summary};
+use crate::protocol::{EpochMetrics, MetricsMark, Summary};
 
 pub mod actions;
-pub mod fault;
-pub mod files;
 pub mod folder;
 pub mod follow;
 pub mod run_file;
+pub mod run_files;
 pub mod units;
 
-pub use files::{write_atomic, AppendLog};
+use crate::durable::{write_atomic, AppendLog};
 pub use folder::{claim_existing, claim_new, create_unique, FolderError, RunLock};
+pub use run_files::RunFiles;
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const METRICS_JSONL: &str = "metrics.jsonl";
@@ -90,15 +86,6 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
     }
 }
 
-/// Where the metrics log stood when a checkpoint was taken: a resume keeps exactly this
-/// prefix and checks that it is unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetricsMark {
-    pub lines: usize,
-    pub jsonl_bytes: u64,
-    pub jsonl_crc: u32,
-}
-
 /// Writes a run folder; holds the folder's lock for as long as it lives.
 pub struct Recorder {
     dir: PathBuf,
@@ -111,13 +98,13 @@ pub struct Recorder {
     units: AppendLog,
     /// `run.json`, once the host wrote it; completed with the summary.
     header: Option<run_file::RunHeader>,
-    best: Option<EpochMetrics>,
 }
 
 impl Recorder {
-    /// Starts a new run in the locked, empty folder: `config.toml`, then the metrics files
-    /// (created, never truncated); fails before training if the folder is unwritable.
-    pub fn create(lock: RunLock, config_toml: &str) -> Result<Self, SinkError> {
+    /// Starts a new run in the locked, empty folder: `config.toml` (a run ltmlp trains has
+    /// one), then the metrics files (created, never truncated); fails before training if the
+    /// folder is unwritable.
+    pub fn create(lock: RunLock, config_toml: Option<&str>) -> Result<Self, SinkError> {
         let dir = lock.dir().to_owned();
         Self::create_files(lock, config_toml).inspect_err(|_| {
             // The folder was empty and nothing trained yet: leave it empty again, so that the
@@ -145,10 +132,12 @@ impl Recorder {
         }
     }
 
-    fn create_files(lock: RunLock, config_toml: &str) -> Result<Self, SinkError> {
+    fn create_files(lock: RunLock, config_toml: Option<&str>) -> Result<Self, SinkError> {
         let dir = lock.dir().to_owned();
-        let config = dir.join(CONFIG_FILE);
-        write_atomic(&config, config_toml.as_bytes()).map_err(write_error(&config))?;
+        if let Some(config_toml) = config_toml {
+            let config = dir.join(CONFIG_FILE);
+            write_atomic(&config, config_toml.as_bytes()).map_err(write_error(&config))?;
+        }
         let jsonl_path = dir.join(METRICS_JSONL);
         let jsonl = AppendLog::create_new(&jsonl_path).map_err(write_error(&jsonl_path))?;
         let csv_path = dir.join(METRICS_CSV);
@@ -164,7 +153,6 @@ impl Recorder {
             csv,
             units,
             header: None,
-            best: None,
         })
     }
 
@@ -219,21 +207,23 @@ impl Recorder {
         }
         let csv = AppendLog::continue_after(&csv_path, expected.as_bytes())
             .map_err(write_error(&csv_path))?;
-        let units = units::resume(&dir, history.last().map_or(0, |m| m.epoch))?;
-        let mut rec = Recorder {
+        let (units, unit_records) = units::resume(&dir, history.last().map_or(0, |m| m.epoch))?;
+        // The kept evaluations are whole again: a resumed run replays them with their units.
+        let mut history = history;
+        for m in &mut history {
+            if let Some(record) = unit_records.iter().find(|r| r.epoch == m.epoch) {
+                record.fill(&mut m.layers);
+            }
+        }
+        Ok(Recorder {
             dir,
             _lock: lock,
-            history: Vec::new(),
+            history,
             jsonl,
             csv,
             units,
             header: None,
-            best: None,
-        };
-        for m in history {
-            rec.remember(m);
-        }
-        Ok(rec)
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -288,25 +278,8 @@ impl Recorder {
             self.csv.rewind(csv_before);
             return Err(write_error(&units_path)(e));
         }
-        self.remember(m.clone());
+        self.history.push(m.clone());
         Ok(())
-    }
-
-    fn remember(&mut self, m: EpochMetrics) {
-        if self.best.as_ref().is_none_or(|b| best::improves_on(&m, b)) {
-            self.best = Some(m.clone());
-        }
-        self.history.push(m);
-    }
-
-    /// Final and best figures so far, with the run's end state.
-    pub fn summary(&self, base: SummaryBase) -> Summary {
-        summarize(
-            base,
-            self.history.last(),
-            self.best.as_ref(),
-            Some(&self.dir),
-        )
     }
 
     /// Writes `run.json` (atomically), the run's header, and keeps it to complete at the end.
@@ -387,73 +360,7 @@ fn move_aside(path: &Path, tail: &[u8]) -> Result<(), SinkError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(AFTER_CHECKPOINT_SUFFIX);
     let aside = path.with_file_name(name);
-    (|| {
-        fault::before_write(&aside)?;
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&aside)?;
-        file.write_all(tail)?;
-        file.sync_all()
-    })()
-    .map_err(write_error(&aside))
-}
-
-/// What the recorder cannot know by itself for the summary.
-#[derive(Debug, Clone)]
-pub struct SummaryBase {
-    pub preset: String,
-    pub variant: String,
-    pub monitor: crate::preset::Monitor,
-    pub state: RunState,
-    pub reason: Option<String>,
-    pub iterations: u64,
-    pub wall_seconds: f64,
-    pub train_seconds: f64,
-    pub reestimate_seconds: f64,
-    pub examples_per_second: f64,
-    pub steering_actions: usize,
-    pub wall: Option<crate::train::WallTime>,
-}
-
-/// A summary from the last and the best evaluation (none for a run without files).
-pub fn summarize(
-    base: SummaryBase,
-    last: Option<&EpochMetrics>,
-    best: Option<&EpochMetrics>,
-    dir: Option<&Path>,
-) -> Summary {
-    Summary {
-        preset: base.preset,
-        variant: base.variant,
-        monitor: base.monitor,
-        state: base.state,
-        reason: base.reason,
-        epochs_completed: last.map_or(0, |m| m.epoch),
-        iterations: base.iterations,
-        wall_seconds: base.wall_seconds,
-        train_seconds: base.train_seconds,
-        reestimate_seconds: base.reestimate_seconds,
-        examples_per_second: base.examples_per_second,
-        final_train_loss: last.map(|m| m.train_loss),
-        final_validation_loss: last.map(|m| m.validation_loss),
-        final_validation_error: last.and_then(|m| m.validation_error),
-        final_test_loss: last.map(|m| m.test_loss),
-        final_test_error: last.and_then(|m| m.test_error),
-        best_epoch: best.map(|m| m.epoch),
-        best_validation_loss: best.map(|m| m.validation_loss),
-        best_validation_error: best.and_then(|m| m.validation_error),
-        test_loss_at_best: best.map(|m| m.test_loss),
-        test_error_at_best: best.and_then(|m| m.test_error),
-        out_dir: dir.map(|d| d.display().to_string()),
-        steering_actions: base.steering_actions,
-        wall: base.wall,
-        per_class_error: crate::confusion::PerClassError::of(
-            last.and_then(|m| m.confusion.as_deref()),
-            best.and_then(|m| m.confusion.as_deref()),
-        ),
-    }
+    crate::durable::append_aside(&aside, tail).map_err(write_error(&aside))
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -47,6 +47,16 @@ impl UnitsRecord {
         }
     }
 
+    /// Puts these per-unit statistics into the layers of `layers` (an evaluation's, from
+    /// `metrics.jsonl`, which keeps only their summaries).
+    pub fn fill(&self, layers: &mut [crate::stats::LayerStats]) {
+        for layer in layers.iter_mut() {
+            if let Some(found) = self.layers.iter().find(|u| u.layer == layer.layer) {
+                layer.per_unit = found.units.clone();
+            }
+        }
+    }
+
     /// The record as one line of `units.jsonl`.
     pub fn line(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self).map(|mut line| {
@@ -65,32 +75,34 @@ pub fn create(dir: &Path) -> Result<AppendLog, SinkError> {
 /// Continues `units.jsonl` after the evaluation of `last_epoch` (0: none kept): its leading
 /// whole records up to that epoch are kept, the rest is moved to
 /// `units.jsonl.after-checkpoint`. A folder written before the file existed starts it empty;
-/// a damaged record ends what is kept (statistics never block a resume).
-pub fn resume(dir: &Path, last_epoch: usize) -> Result<AppendLog, SinkError> {
+/// a damaged record ends what is kept (statistics never block a resume). Returns the file
+/// and the kept records, so that a resumed run's history has its units again.
+pub fn resume(dir: &Path, last_epoch: usize) -> Result<(AppendLog, Vec<UnitsRecord>), SinkError> {
     let path = dir.join(UNITS_JSONL);
     let bytes = match read_bounded(&path) {
         Ok(bytes) => bytes,
         Err(SinkError::Read { error, .. }) if error.kind() == ErrorKind::NotFound => {
-            return AppendLog::create_new(&path).map_err(write_error(&path));
+            let log = AppendLog::create_new(&path).map_err(write_error(&path))?;
+            return Ok((log, Vec::new()));
         }
         Err(e) => return Err(e),
     };
-    /// All a resume reads of a record.
-    #[derive(Deserialize)]
-    struct Epoch {
-        epoch: usize,
-    }
     let mut kept = 0;
+    let mut records = Vec::new();
     for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let epoch = line
+        let record = line
             .ends_with(b"\n")
-            .then(|| serde_json::from_slice::<Epoch>(line).ok())
+            .then(|| serde_json::from_slice::<UnitsRecord>(line).ok())
             .flatten();
-        match epoch {
-            Some(e) if e.epoch <= last_epoch => kept += line.len(),
+        match record {
+            Some(r) if r.epoch <= last_epoch => {
+                kept += line.len();
+                records.push(r);
+            }
             _ => break,
         }
     }
     move_aside(&path, &bytes[kept..])?;
-    AppendLog::continue_after(&path, &bytes[..kept]).map_err(write_error(&path))
+    let log = AppendLog::continue_after(&path, &bytes[..kept]).map_err(write_error(&path))?;
+    Ok((log, records))
 }

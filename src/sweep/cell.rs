@@ -120,7 +120,7 @@ pub fn run_cell(
         log(format!("[{name}] failed: {error}"));
         CellOutcome::Failed(error)
     };
-    match train(dir, cell, cache, lock, interrupt, log) {
+    match train(dir, cell, cache, lock, interrupt, plan.tensorboard, log) {
         Ok(outcome) => outcome,
         Err(error) => fail(error),
     }
@@ -132,6 +132,7 @@ fn train(
     cache: &DataCache,
     lock: FolderLock,
     interrupt: Option<Arc<AtomicUsize>>,
+    tensorboard: bool,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<CellOutcome, String> {
     let cell_dir = dir.join(&cell.folder);
@@ -178,6 +179,7 @@ fn train(
         exp.check_resume(&cell_dir.join(CHECKPOINT_FILE), cp, &plan, &plan)?;
     }
     let checkpoint_every = exp.resolved.preset.train.checkpoint_every;
+    let tensorboard = tensorboard || exp.resolved.preset.train.tensorboard;
     // The session takes the folder's lock itself and holds it while it trains; if another
     // process takes it in between, the session is refused as busy below.
     drop(lock);
@@ -192,6 +194,7 @@ fn train(
             force: false,
             replay: Vec::new(),
             trace: None,
+            tensorboard,
         },
     );
     let session = match session {

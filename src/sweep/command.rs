@@ -50,6 +50,10 @@ pub struct GridArgs {
     /// Override any preset value in every cell (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Every cell writes TensorBoard events in its folder while it trains (not part of the
+    /// sweep: running it again with or without is the same sweep)
+    #[arg(long)]
+    pub tensorboard: bool,
 }
 
 /// `ltmlp compare`: every variant × seed at the preset's settings.
@@ -162,6 +166,7 @@ fn spec(
         axes,
         overrides,
         data: a.data.clone(),
+        tensorboard: a.tensorboard,
     })
 }
 

@@ -122,6 +122,7 @@ mod tests {
             }],
             overrides: Vec::new(),
             data: None,
+            tensorboard: false,
         })
         .unwrap();
         let order = longest_first(&plan);

@@ -26,6 +26,8 @@ pub struct SweepSpec {
     pub overrides: Vec<String>,
     /// `--data DIR`: every cell reads this directory.
     pub data: Option<PathBuf>,
+    /// `--tensorboard`: every cell writes TensorBoard events.
+    pub tensorboard: bool,
 }
 
 /// One value of one axis in a cell.
@@ -59,6 +61,10 @@ pub struct Plan {
     pub axes: Vec<Axis>,
     pub overrides: Vec<String>,
     pub cells: Vec<Cell>,
+    /// Every cell writes TensorBoard events (`--tensorboard`, or `train.tensorboard` in the
+    /// preset): an output option, not compared when a sweep is run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tensorboard: bool,
 }
 
 /// A value as a folder-name fragment: `[256, 256]` → `256x256`, `"all"` → `all`.
@@ -187,7 +193,14 @@ pub fn build(spec: &SweepSpec) -> Result<Plan, SweepError> {
             }
         }
     }
+    // An output option: kept by the plan, not by its cells (whose settings are the sweep's
+    // identity).
+    let mut tensorboard = spec.tensorboard;
+    for cell in &mut cells {
+        tensorboard |= std::mem::take(&mut cell.config.train.tensorboard);
+    }
     Ok(Plan {
+        tensorboard,
         format: PLAN_FORMAT,
         preset: spec.preset.display().to_string(),
         name: file.preset.name.clone(),

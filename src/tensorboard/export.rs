@@ -1,5 +1,5 @@
 //! `ltmlp export-tb`: finished or stopped runs, comparisons and sweeps converted from their
-//! files (`config.toml`, `metrics.jsonl`, `units.jsonl`, `actions.jsonl`, `summary.json`) into
+//! files (`config.toml` or `run.json`, `metrics.jsonl`, `units.jsonl`, `actions.jsonl`, `summary.json`) into
 //! TensorBoard event files, one sub-folder per run and the HParams experiment at the root.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ use super::proto::{Experiment, HParamInfo, HParamType, MetricInfo, MetricName, S
 use super::writer::EventWriter;
 use crate::bounded::{self, FileKind};
 use crate::sink::actions::{self, ACTIONS_FILE};
-use crate::sink::{CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
+use crate::sink::{run_file, CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE};
 
 /// The per-unit statistics file the run host writes (one record per evaluation).
 pub use crate::sink::units::UNITS_JSONL;
@@ -144,16 +144,8 @@ fn find_below(dir: &Path, name: &Path, depth: usize, runs: &mut Vec<FoundRun>) {
 /// Writes the event file of the run in `dir` into `out` (created; it must not hold events).
 fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)> {
     let mut notes = Vec::new();
-    let config_path = dir.join(CONFIG_FILE);
-    let config_text = bounded::read_text(&config_path, FileKind::Config)?;
-    let config: toml::Table = toml::from_str(&config_text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a run configuration ({}); restore the run's config.toml",
-            config_path.display(),
-            e.message()
-        )
-    })?;
-    let start = std::fs::metadata(&config_path)
+    let (hparams, header_path) = run_settings(dir)?;
+    let start = std::fs::metadata(&header_path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -195,20 +187,14 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
         let epoch = record.epoch;
         let wall = start + record.value["elapsed_seconds"].as_f64().unwrap_or(0.0);
         wall_of_epoch.insert(epoch, wall);
-        for (tag, x) in scalars(&record.value) {
-            writer.scalar(&tag, epoch, wall, x).map_err(written)?;
-        }
+        write_scalars(&mut writer, &record.value, epoch, wall).map_err(written)?;
     }
 
     let units_path = dir.join(UNITS_JSONL);
     if units_path.is_file() {
         for record in read_jsonl(&units_path, FileKind::Metrics)? {
             let wall = wall_of_epoch.get(&record.epoch).copied().unwrap_or(start);
-            for (tag, values) in unit_series(&record.value) {
-                writer
-                    .histogram(&tag, record.epoch, wall, &values)
-                    .map_err(written)?;
-            }
+            write_histograms(&mut writer, &record.value, record.epoch, wall).map_err(written)?;
         }
     } else {
         notes.push(format!(
@@ -218,35 +204,20 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
 
     let steering = actions::read(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     for steer in &steering {
-        let text = action_text(steer);
-        let step = i64::try_from(steer.iteration).unwrap_or(i64::MAX);
-        writer
-            .text(ACTIONS_TAG, step, start, &text)
-            .map_err(written)?;
+        write_action(&mut writer, steer, start).map_err(written)?;
     }
     if steering.is_empty() && !dir.join(ACTIONS_FILE).is_file() {
         notes.push(format!("no {ACTIONS_FILE}: no steering actions"));
     }
 
-    let hparams = hparams_of(&config);
-    writer
-        .session_start(start, hparams.clone(), "")
-        .map_err(written)?;
     let mut metric_tags = Vec::new();
     if let Some(summary) = &summary {
         let last = records.last().map_or(0, |r| r.epoch);
-        let end = start + summary["wall_seconds"].as_f64().unwrap_or(0.0);
-        for (key, x) in summary_figures(summary) {
-            let tag = format!("{HPARAMS_METRIC_GROUP}/{key}");
-            writer.scalar(&tag, last, end, x).map_err(written)?;
-            metric_tags.push(tag);
-        }
-        let status = match summary["state"].as_str() {
-            Some("finished") => SessionStatus::Success,
-            Some("diverged") => SessionStatus::Failure,
-            _ => SessionStatus::Unknown,
-        };
-        writer.session_end(end, status).map_err(written)?;
+        metric_tags = write_end(&mut writer, start, &hparams, summary, last).map_err(written)?;
+    } else {
+        writer
+            .session_start(start, hparams.clone(), "")
+            .map_err(written)?;
     }
     Ok((
         Exported {
@@ -259,6 +230,68 @@ fn export_run(dir: &Path, out: &Path) -> anyhow::Result<(Exported, Vec<String>)>
 
 /// The text tag of the steering actions.
 pub const ACTIONS_TAG: &str = "steering/actions";
+
+/// One evaluation's scalars ([`scalars`] of its `metrics.jsonl` record) at step `epoch`.
+pub fn write_scalars(
+    writer: &mut EventWriter,
+    record: &serde_json::Value,
+    epoch: i64,
+    wall: f64,
+) -> std::io::Result<()> {
+    for (tag, x) in scalars(record) {
+        writer.scalar(&tag, epoch, wall, x)?;
+    }
+    Ok(())
+}
+
+/// One evaluation's per-unit histograms ([`unit_series`] of its `units.jsonl` record).
+pub fn write_histograms(
+    writer: &mut EventWriter,
+    units: &serde_json::Value,
+    epoch: i64,
+    wall: f64,
+) -> std::io::Result<()> {
+    for (tag, values) in unit_series(units) {
+        writer.histogram(&tag, epoch, wall, &values)?;
+    }
+    Ok(())
+}
+
+/// One steering action as text, at its iteration.
+pub fn write_action(
+    writer: &mut EventWriter,
+    steer: &crate::protocol::Steer,
+    wall: f64,
+) -> std::io::Result<()> {
+    let step = i64::try_from(steer.iteration).unwrap_or(i64::MAX);
+    writer.text(ACTIONS_TAG, step, wall, &action_text(steer))
+}
+
+/// The run's end: the HParams session start (its settings), the summary's final and best
+/// figures at the last epoch, and the session end; the figures' tags.
+pub fn write_end(
+    writer: &mut EventWriter,
+    start: f64,
+    hparams: &HashMap<String, prost_types::Value>,
+    summary: &serde_json::Value,
+    last_epoch: i64,
+) -> std::io::Result<Vec<String>> {
+    writer.session_start(start, hparams.clone(), "")?;
+    let end = start + summary["wall_seconds"].as_f64().unwrap_or(0.0);
+    let mut metric_tags = Vec::new();
+    for (key, x) in summary_figures(summary) {
+        let tag = format!("{HPARAMS_METRIC_GROUP}/{key}");
+        writer.scalar(&tag, last_epoch, end, x)?;
+        metric_tags.push(tag);
+    }
+    let status = match summary["state"].as_str() {
+        Some("finished") => SessionStatus::Success,
+        Some("diverged") => SessionStatus::Failure,
+        _ => SessionStatus::Unknown,
+    };
+    writer.session_end(end, status)?;
+    Ok(metric_tags)
+}
 
 fn action_text(steer: &crate::protocol::Steer) -> String {
     let command = serde_json::to_string(&steer.command).unwrap_or_default();
@@ -386,6 +419,49 @@ pub fn unit_series(record: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
         }
     }
     out
+}
+
+/// The run's settings as HParams, and the file they come from: `config.toml` (a run ltmlp
+/// trained), else `run.json`'s flat map (a run another trainer trained has no `config.toml`).
+pub fn run_settings(dir: &Path) -> anyhow::Result<(HashMap<String, prost_types::Value>, PathBuf)> {
+    let config_path = dir.join(CONFIG_FILE);
+    if !config_path.exists() {
+        if let Some(header) = run_file::read(dir).map_err(|e| anyhow::anyhow!("{e}"))? {
+            return Ok((
+                hparams_of_settings(&header.settings),
+                dir.join(run_file::RUN_FILE),
+            ));
+        }
+    }
+    let config_text = bounded::read_text(&config_path, FileKind::Config)?;
+    let config: toml::Table = toml::from_str(&config_text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a run configuration ({}); restore the run's config.toml",
+            config_path.display(),
+            e.message()
+        )
+    })?;
+    Ok((hparams_of(&config), config_path))
+}
+
+/// `run.json`'s settings as HParams: numbers, flags and text as themselves, `null` left out,
+/// lists as their JSON text.
+pub fn hparams_of_settings(
+    settings: &BTreeMap<String, serde_json::Value>,
+) -> HashMap<String, prost_types::Value> {
+    settings
+        .iter()
+        .filter_map(|(key, value)| {
+            let kind = match value {
+                serde_json::Value::Null => return None,
+                serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+                serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64()?),
+                serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+                other => Kind::StringValue(other.to_string()),
+            };
+            Some((key.clone(), prost_types::Value { kind: Some(kind) }))
+        })
+        .collect()
 }
 
 /// Every setting of `config.toml`, flattened to `section.key`: numbers, flags and text as

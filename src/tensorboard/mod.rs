@@ -1,7 +1,9 @@
-//! TensorBoard event files: the messages (`proto`), the TFRecord-framed writer (`writer`) and
-//! `ltmlp export-tb`, which converts run folders (`export`).
+//! TensorBoard event files: the messages (`proto`), the TFRecord-framed writer (`writer`),
+//! `ltmlp export-tb`, which converts run folders (`export`), and the live writer, a run's
+//! subscriber (`live`).
 
 pub mod export;
+pub mod live;
 pub mod proto;
 pub mod writer;
 

@@ -1,9 +1,11 @@
 //! Writing one TensorBoard event file: each event framed as a TFRecord (length, masked CRC-32C
-//! of the length, data, masked CRC-32C of the data) and flushed when written.
+//! of the length, data, masked CRC-32C of the data) and handed to the system when written; the
+//! length is tracked, so that a record cut short is cut off again (`rewind`) and a resumed
+//! run's file continues after a kept prefix.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -40,25 +42,30 @@ pub fn masked_crc(data: &[u8]) -> u32 {
     (crc.rotate_right(15)).wrapping_add(0xa282_ead8)
 }
 
+/// The prefix every event file's name has (TensorBoard reads the files whose name holds
+/// `tfevents`).
+pub const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
+
 /// An open event file.
 pub struct EventWriter {
     path: PathBuf,
-    file: BufWriter<File>,
+    file: File,
+    /// Bytes of whole records written.
+    len: u64,
 }
 
 impl EventWriter {
     /// Starts `events.out.tfevents.<wall_time>.ltmlp` in `dir` (which must exist) with its
     /// version record; an existing file is never replaced.
     pub fn create(dir: &Path, wall_time: f64) -> std::io::Result<Self> {
-        let path = dir.join(format!("events.out.tfevents.{}.ltmlp", wall_time as i64));
+        let path = dir.join(format!("{EVENT_FILE_PREFIX}{}.ltmlp", wall_time as i64));
+        crate::durable::fault::before_write(&path)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?;
-        let mut writer = EventWriter {
-            path,
-            file: BufWriter::new(file),
-        };
+        let mut writer = EventWriter { path, file, len: 0 };
         writer.write(&Event {
             wall_time,
             step: 0,
@@ -67,13 +74,63 @@ impl EventWriter {
         Ok(writer)
     }
 
+    /// Continues the event file `path` after its first `keep` bytes (whole records; the rest
+    /// was moved aside by the caller).
+    pub fn continue_after(path: &Path, keep: u64) -> std::io::Result<Self> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        if file.metadata()?.len() != keep {
+            crate::durable::fault::before_write(path)?;
+            file.set_len(keep)?;
+            file.sync_all()?;
+        }
+        Ok(EventWriter {
+            path: path.to_owned(),
+            file,
+            len: keep,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Bytes of whole records written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Cuts the file back to `len` bytes (undoing the records of an event that failed half way).
+    pub fn rewind(&mut self, len: u64) {
+        let _ = self.file.set_len(len);
+        self.len = len;
+    }
+
+    /// Makes every record written durable.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     fn write(&mut self, event: &Event) -> std::io::Result<()> {
-        self.file.write_all(&frame(&event.encode_to_vec()))?;
-        self.file.flush()
+        let bytes = frame(&event.encode_to_vec());
+        let written = crate::durable::fault::before_write(&self.path)
+            .and_then(|()| self.file.write_all_at(&bytes, self.len));
+        match written {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
     }
 
     fn summary(&mut self, wall_time: f64, step: i64, value: SummaryValue) -> std::io::Result<()> {
@@ -236,6 +293,36 @@ pub fn histogram(values: &[f64]) -> Option<HistogramProto> {
         bucket_limit,
         bucket,
     })
+}
+
+/// The records of an event file's bytes with the offset each ends at; a torn or damaged
+/// record ends the list (what follows cannot be trusted to be whole).
+pub fn records(bytes: &[u8]) -> Vec<(u64, Event)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while bytes.len() >= at + 12 {
+        let mut length = [0u8; 8];
+        length.copy_from_slice(&bytes[at..at + 8]);
+        let n = u64::from_le_bytes(length);
+        let Ok(n) = usize::try_from(n) else { break };
+        let Some(end) = (at + 12).checked_add(n).and_then(|e| e.checked_add(4)) else {
+            break;
+        };
+        if end > bytes.len() {
+            break;
+        }
+        let data = &bytes[at + 12..at + 12 + n];
+        let crc = u32::from_le_bytes(bytes[end - 4..end].try_into().unwrap_or_default());
+        if crc != masked_crc(data) {
+            break;
+        }
+        let Ok(event) = Event::decode(data) else {
+            break;
+        };
+        out.push((end as u64, event));
+        at = end;
+    }
+    out
 }
 
 #[cfg(test)]

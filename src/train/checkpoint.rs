@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::trainer::TrainerState;
 use crate::bounded::{self, FileKind, ReadError};
-use crate::sink::{write_atomic, MetricsMark};
+use crate::durable::write_atomic;
+use crate::protocol::MetricsMark;
 
 mod v4;
 

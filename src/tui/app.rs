@@ -28,10 +28,13 @@ pub const RECENT_EPOCHS: usize = 10;
 /// The smoothing factors of the minibatch loss that `[` and `]` step through (TensorBoard's
 /// debiased exponential moving average; 0 is no smoothing).
 pub const SMOOTHING_STEPS: [f64; 7] = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99];
-/// Statistics snapshots kept for the unit-spread history strip.
-pub const SPREAD_SNAPSHOTS: usize = 240;
+/// Evaluations kept for the heat strips; beyond, every other one is dropped (a run of that
+/// many epochs is drawn a column per many epochs anyway).
+pub const SPREAD_EPOCHS: usize = 8192;
 /// Bounds of the unit-spread bins (output std), lowest first; the strip's rows.
 pub const SPREAD_BINS: [f64; 6] = [0.0, 0.03, 0.1, 0.3, 0.6, 1.0];
+/// Bounds of the slope bins (mean tanh′, 1 linear, near 0 saturated), lowest first.
+pub const SLOPE_BINS: [f64; 6] = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9];
 
 /// What the terminal loop must do after a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,12 +105,50 @@ pub enum LossWindow {
     Recent,
 }
 
-/// One statistics snapshot reduced to the unit-spread distribution of every hidden layer:
-/// `counts[layer][bin]` units whose output std falls in [`SPREAD_BINS`]`[bin]`.
+/// One evaluation reduced to the distribution of its units in every hidden layer: how many
+/// units' output std falls in each of [`SPREAD_BINS`], and their slope in [`SLOPE_BINS`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct SpreadSnapshot {
-    pub iteration: u64,
-    pub counts: Vec<[usize; SPREAD_BINS.len()]>,
+pub struct EpochSpread {
+    pub epoch: usize,
+    pub layers: Vec<LayerSpread>,
+}
+
+/// One layer's units at one evaluation (`layer`: its index, the input layer being 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSpread {
+    pub layer: usize,
+    pub std: [usize; SPREAD_BINS.len()],
+    pub slope: [usize; SLOPE_BINS.len()],
+}
+
+impl EpochSpread {
+    /// The evaluation's distributions; `None` when it holds no per-unit statistics.
+    pub fn of(m: &EpochMetrics) -> Option<Self> {
+        let layers: Vec<LayerSpread> = m
+            .layers
+            .iter()
+            .filter(|l| !l.per_unit.std_out.is_empty())
+            .map(|l| {
+                let mut std = [0; SPREAD_BINS.len()];
+                for &s in &l.per_unit.std_out {
+                    std[bin_of(&SPREAD_BINS, s)] += 1;
+                }
+                let mut slope = [0; SLOPE_BINS.len()];
+                for &s in &l.per_unit.tanh_slope {
+                    slope[bin_of(&SLOPE_BINS, s)] += 1;
+                }
+                LayerSpread {
+                    layer: l.layer,
+                    std,
+                    slope,
+                }
+            })
+            .collect();
+        (!layers.is_empty()).then_some(EpochSpread {
+            epoch: m.epoch,
+            layers,
+        })
+    }
 }
 
 /// The chart marker.
@@ -171,8 +212,8 @@ pub struct App {
     pub gamma_hint_given: bool,
     /// The unit under the unit view's cursor.
     pub unit_cursor: usize,
-    /// Unit-spread distributions over the snapshots, oldest first.
-    pub spread_history: VecDeque<SpreadSnapshot>,
+    /// The units' distributions at every evaluation of the run (kept or new), oldest first.
+    pub epoch_spread: Vec<EpochSpread>,
     scheduled_run: Option<ScheduledRun>,
 }
 
@@ -215,7 +256,7 @@ impl App {
             alerts: Vec::new(),
             gamma_hint_given: false,
             unit_cursor: 0,
-            spread_history: VecDeque::new(),
+            epoch_spread: Vec::new(),
             scheduled_run: None,
         }
     }
@@ -545,6 +586,7 @@ impl App {
     }
 
     fn on_epoch(&mut self, m: EpochMetrics) {
+        self.record_spread(&m);
         let scheduled: Vec<&TransformEvent> = m
             .transform_events
             .iter()
@@ -602,35 +644,23 @@ impl App {
             self.selected = self.layers.len().saturating_sub(1);
         }
         self.clamp_cursor();
-        self.record_spread(iteration);
     }
 
-    /// Adds the unit-spread distribution of the new snapshot to the history (one entry per
-    /// iteration; a repeated iteration replaces it).
-    fn record_spread(&mut self, iteration: u64) {
-        let counts = self
-            .layers
-            .iter()
-            .map(|l| {
-                let mut c = [0usize; SPREAD_BINS.len()];
-                for &s in &l.per_unit.std_out {
-                    c[spread_bin(s)] += 1;
-                }
-                c
-            })
-            .collect();
-        if self
-            .spread_history
-            .back()
-            .is_some_and(|s| s.iteration == iteration)
-        {
-            self.spread_history.pop_back();
+    /// Adds the evaluation's unit distributions to the heat strips' history (a repeated epoch,
+    /// after a rollback, replaces the later ones).
+    fn record_spread(&mut self, m: &EpochMetrics) {
+        let Some(spread) = EpochSpread::of(m) else {
+            return;
+        };
+        self.epoch_spread.retain(|s| s.epoch < spread.epoch);
+        if self.epoch_spread.len() >= SPREAD_EPOCHS {
+            let mut keep = false;
+            self.epoch_spread.retain(|_| {
+                keep = !keep;
+                keep
+            });
         }
-        if self.spread_history.len() == SPREAD_SNAPSHOTS {
-            self.spread_history.pop_front();
-        }
-        self.spread_history
-            .push_back(SpreadSnapshot { iteration, counts });
+        self.epoch_spread.push(spread);
     }
 
     fn clamp_cursor(&mut self) {
@@ -747,8 +777,36 @@ impl App {
         None
     }
 
-    /// Carries out one key action.
+    /// Carries out one key action; a command the run's trainer did not declare (a foreign
+    /// run's) is not sent, and the log says so.
     pub fn on_action(&mut self, action: KeyAction) -> Option<Action> {
+        match self.carry_out(action) {
+            Some(Action::Send(command)) if !self.offers(&command) => {
+                let name = crate::host::foreign::messages::command_name(&command);
+                let trainer = self
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.trainer.as_ref())
+                    .map_or_else(String::new, |t| format!("{} {}", t.producer, t.version));
+                let text = format!("{trainer} does not carry out `{name}` (not declared)");
+                self.push_log(None, LogKind::Info, text);
+                None
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Whether the run's trainer carries out `command`: a native one every command, a foreign
+    /// one those it declared.
+    pub fn offers(&self, command: &Command) -> bool {
+        let name = crate::host::foreign::messages::command_name(command);
+        self.info
+            .as_ref()
+            .and_then(|i| i.trainer.as_ref())
+            .is_none_or(|t| t.commands.iter().any(|c| c == name))
+    }
+
+    fn carry_out(&mut self, action: KeyAction) -> Option<Action> {
         self.dirty = true;
         let training = self.training();
         let steers = keymap::KEYS
@@ -865,10 +923,8 @@ impl App {
     }
 }
 
-/// The unit-spread bin of an output std (non-finite values go to the lowest bin).
-pub fn spread_bin(std_out: f64) -> usize {
-    SPREAD_BINS
-        .iter()
-        .rposition(|&lo| std_out >= lo)
-        .unwrap_or(0)
+/// The bin of `value` among `bins` (lower bounds, lowest first; non-finite values go to the
+/// lowest bin).
+pub fn bin_of(bins: &[f64], value: f64) -> usize {
+    bins.iter().rposition(|&lo| value >= lo).unwrap_or(0)
 }

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::app::{App, SPREAD_BINS};
+use super::app::{App, LayerSpread, SLOPE_BINS, SPREAD_BINS};
 use super::view::{num, panel};
 use crate::stats::{GuardMark, LayerStats};
 
@@ -53,15 +53,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .min(layer.per_unit.std_out.len().saturating_sub(1));
     let mut lines = vec![summary_line(layer)];
     lines.extend(unit_details(layer, cursor, width));
-    // The grid gets what it needs of the rows left after the legend, then the history strip
-    // and the slope histogram take what remains, each only if it fits whole.
+    // The grid gets what it needs of the rows left after the legend, then the heat strips of
+    // the whole run and the slope histogram take what remains, each only if it fits whole.
     let grid_room = height.saturating_sub(lines.len() + 1);
     let grid_lines = grid(layer, width, grid_room, cursor);
     lines.extend(grid_lines);
     lines.push(legend());
-    let left = height.saturating_sub(lines.len());
-    if left > SPREAD_BINS.len() + 1 {
-        lines.extend(spread_strip(app, layer.layer, width));
+    for strip in [&STD_STRIP, &SLOPE_STRIP] {
+        let left = height.saturating_sub(lines.len());
+        if left > strip.bins.len() + 1 {
+            lines.extend(heat_strip(app, layer.layer, width, strip));
+        }
     }
     let left = height.saturating_sub(lines.len());
     if left >= MIN_HISTOGRAM_ROWS {
@@ -134,44 +136,94 @@ fn signed(v: f64) -> String {
     }
 }
 
-/// The layer's unit-spread distribution over the snapshots, TensorBoard-histogram style: one
-/// row per output-std bin (highest on top), one column per snapshot (newest on the right),
-/// shaded by the share of units in the bin. Collapse shows as mass moving to the bottom rows.
-fn spread_strip(app: &App, layer: usize, width: usize) -> Vec<Line<'static>> {
-    const LABEL: usize = 7;
-    let columns = width.saturating_sub(LABEL);
-    let index = app.layers.iter().position(|l| l.layer == layer);
-    let history: Vec<&[usize; SPREAD_BINS.len()]> = app
-        .spread_history
-        .iter()
-        .filter_map(|s| index.and_then(|i| s.counts.get(i)))
-        .collect();
-    let shown = &history[history.len().saturating_sub(columns)..];
-    let first = app
-        .spread_history
-        .iter()
-        .rev()
-        .nth(shown.len().saturating_sub(1))
-        .map_or(0, |s| s.iteration);
-    let mut lines = vec![Line::styled(
-        format!(
-            "unit output std over {} snapshots (it {first}…{}), share of units: ░ ▒ ▓ █",
-            shown.len(),
-            app.layers_iteration
-        ),
-        Style::default().fg(Color::DarkGray),
-    )];
-    for bin in (0..SPREAD_BINS.len()).rev() {
-        let label = format!("≥{:<4} ", SPREAD_BINS[bin]);
-        let colour = if bin == 0 {
+/// What one heat strip shows.
+struct Strip {
+    what: &'static str,
+    bins: &'static [f64; SPREAD_BINS.len()],
+    counts: fn(&LayerSpread) -> &[usize; SPREAD_BINS.len()],
+    /// The colour of a bin's row.
+    colour: fn(usize) -> Color,
+}
+
+/// The output-std strip: collapse shows as mass moving to the bottom rows.
+const STD_STRIP: Strip = Strip {
+    what: "output std",
+    bins: &SPREAD_BINS,
+    counts: |l| &l.std,
+    colour: |bin| {
+        if bin == 0 {
             COLLAPSED.1
         } else {
             LEVELS
                 .iter()
                 .find(|(lo, _, _)| SPREAD_BINS[bin] >= *lo)
                 .map_or(Color::Gray, |l| l.2)
-        };
-        let cells: String = shown
+        }
+    },
+};
+
+/// The slope strip (mean tanh′): saturation shows as mass moving to the bottom rows.
+const SLOPE_STRIP: Strip = Strip {
+    what: "slope",
+    bins: &SLOPE_BINS,
+    counts: |l| &l.slope,
+    colour: |bin| {
+        if SLOPE_BINS[bin] < NEAR_SATURATION {
+            SATURATED.1
+        } else {
+            Color::Cyan
+        }
+    },
+};
+
+/// The layer's distribution of one unit measure at every evaluation of the run,
+/// TensorBoard-histogram style: one row per bin (highest on top), one column per evaluation
+/// (a column per several when the run has more than the panel is wide), shaded by the share
+/// of units in the bin.
+fn heat_strip(app: &App, layer: usize, width: usize, strip: &Strip) -> Vec<Line<'static>> {
+    const LABEL: usize = 7;
+    let columns = width.saturating_sub(LABEL).max(1);
+    let history: Vec<(usize, &[usize; SPREAD_BINS.len()])> = app
+        .epoch_spread
+        .iter()
+        .filter_map(|s| {
+            let l = s.layers.iter().find(|l| l.layer == layer)?;
+            Some((s.epoch, (strip.counts)(l)))
+        })
+        .collect();
+    // Epochs per column, so that the whole run fits.
+    let per_column = history.len().div_ceil(columns).max(1);
+    let merged: Vec<[usize; SPREAD_BINS.len()]> = history
+        .chunks(per_column)
+        .map(|group| {
+            let mut sum = [0; SPREAD_BINS.len()];
+            for (_, counts) in group {
+                for (s, c) in sum.iter_mut().zip(counts.iter()) {
+                    *s += c;
+                }
+            }
+            sum
+        })
+        .collect();
+    let span = match (history.first(), history.last()) {
+        (Some((first, _)), Some((last, _))) => format!("epochs {first}…{last}"),
+        _ => "no evaluations with unit statistics yet".to_string(),
+    };
+    let per = if per_column > 1 {
+        format!(", {per_column} a column")
+    } else {
+        String::new()
+    };
+    let mut lines = vec![Line::styled(
+        format!(
+            "unit {} over the run ({span}{per}), share of units: ░ ▒ ▓ █",
+            strip.what
+        ),
+        Style::default().fg(Color::DarkGray),
+    )];
+    for bin in (0..strip.bins.len()).rev() {
+        let label = format!("≥{:<4} ", strip.bins[bin]);
+        let cells: String = merged
             .iter()
             .map(|counts| {
                 let total = counts.iter().sum::<usize>().max(1);
@@ -183,7 +235,7 @@ fn spread_strip(app: &App, layer: usize, width: usize) -> Vec<Line<'static>> {
                 format!("{label:>LABEL$}"),
                 Style::default().fg(Color::DarkGray),
             ),
-            Span::styled(cells, Style::default().fg(colour)),
+            Span::styled(cells, Style::default().fg((strip.colour)(bin))),
         ]));
     }
     lines

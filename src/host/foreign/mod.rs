@@ -22,8 +22,8 @@ use self::messages::{
     check_value, clip, command_name, Ack, Declaration, HostCommand, TrainerEvent, TrainerFinished,
 };
 use self::wiring::Wiring;
+use crate::protocol::summary::SummaryBase;
 use crate::protocol::ForeignTrainer;
-use crate::sink::SummaryBase;
 use crate::stats::LayerStats;
 use crate::train::{Command, Event, Progress, RunInfo, RunState, Steer, Summary, Tunable};
 
@@ -44,6 +44,9 @@ pub struct HostArgs {
     /// Move a run already in DIR aside (to DIR.old-N) first
     #[arg(long)]
     pub force: bool,
+    /// Write TensorBoard events (events.out.tfevents.*) in DIR while the run trains
+    #[arg(long)]
+    pub tensorboard: bool,
     /// The trainer to start, after `--`, with its stdin and stdout piped to the host; without
     /// one, the host's own stdin and stdout are the trainer's pipes
     #[arg(last = true, value_name = "TRAINER")]
@@ -62,7 +65,8 @@ pub fn run(args: &HostArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{message}");
         }
     };
-    let wiring = match wiring::open(&args.dir, &declaration, args.force) {
+    let info = run_info(&declaration, &args.dir.display().to_string());
+    let wiring = match wiring::open(&args.dir, &declaration, &info, args.force, args.tensorboard) {
         Ok(w) => w,
         Err(message) => {
             drop(pipe);
@@ -191,8 +195,7 @@ impl Host {
             })
             .collect();
         let (last_epoch, iteration) = wiring
-            .history()
-            .last()
+            .last_evaluation()
             .map_or((0, 0), |m| (m.epoch, m.iteration));
         Host {
             dir,
@@ -219,42 +222,12 @@ impl Host {
     /// The run's header, the kept evaluations of a resume, the settings and the state.
     fn start(&mut self) {
         let d = &self.declaration;
-        let info = RunInfo {
-            preset: d.producer.clone(),
-            variant: if d.variant.is_empty() {
-                "foreign".into()
-            } else {
-                d.variant.clone()
-            },
-            data: d.data.clone(),
-            topology: d.topology(),
-            weights: d.weights,
-            epochs: d.epochs,
-            iterations_per_epoch: d.iterations_per_epoch,
-            batch_size: d.batch_size,
-            classify: d.task == crate::preset::Task::Classify,
-            precision: d.precision.clone(),
-            out_dir: Some(self.dir.clone()),
-            monitor: d.monitor,
-            optimizer: d.optimizer,
-            task: Some(d.task),
-            trainer: Some(Box::new(ForeignTrainer {
-                producer: d.producer.clone(),
-                version: d.version.clone(),
-                layers: d.layers.clone(),
-                commands: d.commands.clone(),
-                settings: d.settings.clone(),
-                config: d.config.clone(),
-            })),
-        };
-        if let Err(e) = self.wiring.write_header(d, info.clone()) {
-            warn(&format!("ltmlp host: {e}"));
-        }
+        let info = run_info(d, &self.dir);
         self.send(Event::Started(info));
         self.send(Event::Tunables(self.tunables.clone()));
         // The kept evaluations of a resume, marked as history (docs/protocol.md).
-        for m in self.wiring.history() {
-            self.send(Event::Replayed(Box::new(m.clone())));
+        for m in self.wiring.take_kept() {
+            self.send(Event::Replayed(Box::new(m)));
         }
         self.send(Event::State(RunState::Running));
         if let Some(n) = d.resume_from {
@@ -399,7 +372,7 @@ impl Host {
                 ),
             );
         }
-        let before = self.wiring.history().last().map_or(0, |m| m.iteration);
+        let before = self.wiring.last_evaluation().map_or(0, |m| m.iteration);
         if e.iteration < before {
             return self.complain(
                 number,
@@ -669,6 +642,38 @@ impl Host {
             (_, None) => ExitCode::from(1),
         };
         (summary, code)
+    }
+}
+
+/// The run as the declaration describes it, in folder `dir`.
+fn run_info(d: &Declaration, dir: &str) -> RunInfo {
+    RunInfo {
+        preset: d.producer.clone(),
+        variant: if d.variant.is_empty() {
+            "foreign".into()
+        } else {
+            d.variant.clone()
+        },
+        data: d.data.clone(),
+        topology: d.topology(),
+        weights: d.weights,
+        epochs: d.epochs,
+        iterations_per_epoch: d.iterations_per_epoch,
+        batch_size: d.batch_size,
+        classify: d.task == crate::preset::Task::Classify,
+        precision: d.precision.clone(),
+        out_dir: Some(dir.to_string()),
+        monitor: d.monitor,
+        optimizer: d.optimizer,
+        task: Some(d.task),
+        trainer: Some(Box::new(ForeignTrainer {
+            producer: d.producer.clone(),
+            version: d.version.clone(),
+            layers: d.layers.clone(),
+            commands: d.commands.clone(),
+            settings: d.settings.clone(),
+            config: d.config.clone(),
+        })),
     }
 }
 

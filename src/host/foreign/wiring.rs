@@ -1,23 +1,25 @@
-//! The foreign host on today's pieces, behind one function: the folder claim, the metrics
-//! recorder, the action log and the hub with its event and command channels, as a native run
-//! wires them in `host::spawn`. Moving both onto one shared host API would leave the rest of
-//! `ltmlp host` unchanged.
+//! A foreign run's records and endpoint: its folder opened by `host::open_run` (the same
+//! subscriber list as a native run's), the hub with its event and command channels, and the
+//! summary at the end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::messages::Declaration;
-use crate::preset::Task;
-use crate::protocol::{Command, EpochMetrics, Event, RunInfo, Steer, Summary};
-use crate::sink::actions::ActionLog;
+use crate::host::{open_run, Opening};
+use crate::protocol::summary::{Standing, SummaryBase};
+use crate::protocol::{Command, EpochMetrics, Event, RunInfo, RunRecords, Steer, Summary};
 use crate::sink::run_file::{self, RunHeader};
-use crate::sink::{claim_existing, claim_new, Recorder, SummaryBase};
+use crate::sink::run_files::Continue;
 
-/// One hosted run's folder and endpoint.
+/// One hosted run's records and endpoint.
 pub struct Wiring {
-    recorder: Recorder,
-    actions: ActionLog,
+    dir: PathBuf,
+    records: RunRecords,
+    /// The last and best evaluation so far, for the summary.
+    standing: Standing,
+    steering_actions: usize,
     /// The run's events, to the hub (and from it to every viewer).
     pub events: Sender<Event>,
     /// The viewers' commands.
@@ -29,40 +31,45 @@ pub struct Wiring {
 }
 
 /// Claims `dir` for the declared run (a new one, or the trainer's own resumed after
-/// `declaration.resume_from` epochs), writes or keeps its files, and opens its endpoint.
+/// `declaration.resume_from` epochs) through the host's one way of opening a run, writes or
+/// keeps its files (`run.json` names the trainer as the producer), and opens its endpoint.
 /// Nothing is left in a new folder when this fails.
-pub fn open(dir: &Path, declaration: &Declaration, force: bool) -> Result<Wiring, String> {
-    let (recorder, actions) = match declaration.resume_from {
-        Some(epochs) => {
-            let lock = claim_existing(dir).map_err(|e| e.to_string())?;
-            crate::sink::actions::check(dir)?;
-            let recorder = Recorder::resume(lock, epochs, None).map_err(|e| e.to_string())?;
-            let iteration = recorder.history().last().map_or(0, |m| m.iteration);
-            let actions = ActionLog::resume(dir, iteration)?;
-            (recorder, actions)
-        }
-        None => {
-            let lock = claim_new(dir, force).map_err(|e| e.to_string())?;
-            let recorder =
-                Recorder::create(lock, &stand_in_config(declaration)).map_err(|e| e.to_string())?;
-            match ActionLog::create(dir) {
-                Ok(log) => (recorder, log),
-                Err(e) => {
-                    recorder.abandon_new();
-                    return Err(format!(
-                        "{}: {e}",
-                        dir.join(crate::sink::actions::ACTIONS_FILE).display()
-                    ));
-                }
-            }
-        }
+pub fn open(
+    dir: &Path,
+    declaration: &Declaration,
+    info: &RunInfo,
+    force: bool,
+    tensorboard: bool,
+) -> Result<Wiring, String> {
+    let opening = match declaration.resume_from {
+        Some(epochs) => Opening::Resume(Continue {
+            lines: epochs,
+            mark: None,
+            iteration: None,
+        }),
+        // No config.toml: ltmlp cannot repeat a run it did not train; run.json describes it.
+        None => Opening::New {
+            force,
+            config_toml: None,
+        },
     };
+    let records = open_run(
+        dir,
+        opening,
+        |kept| header(declaration, info, kept),
+        tensorboard,
+    )
+    .map_err(|e| e.to_string())?;
+    let standing = Standing::of(&records.kept);
+    let steering_actions = records.kept_actions.len();
     let (events, trainer_events) = unbounded();
     let (commands_tx, commands) = unbounded();
     let (local, hub) = crate::remote::hub::start(dir, trainer_events, commands_tx);
     Ok(Wiring {
-        recorder,
-        actions,
+        dir: dir.to_owned(),
+        records,
+        standing,
+        steering_actions,
         events,
         commands,
         local,
@@ -70,65 +77,72 @@ pub fn open(dir: &Path, declaration: &Declaration, force: bool) -> Result<Wiring
     })
 }
 
+/// `run.json` for the declared run: the kept one of a resume, reopened, or a new one whose
+/// producer is the trainer, not ltmlp.
+fn header(declaration: &Declaration, info: &RunInfo, kept: Option<RunHeader>) -> RunHeader {
+    if let (Some(mut kept), Some(_)) = (kept, declaration.resume_from) {
+        kept.info = info.clone();
+        kept.restart();
+        return kept;
+    }
+    let layers = declaration
+        .layers
+        .iter()
+        .map(|l| run_file::Layer {
+            name: l.name.clone(),
+            units: l.units,
+            kind: l.kind.clone(),
+        })
+        .collect();
+    let mut header = RunHeader::new(info.clone(), layers, declaration.config.clone());
+    header.producer = run_file::Producer {
+        name: declaration.producer.clone(),
+        version: declaration.version.clone(),
+    };
+    header
+}
+
 impl Wiring {
-    /// Evaluations kept from before a resume.
-    pub fn history(&self) -> &[EpochMetrics] {
-        self.recorder.history()
+    /// The evaluations kept from before a resume (handed out once, to be replayed).
+    pub fn take_kept(&mut self) -> Vec<EpochMetrics> {
+        std::mem::take(&mut self.records.kept)
     }
 
-    /// Appends one evaluation to the metrics files.
+    /// The last evaluation recorded (kept or new).
+    pub fn last_evaluation(&self) -> Option<&EpochMetrics> {
+        self.standing.last.as_ref()
+    }
+
+    /// Hands one evaluation to the subscribers; an error says it waits (with any later
+    /// records) for the next write that gets through.
     pub fn record_epoch(&mut self, m: &EpochMetrics) -> Result<(), String> {
-        self.recorder.epoch(m).map_err(|e| e.to_string())
-    }
-
-    /// Writes `run.json` for the declared run (kept and reopened on a resume); the producer is
-    /// the trainer, not ltmlp.
-    pub fn write_header(&mut self, declaration: &Declaration, info: RunInfo) -> Result<(), String> {
-        let dir = self.recorder.dir().to_owned();
-        let header = match run_file::read(&dir) {
-            Ok(Some(mut kept)) if declaration.resume_from.is_some() => {
-                kept.info = info;
-                kept.restart();
-                kept
-            }
-            _ => {
-                let layers = declaration
-                    .layers
-                    .iter()
-                    .map(|l| run_file::Layer {
-                        name: l.name.clone(),
-                        units: l.units,
-                        kind: l.kind.clone(),
-                    })
-                    .collect();
-                let mut header = RunHeader::new(info, layers, declaration.config.clone());
-                header.producer = run_file::Producer {
-                    name: declaration.producer.clone(),
-                    version: declaration.version.clone(),
-                };
-                header
-            }
-        };
-        self.recorder
-            .write_header(header)
+        self.standing.after(m);
+        self.records
+            .subscribers
+            .publish(&Event::Epoch(Box::new(m.clone())))
             .map_err(|e| e.to_string())
     }
 
-    /// Records a command's outcome in `actions.jsonl`.
+    /// Hands a command's outcome to the subscribers (`actions.jsonl`).
     pub fn record_steer(&mut self, steer: &Steer) -> Result<(), String> {
-        self.actions.record(steer).map_err(|e| e.to_string())
+        self.steering_actions += 1;
+        self.records
+            .subscribers
+            .publish(&Event::Steered(steer.clone()))
+            .map_err(|e| e.to_string())
     }
 
     pub fn steering_actions(&self) -> usize {
-        self.actions.count
+        self.steering_actions
     }
 
-    /// The summary of the run so far, and whether `summary.json` was written.
+    /// The run's summary, and whether every record and the summary were written.
     pub fn write_summary(&mut self, base: SummaryBase) -> (Summary, Result<(), String>) {
-        let summary = self.recorder.summary(base);
+        let summary = self.standing.summary(base, Some(&self.dir));
         let written = self
-            .recorder
-            .write_summary(&summary)
+            .records
+            .subscribers
+            .publish(&Event::Finished(Box::new(summary.clone())))
             .map_err(|e| e.to_string());
         (summary, written)
     }
@@ -137,7 +151,7 @@ impl Wiring {
     /// endpoint, and releases the folder.
     pub fn close(self) {
         let Wiring {
-            recorder,
+            records,
             events,
             local,
             hub,
@@ -150,75 +164,6 @@ impl Wiring {
             hub.join();
         }
         let _ = drain.join();
-        drop(recorder);
+        drop(records);
     }
-}
-
-/// A TOML string literal.
-fn toml_text(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
-}
-
-/// `config.toml` for a run ltmlp did not train: a preset that names the producer, the shape
-/// and the length, so that `ls`, `watch` and `report` read the folder as any other; its data
-/// source names no data, so that `run --replay`, `--resume`, `eval` and `export` refuse it.
-pub fn stand_in_config(d: &Declaration) -> String {
-    let hidden: Vec<String> = d.layers[1..d.layers.len() - 1]
-        .iter()
-        .map(|l| l.units.to_string())
-        .collect();
-    let task = match d.task {
-        Task::Classify => "classify",
-        Task::Autoencode => "autoencode",
-        Task::Regress => "regress",
-    };
-    let rate = d
-        .settings
-        .iter()
-        .find(|s| s.key == "train.learning_rate")
-        .and_then(|s| s.value.trim().parse::<f64>().ok())
-        .filter(|r| r.is_finite())
-        .map_or("nan".to_string(), |r| format!("{r:?}"));
-    let variant = if d.variant.is_empty() {
-        "foreign"
-    } else {
-        &d.variant
-    };
-    format!(
-        "# Written by `ltmlp host` for a run that {producer} {version} trained, not ltmlp: a\n\
-         # stand-in, so that `ls`, `watch` and `report` read this folder. The trainer's own\n\
-         # settings are in its `started` event (docs/protocol.md). `ltmlp run --replay`,\n\
-         # `--resume`, `eval` and `export` cannot use it: its data source names no data.\n\
-         name = {name}\n\
-         description = {description}\n\
-         variant = {variant}\n\n\
-         [data]\n\
-         source = {source}\n\
-         monitor = {monitor}\n\n\
-         [model]\n\
-         task = \"{task}\"\n\
-         hidden = [{hidden}]\n\n\
-         [train]\n\
-         epochs = {epochs}\n\
-         batch_size = {batch}\n\
-         learning_rate = {rate}\n",
-        producer = d.producer.replace('\n', " "),
-        version = d.version.replace('\n', " "),
-        name = toml_text(&d.producer),
-        description = toml_text(&format!(
-            "{} trained by {} {}",
-            d.topology(),
-            d.producer,
-            d.version
-        )),
-        variant = toml_text(variant),
-        source = toml_text(&format!("(trained by {}) {}", d.producer, d.data)),
-        monitor = match d.monitor {
-            crate::preset::Monitor::Validation => "\"validation\"",
-            crate::preset::Monitor::Test => "\"test\"",
-        },
-        hidden = hidden.join(", "),
-        epochs = d.epochs,
-        batch = d.batch_size.max(1),
-    )
 }

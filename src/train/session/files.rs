@@ -1,6 +1,6 @@
-//! The run's records as the training thread writes them through the files the host opened:
-//! evaluations and checkpoints (a failed write pauses the run; nothing is lost), and the final
-//! files when the run ends.
+//! The run's records as the training thread hands them to the host's subscribers:
+//! evaluations and checkpoints (a failed write pauses the run; nothing is lost), and the end's
+//! summary when the run ends. The checkpoint is the one file the trainer writes itself.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,8 +8,8 @@ use std::time::Instant;
 use crossbeam_channel::RecvTimeoutError;
 
 use super::{Driver, StateKind, PAUSED_POLL};
+use crate::protocol::summary::{summarize, SummaryBase};
 use crate::protocol::{Command, EpochMetrics, Event, RunState, Summary};
-use crate::sink::{summarize, SummaryBase};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::trainer::TrainerState;
 
@@ -17,48 +17,46 @@ impl<T: StateKind> Driver<T> {
     /// Saves a checkpoint into the run folder, if there is one.
     /// `Ok(None)` when the run has no folder.
     pub(super) fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, String> {
-        if self.recorder.is_none() {
+        if self.dir.is_none() {
             return Ok(None);
         }
         let now = (self.trainer.snapshot(), self.clock.seconds());
         self.save_state(now)
     }
 
-    /// Saves `state`, as it was at `clock_seconds` of the run, as the run folder's checkpoint.
+    /// Saves `state`, as it was at `clock_seconds` of the run, as the run folder's checkpoint,
+    /// with the records' mark (made durable first) so that a resume cuts them back to it.
     pub(super) fn save_state(
         &mut self,
         (state, clock_seconds): (TrainerState<T>, f64),
     ) -> Result<Option<PathBuf>, String> {
-        let Some(rec) = self.recorder.as_ref() else {
+        let Some(dir) = self.dir.clone() else {
             return Ok(None);
         };
-        let mark = rec.mark();
+        self.subscribers
+            .sync()
+            .map_err(|e| format!("checkpoint not saved: {e}"))?;
+        let mark = self.subscribers.mark();
         let cp = Checkpoint {
             config_toml: self.config_toml.clone(),
-            metrics_lines: mark.lines,
+            metrics_lines: mark.map_or(0, |m| m.lines),
             clock_seconds,
             state: T::wrap(state),
-            metrics_mark: Some(mark),
+            metrics_mark: mark,
             data_fingerprint: Some(self.data_fingerprint),
         };
-        checkpoint::save(rec.dir(), &cp)
+        checkpoint::save(&dir, &cp)
             .map(Some)
             .map_err(|e| format!("checkpoint not saved: {e}"))
     }
 
-    /// Writes the evaluations, then the checkpoint, that could not be written before; true
+    /// Writes the records, then the checkpoint, that could not be written before; true
     /// when nothing is left pending. On a failure the run must pause: nothing is lost.
     pub(super) fn flush_pending(&mut self) -> bool {
-        let Some(rec) = self.recorder.as_mut() else {
-            return true;
-        };
-        while let Some(m) = self.unwritten.first() {
-            if let Err(e) = rec.epoch(m) {
-                let message = format!("{e}; training stays paused (resume to retry)");
-                self.send(Event::Failed(message));
-                return false;
-            }
-            self.unwritten.remove(0);
+        if let Err(e) = self.subscribers.flush() {
+            let message = format!("{e}; training stays paused (resume to retry)");
+            self.send(Event::Failed(message));
+            return false;
         }
         if self.checkpoint_due {
             let saved = match self.checkpoint_at.clone() {
@@ -86,7 +84,10 @@ impl<T: StateKind> Driver<T> {
         at: Option<(TrainerState<T>, f64)>,
     ) {
         let started = Instant::now();
-        self.unwritten.push(metrics.clone());
+        self.standing.after(metrics);
+        // Queued only: `flush_pending` makes the one attempt.
+        self.subscribers
+            .queue(&Event::Epoch(Box::new(metrics.clone())));
         if checkpoint {
             self.checkpoint_due = true;
             self.checkpoint_at = at;
@@ -98,7 +99,7 @@ impl<T: StateKind> Driver<T> {
         }
     }
 
-    /// Ends the run: final state, pending metrics, checkpoint, summary, and the Finished
+    /// Ends the run: final state, pending records, checkpoint, summary, and the Finished
     /// event. A write that fails is retried on `Resume` (the headless runner sends one every
     /// 30 s) until it succeeds, or until a signal or `Stop` says to leave as things are.
     pub(super) fn finish(mut self) {
@@ -131,10 +132,46 @@ impl<T: StateKind> Driver<T> {
         self.send(Event::Finished(Box::new(summary)));
     }
 
-    /// The metrics not yet written, the last checkpoint (not after a divergence: the last
-    /// good one stays) and `summary.json`.
-    /// The summary, and whether every file was written.
+    /// The end's summary (made once, at the first attempt), and whether every record was
+    /// written: the pending ones, the last checkpoint (not after a divergence: the last good
+    /// one stays), and the summary (`summary.json`, the completed `run.json`).
     pub(super) fn write_final_files(&mut self, end: RunState) -> (Summary, Result<(), String>) {
+        let summary = match self.final_summary.clone() {
+            Some(summary) => summary,
+            None => {
+                let summary = self.summary(end);
+                self.final_summary = Some(summary.clone());
+                summary
+            }
+        };
+        if self.dir.is_none() {
+            return (summary, Ok(()));
+        }
+        // A summary that failed before is among the pending records.
+        if let Err(e) = self.subscribers.flush() {
+            return (summary, Err(e.to_string()));
+        }
+        if self.finished_published {
+            return (summary, Ok(()));
+        }
+        if end != RunState::Diverged {
+            match self.save_checkpoint() {
+                Ok(Some(path)) => {
+                    self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
+                }
+                Ok(None) => {}
+                Err(e) => return (summary, Err(e)),
+            }
+        }
+        self.finished_published = true;
+        let written = self
+            .subscribers
+            .publish(&Event::Finished(Box::new(summary.clone())));
+        (summary, written.map_err(|e| e.to_string()))
+    }
+
+    /// The run's summary as it ends now in `end` (a run without a folder has no figures).
+    fn summary(&self, end: RunState) -> Summary {
         let p = &self.exp.resolved.preset;
         let base = SummaryBase {
             preset: p.name.clone(),
@@ -147,39 +184,13 @@ impl<T: StateKind> Driver<T> {
             train_seconds: self.trainer.train_seconds,
             reestimate_seconds: self.trainer.reestimate_seconds,
             examples_per_second: self.trainer.examples_per_second(),
-            steering_actions: self.actions.as_ref().map_or(0, |a| a.count),
+            steering_actions: self.steering_actions,
             wall: Some(self.wall_time()),
         };
-        let Some(rec) = self.recorder.as_mut() else {
-            return (summarize(base, None, None, None), Ok(()));
-        };
-        while let Some(m) = self.unwritten.first() {
-            if let Err(e) = rec.epoch(m) {
-                return (rec.summary(base), Err(e.to_string()));
-            }
-            self.unwritten.remove(0);
+        match &self.dir {
+            Some(dir) => self.standing.summary(base, Some(dir)),
+            None => summarize(base, None, None, None),
         }
-        if end != RunState::Diverged {
-            match self.save_checkpoint() {
-                Ok(Some(path)) => {
-                    self.send(Event::Log(format!("checkpoint saved: {}", path.display())))
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let summary = self.recorder.as_ref().map(|r| r.summary(base.clone()));
-                    return (
-                        summary.unwrap_or_else(|| summarize(base, None, None, None)),
-                        Err(e),
-                    );
-                }
-            }
-        }
-        let Some(rec) = self.recorder.as_mut() else {
-            return (summarize(base, None, None, None), Ok(()));
-        };
-        let summary = rec.summary(base);
-        let written = rec.write_summary(&summary).map_err(|e| e.to_string());
-        (summary, written)
     }
 
     /// Waits for `Resume` (true); a signal, `Stop` or a vanished front end give false.

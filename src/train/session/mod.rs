@@ -1,5 +1,5 @@
-//! The training thread: it owns the network and the data, writes the run's records through the
-//! files `crate::host` opened for it, applies `Command`s between minibatches and sends `Event`s
+//! The training thread: it owns the network and the data, hands the run's records to the
+//! subscribers `crate::host` opened for it (it knows no files but its checkpoint), applies `Command`s between minibatches and sends `Event`s
 //! without ever waiting for the receiver. Its jobs are in files of their own: preparing the
 //! experiment (`prepare`), steering (`steering`), the epoch's end and its overlapped evaluation
 //! (`evaluation`), the statistics and curvature probes (`probes`) and the records (`files`);
@@ -16,10 +16,12 @@ use super::checkpoint::{AnyState, Checkpoint};
 use super::trainer::{Trainer, TrainerState};
 use crate::data::Dataset;
 use crate::net::Network;
-use crate::protocol::{best, Command, EpochMetrics, Event, Progress, RunState, Steer, WallTime};
+use crate::protocol::summary::Standing;
+use crate::protocol::{
+    best, Command, EpochMetrics, Event, Progress, RunRecords, RunState, Steer, Subscribers,
+    Summary, WallTime,
+};
 use crate::real::Real;
-use crate::sink::actions::ActionLog;
-use crate::sink::Recorder;
 
 mod evaluation;
 mod files;
@@ -54,26 +56,24 @@ pub struct SessionOptions {
     pub replay: Vec<Steer>,
     /// `--trace FILE`: a line per step for other implementations (src/train/trace.rs).
     pub trace: Option<PathBuf>,
+    /// Write TensorBoard events in the run folder too (an output option, not part of the
+    /// experiment; a resumed run that wrote them goes on anyway).
+    pub tensorboard: bool,
 }
 
-/// Trains `exp` on the calling thread, with its files in `recorder` and `actions` (none
-/// without a run folder), until the run ends; `crate::host::spawn` starts it on a thread of
-/// its own, with the folder claimed and the checkpoint checked (`Experiment::check_resume`).
+/// Trains `exp` on the calling thread, its records handed to `records` (none without a run
+/// folder), until the run ends; `crate::host::spawn` starts it on a thread of its own, with
+/// the folder claimed and the checkpoint checked (`Experiment::check_resume`).
 pub fn train(
     exp: Experiment,
-    recorder: Option<Recorder>,
-    actions: Option<ActionLog>,
+    records: Option<RunRecords>,
     options: SessionOptions,
     commands: Receiver<Command>,
     events: Sender<Event>,
 ) {
     crate::net::kernels::on_own_pool(move || match exp.data.clone() {
-        AnyData::F32(d) => {
-            Driver::<f32>::new(exp, d, recorder, actions, options, commands, events).run()
-        }
-        AnyData::F64(d) => {
-            Driver::<f64>::new(exp, d, recorder, actions, options, commands, events).run()
-        }
+        AnyData::F32(d) => Driver::<f32>::new(exp, d, records, options, commands, events).run(),
+        AnyData::F64(d) => Driver::<f64>::new(exp, d, records, options, commands, events).run(),
     })
 }
 
@@ -111,7 +111,18 @@ impl StateKind for f64 {
 struct Driver<T: Real> {
     exp: Experiment,
     trainer: Trainer<T>,
-    recorder: Option<Recorder>,
+    /// The run folder (`None`: a run without files, and without checkpoints).
+    dir: Option<PathBuf>,
+    /// Where the run's records go (the host's list; empty without a run folder).
+    subscribers: Subscribers,
+    /// The evaluations a resume kept, until they are announced.
+    kept: Vec<EpochMetrics>,
+    /// The last and best evaluation so far, for the summary.
+    standing: Standing,
+    /// The end's summary once made: a retry of the final files writes the same.
+    final_summary: Option<Summary>,
+    /// Whether the end's summary went to the subscribers.
+    finished_published: bool,
     options: SessionOptions,
     commands: Receiver<Command>,
     events: Sender<Event>,
@@ -119,8 +130,6 @@ struct Driver<T: Real> {
     reason: Option<String>,
     clock: Clock,
     early_stop: EarlyStop,
-    /// Evaluations that could not be written yet (the disk was full, say); retried on resume.
-    unwritten: Vec<EpochMetrics>,
     /// A scheduled checkpoint that could not be written yet; retried with the metrics.
     checkpoint_due: bool,
     /// Stored in checkpoints: a resume on other data is refused.
@@ -129,8 +138,8 @@ struct Driver<T: Real> {
     /// The state at the end of the last epoch, for rollbacks after a divergence.
     last_good: Option<TrainerState<T>>,
     rollbacks_left: usize,
-    /// Where the commands that steer the run are recorded.
-    actions: Option<ActionLog>,
+    /// Commands that steered the run, over every segment of it.
+    steering_actions: usize,
     /// Recorded actions still to apply (`--replay`), in order.
     replay: std::collections::VecDeque<Steer>,
     /// Where the wall time went (`steps` is the trainer's own count, filled in when read).
@@ -148,8 +157,7 @@ impl<T: StateKind> Driver<T> {
     fn new(
         mut exp: Experiment,
         data: Arc<Dataset<T>>,
-        recorder: Option<Recorder>,
-        actions: Option<ActionLog>,
+        records: Option<RunRecords>,
         mut options: SessionOptions,
         commands: Receiver<Command>,
         events: Sender<Event>,
@@ -157,21 +165,19 @@ impl<T: StateKind> Driver<T> {
         // `config.toml` (and the checkpoint's copy) is the run's start: the settings changed
         // live since then are taken from the action log again.
         let mut config_toml = exp.resolved.to_toml();
-        if let (Some(rec), Some(_)) = (&recorder, &options.resume) {
-            for action in crate::sink::actions::read(rec.dir()).unwrap_or_default() {
-                if let (true, Command::Set { key, value }) = (action.ok, &action.command) {
-                    if let Ok(next) = crate::train::tunables::retune(&exp.resolved, key, value) {
-                        exp.resolved = next;
-                    }
+        let (dir, subscribers, kept, kept_actions) = match records {
+            Some(r) => (Some(r.dir), r.subscribers, r.kept, r.kept_actions),
+            None => (None, Subscribers::new(), Vec::new(), Vec::new()),
+        };
+        for action in &kept_actions {
+            if let (true, Command::Set { key, value }) = (action.ok, &action.command) {
+                if let Ok(next) = crate::train::tunables::retune(&exp.resolved, key, value) {
+                    exp.resolved = next;
                 }
             }
         }
         // A resumed run continues its time accounts from its last kept evaluation.
-        let wall = recorder
-            .iter()
-            .flat_map(|r| r.history().last())
-            .find_map(|m| m.wall)
-            .unwrap_or_default();
+        let wall = kept.last().and_then(|m| m.wall).unwrap_or_default();
         let p = &exp.resolved.preset;
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
@@ -190,7 +196,7 @@ impl<T: StateKind> Driver<T> {
             if let Some(state) = T::unwrap(cp.state) {
                 trainer.restore(state);
             }
-            for m in recorder.iter().flat_map(|r| r.history()) {
+            for m in &kept {
                 early_stop.after(m);
             }
         }
@@ -203,7 +209,12 @@ impl<T: StateKind> Driver<T> {
         clock.total = Duration::from_secs_f64(clock_seconds);
         Driver {
             trainer,
-            recorder,
+            dir,
+            subscribers,
+            standing: Standing::of(&kept),
+            kept,
+            final_summary: None,
+            finished_published: false,
             options,
             commands,
             events,
@@ -211,13 +222,12 @@ impl<T: StateKind> Driver<T> {
             reason: None,
             clock,
             early_stop,
-            unwritten: Vec::new(),
             checkpoint_due: false,
             data_fingerprint: exp.data.fingerprint(),
             config_toml,
             last_good: None,
             rollbacks_left: exp.resolved.preset.train.divergence_rollbacks,
-            actions,
+            steering_actions: kept_actions.len(),
             replay: replay.into(),
             wall,
             pending: None,
@@ -323,8 +333,8 @@ impl<T: StateKind> Driver<T> {
         self.send(Event::Started(
             self.exp.run_info(self.options.out_dir.as_deref()),
         ));
-        for m in self.recorder.iter().flat_map(|r| r.history()) {
-            self.send(Event::Replayed(Box::new(m.clone())));
+        for m in std::mem::take(&mut self.kept) {
+            self.send(Event::Replayed(Box::new(m)));
         }
         let layers = self.trainer.layer_stats();
         self.send(Event::Layers {

@@ -33,14 +33,13 @@ impl<T: StateKind> Driver<T> {
             ok,
             message,
         };
-        if let Some(log) = self.actions.as_mut() {
-            if let Err(e) = log.record(&steer) {
-                self.send(Event::Log(format!(
-                    "action not recorded (a replay will miss it): {e}"
-                )));
-            }
+        self.steering_actions += 1;
+        let event = Event::Steered(steer);
+        if let Err(e) = self.subscribers.publish(&event) {
+            // Kept: it is written with the next record that gets through.
+            self.send(Event::Log(format!("action not recorded yet: {e}")));
         }
-        self.send(Event::Steered(steer));
+        self.send(event);
         end
     }
 

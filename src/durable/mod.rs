@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::fault;
+pub mod fault;
 
 /// Replaces `path` with `bytes` atomically: readers see the old file or the new one, never a
 /// torn or empty one. A failed attempt leaves no temporary file behind.
@@ -33,6 +33,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     sync_folder(path);
     Ok(())
+}
+
+/// Appends `tail` to the file `aside` (created if need be) and makes it durable: where a
+/// resume moves the records after the point it continues from, so that nothing written is lost.
+pub fn append_aside(aside: &Path, tail: &[u8]) -> std::io::Result<()> {
+    fault::before_write(aside)?;
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(aside)?;
+    file.write_all(tail)?;
+    file.sync_all()
 }
 
 /// `dir/name` → `dir/name.tmp`.
