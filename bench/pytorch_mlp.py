@@ -18,6 +18,9 @@ Networks (f32, SGD with momentum 0.9, no input noise, like `ltmlp bench`):
                matrices (momentum 0.95, Nesterov, five quintic Newton-Schulz iterations, rate 0.02)
                and SGD with momentum for the biases and the output layer, as ltmlp's
                train.optimizer = "muon" (a short reference implementation below: `Muon`).
+  kfac         the plain network with K-FAC as ltmlp's train.optimizer = "kfac" (`Kfac` below:
+               A over [input | 1] and G over the layer's output gradients from hooks, refreshed
+               every 10 steps, damped (0.1) Cholesky inverses every 100, momentum 0.9).
   autoencoder  784-1000-500-250-30-250-500-1000-784, linear bottleneck and output, shortcuts
                that do not skip the bottleneck, α β γ re-estimated every minibatch.
 
@@ -43,6 +46,7 @@ NETS = {
     "bn": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "adam": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "muon": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
+    "kfac": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "autoencoder": dict(
         hidden=[1000, 500, 250, 30, 250, 500, 1000],
         shortcuts="all",
@@ -246,7 +250,52 @@ class Muon(torch.optim.Optimizer):
                 p.add_(update, alpha=-group["lr"] * scale)
 
 
-def plain_autograd(norm=False, adam=False, muon=False):
+KFAC_DAMPING, KFAC_DECAY, KFAC_STATS_EVERY, KFAC_UPDATE_EVERY = 0.1, 0.95, 10, 100
+
+
+class Kfac:
+    """K-FAC on nn.Linear layers: (G + sqrt(l) I)^-1 [dW | db] (A + sqrt(l) I)^-1 with momentum."""
+
+    def __init__(self, linears, lr=LEARNING_RATE):
+        self.linears, self.lr, self.steps, self.state = linears, lr, 0, {}
+        self.inputs, self.errors = {}, {}
+        for m in linears:
+            m.register_forward_hook(lambda m, i, o: self.inputs.__setitem__(m, i[0].detach()))
+            m.register_full_backward_hook(
+                lambda m, gi, go: self.errors.__setitem__(m, go[0].detach())
+            )
+
+    def zero_grad(self, set_to_none=True):
+        for m in self.linears:
+            m.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self):
+        stats = self.steps % KFAC_STATS_EVERY == 0
+        invert = self.steps % KFAC_UPDATE_EVERY == 0
+        for m in self.linears:
+            x = self.inputs[m]
+            rows = x.size(0)
+            a = torch.cat([x, torch.ones(rows, 1)], 1)
+            d = self.errors[m] * rows  # per-example errors of the mean loss
+            st = self.state.setdefault(m, {})
+            if stats:
+                for key, f in (("A", a.T @ a / rows), ("G", d.T @ d / rows)):
+                    st[key] = f if key not in st else KFAC_DECAY * st[key] + (1 - KFAC_DECAY) * f
+            if invert:
+                for key in ("A", "G"):
+                    damped = st[key] + KFAC_DAMPING**0.5 * torch.eye(st[key].size(0))
+                    st[key + "i"] = torch.cholesky_inverse(torch.linalg.cholesky(damped))
+            grad = torch.cat([m.weight.grad, m.bias.grad[:, None]], 1)
+            step = st["Gi"] @ grad @ st["Ai"]
+            v = st.setdefault("v", torch.zeros_like(step))
+            v.mul_(MOMENTUM).add_(step)
+            m.weight.add_(v[:, :-1], alpha=-self.lr)
+            m.bias.add_(v[:, -1], alpha=-self.lr)
+        self.steps += 1
+
+
+def plain_autograd(norm=False, adam=False, muon=False, kfac=False):
     """The networks written as users would: nn.Sequential, CrossEntropyLoss, autograd."""
     layers, width = [], INPUTS
     for _ in range(2):
@@ -259,6 +308,8 @@ def plain_autograd(norm=False, adam=False, muon=False):
     model = torch.nn.Sequential(*layers)
     if adam:
         opts = [torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)]
+    elif kfac:
+        opts = [Kfac([m for m in model if isinstance(m, torch.nn.Linear)])]
     elif muon:
         linears = [m for m in model if isinstance(m, torch.nn.Linear)]
         hidden = [m.weight for m in linears[:-1]]
@@ -287,6 +338,7 @@ AUTOGRAD = {
     "bn": lambda: plain_autograd(norm=True),
     "adam": lambda: plain_autograd(adam=True),
     "muon": lambda: plain_autograd(muon=True),
+    "kfac": lambda: plain_autograd(kfac=True),
 }
 
 
@@ -302,6 +354,13 @@ def measure(name, batch, examples, repeats):
     else:
         step = TransformedNet(topo, spec["every"]).step
     per_example, per_batch = topo.flops(spec["every"])
+    if name == "kfac":
+        # ltmlp's kfac_flops: the step every step, statistics and inverses amortised.
+        for l in range(1, topo.depth + 1):
+            n, d = topo.sizes[l], sum(topo.sizes[k] for k in topo.sources(l)) + 1
+            per_batch += 2 * n * n * d + 2 * n * d * d
+            per_batch += 2 * batch * (d * d + n * n) / KFAC_STATS_EVERY
+            per_batch += (d**3 + n**3) / KFAC_UPDATE_EVERY
     if name == "muon":
         # Newton-Schulz per hidden matrix n x m (n <= m): X.X^T 2n^2m, A.A 2n^3, (.)X 2n^2m.
         for l in range(1, topo.depth):

@@ -112,7 +112,9 @@ pub struct TrainSection {
     /// Muon: orthogonalise g + μ·m (Nesterov, the default) instead of m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muon_nesterov: Option<bool>,
-    /// K-FAC's Tikhonov damping λ: each factor gets √λ on its diagonal (default 1e-3).
+    /// K-FAC's Tikhonov damping λ: each factor gets √λ on its diagonal (default 0.1: with
+    /// 1e-3 and 1e-2 the steps along the pixels' small input variances overshoot, measured in
+    /// docs/second-order.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kfac_damping: Option<f64>,
     /// K-FAC: steps between two refreshes of the factors' running averages (default 10).
@@ -229,7 +231,7 @@ impl TrainSection {
     /// K-FAC's settings, the defaults filled in.
     pub fn kfac_settings(&self) -> KfacSettings {
         KfacSettings {
-            damping: self.kfac_damping.unwrap_or(1e-3),
+            damping: self.kfac_damping.unwrap_or(0.1),
             stats_every: self.kfac_stats_every.unwrap_or(10),
             update_every: self.kfac_update_every.unwrap_or(100),
             decay: self.kfac_decay.unwrap_or(0.95),
@@ -242,7 +244,7 @@ impl TrainSection {
             if !(damping.is_finite() && damping >= 0.0) {
                 return Invalid::at(
                     "train.kfac_damping",
-                    format!("{damping} must be zero or positive, e.g. 1e-3"),
+                    format!("{damping} must be zero or positive, e.g. 0.1"),
                 );
             }
         }
