@@ -14,6 +14,13 @@ Networks (f32, SGD with momentum 0.9, no input noise, like `ltmlp bench`):
   paper-never  the same network, transformations never re-estimated.
   bn           784-800-800-10 with BatchNorm1d before every tanh (training mode), SGD as plain.
   adam         the plain network trained with torch.optim.Adam (betas 0.9, 0.999; eps 1e-8).
+  muon         the plain network with Muon (Jordan 2024) on the two hidden layers' weight
+               matrices (momentum 0.95, Nesterov, five quintic Newton-Schulz iterations, rate 0.02)
+               and SGD with momentum for the biases and the output layer, as ltmlp's
+               train.optimizer = "muon" (a short reference implementation below: `Muon`).
+  kfac         the plain network with K-FAC as ltmlp's train.optimizer = "kfac" (`Kfac` below:
+               A over [input | 1] and G over the layer's output gradients from hooks, refreshed
+               every 10 steps, damped (0.1) Cholesky inverses every 100, momentum 0.9).
   autoencoder  784-1000-500-250-30-250-500-1000-784, linear bottleneck and output, shortcuts
                that do not skip the bottleneck, α β γ re-estimated every minibatch.
 
@@ -38,6 +45,8 @@ NETS = {
     "paper-never": dict(hidden=[800, 800], shortcuts="all", task="classify", every=False),
     "bn": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "adam": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
+    "muon": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
+    "kfac": dict(hidden=[800, 800], shortcuts="adjacent", task="classify", every=False),
     "autoencoder": dict(
         hidden=[1000, 500, 250, 30, 250, 500, 1000],
         shortcuts="all",
@@ -203,7 +212,90 @@ class TransformedNet:
             self.b[l].add_(vb, alpha=-LEARNING_RATE)
 
 
-def plain_autograd(norm=False, adam=False):
+# Muon's quintic Newton-Schulz coefficients and defaults (Jordan 2024; ltmlp's src/train/muon.rs).
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+NEWTON_SCHULZ_STEPS = 5
+MUON_RATE, MUON_MOMENTUM = 0.02, 0.95
+
+
+def newton_schulz(g):
+    """The approximate orthogonal polar factor of g: five quintic iterations on g/|g|_F."""
+    a, b, c = NEWTON_SCHULZ
+    x = g / (g.norm() + 1e-7)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    for _ in range(NEWTON_SCHULZ_STEPS):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon on 2-D weight matrices: m <- mu*m + g; W -= lr*sqrt(max(1, rows/cols))*NS(g + mu*m)."""
+
+    def __init__(self, params, lr=MUON_RATE, momentum=MUON_MOMENTUM):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            mu = group["momentum"]
+            for p in group["params"]:
+                state = self.state[p]
+                m = state.setdefault("momentum", torch.zeros_like(p))
+                m.mul_(mu).add_(p.grad)
+                update = newton_schulz(p.grad + mu * m)
+                scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
+                p.add_(update, alpha=-group["lr"] * scale)
+
+
+KFAC_DAMPING, KFAC_DECAY, KFAC_STATS_EVERY, KFAC_UPDATE_EVERY = 0.1, 0.95, 10, 100
+
+
+class Kfac:
+    """K-FAC on nn.Linear layers: (G + sqrt(l) I)^-1 [dW | db] (A + sqrt(l) I)^-1 with momentum."""
+
+    def __init__(self, linears, lr=LEARNING_RATE):
+        self.linears, self.lr, self.steps, self.state = linears, lr, 0, {}
+        self.inputs, self.errors = {}, {}
+        for m in linears:
+            m.register_forward_hook(lambda m, i, o: self.inputs.__setitem__(m, i[0].detach()))
+            m.register_full_backward_hook(
+                lambda m, gi, go: self.errors.__setitem__(m, go[0].detach())
+            )
+
+    def zero_grad(self, set_to_none=True):
+        for m in self.linears:
+            m.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self):
+        stats = self.steps % KFAC_STATS_EVERY == 0
+        invert = self.steps % KFAC_UPDATE_EVERY == 0
+        for m in self.linears:
+            x = self.inputs[m]
+            rows = x.size(0)
+            a = torch.cat([x, torch.ones(rows, 1)], 1)
+            d = self.errors[m] * rows  # per-example errors of the mean loss
+            st = self.state.setdefault(m, {})
+            if stats:
+                for key, f in (("A", a.T @ a / rows), ("G", d.T @ d / rows)):
+                    st[key] = f if key not in st else KFAC_DECAY * st[key] + (1 - KFAC_DECAY) * f
+            if invert:
+                for key in ("A", "G"):
+                    damped = st[key] + KFAC_DAMPING**0.5 * torch.eye(st[key].size(0))
+                    st[key + "i"] = torch.cholesky_inverse(torch.linalg.cholesky(damped))
+            grad = torch.cat([m.weight.grad, m.bias.grad[:, None]], 1)
+            step = st["Gi"] @ grad @ st["Ai"]
+            v = st.setdefault("v", torch.zeros_like(step))
+            v.mul_(MOMENTUM).add_(step)
+            m.weight.add_(v[:, :-1], alpha=-self.lr)
+            m.bias.add_(v[:, -1], alpha=-self.lr)
+        self.steps += 1
+
+
+def plain_autograd(norm=False, adam=False, muon=False, kfac=False):
     """The networks written as users would: nn.Sequential, CrossEntropyLoss, autograd."""
     layers, width = [], INPUTS
     for _ in range(2):
@@ -215,15 +307,27 @@ def plain_autograd(norm=False, adam=False):
     layers.append(torch.nn.Linear(width, CLASSES))
     model = torch.nn.Sequential(*layers)
     if adam:
-        opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        opts = [torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)]
+    elif kfac:
+        opts = [Kfac([m for m in model if isinstance(m, torch.nn.Linear)])]
+    elif muon:
+        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+        hidden = [m.weight for m in linears[:-1]]
+        rest = [m.bias for m in linears[:-1]] + list(linears[-1].parameters())
+        opts = [
+            Muon(hidden),
+            torch.optim.SGD(rest, lr=LEARNING_RATE, momentum=MOMENTUM),
+        ]
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        opts = [torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)]
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step(x, y):
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
-        opt.step()
+        for opt in opts:
+            opt.step()
 
     return step
 
@@ -233,6 +337,8 @@ AUTOGRAD = {
     "plain": lambda: plain_autograd(),
     "bn": lambda: plain_autograd(norm=True),
     "adam": lambda: plain_autograd(adam=True),
+    "muon": lambda: plain_autograd(muon=True),
+    "kfac": lambda: plain_autograd(kfac=True),
 }
 
 
@@ -248,6 +354,18 @@ def measure(name, batch, examples, repeats):
     else:
         step = TransformedNet(topo, spec["every"]).step
     per_example, per_batch = topo.flops(spec["every"])
+    if name == "kfac":
+        # ltmlp's kfac_flops: the step every step, statistics and inverses amortised.
+        for l in range(1, topo.depth + 1):
+            n, d = topo.sizes[l], sum(topo.sizes[k] for k in topo.sources(l)) + 1
+            per_batch += 2 * n * n * d + 2 * n * d * d
+            per_batch += 2 * batch * (d * d + n * n) / KFAC_STATS_EVERY
+            per_batch += (d**3 + n**3) / KFAC_UPDATE_EVERY
+    if name == "muon":
+        # Newton-Schulz per hidden matrix n x m (n <= m): X.X^T 2n^2m, A.A 2n^3, (.)X 2n^2m.
+        for l in range(1, topo.depth):
+            n, m = sorted((topo.sizes[l], sum(topo.sizes[k] for k in topo.sources(l))))
+            per_batch += NEWTON_SCHULZ_STEPS * (4 * n * n * m + 2 * n**3)
     batches = [
         (data[i : i + batch], labels[i : i + batch] if classify else data[i : i + batch])
         for i in range(0, 4 * batch, batch)

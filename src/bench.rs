@@ -47,16 +47,24 @@ pub enum Net {
     Bn,
     /// The plain network trained with Adam instead of SGD with momentum.
     Adam,
+    /// The plain network trained with Muon (five Newton–Schulz iterations on both hidden
+    /// layers' matrices at every step).
+    Muon,
+    /// The plain network trained with K-FAC at its default schedule (factors refreshed every
+    /// 10 steps, inverted every 100).
+    Kfac,
 }
 
 impl Net {
-    pub const ALL: [Net; 6] = [
+    pub const ALL: [Net; 8] = [
         Net::Plain,
         Net::Paper,
         Net::PaperNever,
         Net::Autoencoder,
         Net::Bn,
         Net::Adam,
+        Net::Muon,
+        Net::Kfac,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +75,8 @@ impl Net {
             Net::Autoencoder => "autoencoder",
             Net::Bn => "bn",
             Net::Adam => "adam",
+            Net::Muon => "muon",
+            Net::Kfac => "kfac",
         }
     }
 
@@ -105,6 +115,14 @@ impl Net {
                 "name = \"bench-adam\"\nvariant = \"none\"\n\
                  [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
             }
+            Net::Kfac => {
+                "name = \"bench-kfac\"\nvariant = \"none\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
+            }
+            Net::Muon => {
+                "name = \"bench-muon\"\nvariant = \"none\"\n\
+                 [model]\ntask = \"classify\"\nhidden = [800, 800]\nshortcuts = \"adjacent\"\n"
+            }
         }
     }
 
@@ -112,6 +130,8 @@ impl Net {
     fn train_lines(self) -> &'static str {
         match self {
             Net::Adam => "optimizer = \"adam\"\n",
+            Net::Muon => "optimizer = \"muon\"\n",
+            Net::Kfac => "optimizer = \"kfac\"\n",
             _ => "",
         }
     }
@@ -289,6 +309,38 @@ pub fn flops(topology: &Topology, reestimate_alpha: bool, check_rows: usize) -> 
     (per_example, per_batch)
 }
 
+/// Matrix-multiply FLOPs of Muon's orthogonalisation per step: for each hidden layer's stacked
+/// matrix, n × m with n ≤ m, every Newton–Schulz iteration forms X·Xᵀ (2n²m), A·A (2n³) and
+/// (b·A + c·A²)·X (2n²m). The gradient it starts from is the step's usual backward pass.
+pub fn muon_flops(topology: &Topology) -> f64 {
+    topology
+        .hidden_layers()
+        .map(|l| {
+            let rows = topology.size(l);
+            let cols: usize = topology.sources(l).map(|k| topology.size(k)).sum();
+            let (n, m) = (rows.min(cols) as f64, rows.max(cols) as f64);
+            crate::train::muon::NEWTON_SCHULZ_STEPS as f64 * (4.0 * n * n * m + 2.0 * n * n * n)
+        })
+        .sum()
+}
+
+/// Matrix-multiply FLOPs of K-FAC per step beyond the gradient, amortised over its schedule:
+/// for each layer with n units and d concatenated inputs (bias included), the step
+/// (G⁻¹·∇·A⁻¹: 2n²d + 2nd²), the factors' statistics every `stats_every` steps (2·batch·(d² +
+/// n²)) and their Cholesky inverses every `update_every` steps (about d³ + n³).
+pub fn kfac_flops(topology: &Topology, batch: usize, settings: crate::preset::KfacSettings) -> f64 {
+    (1..=topology.depth())
+        .map(|l| {
+            let n = topology.size(l) as f64;
+            let d = topology.sources(l).map(|k| topology.size(k)).sum::<usize>() as f64 + 1.0;
+            let step = 2.0 * n * n * d + 2.0 * n * d * d;
+            let stats = 2.0 * batch as f64 * (d * d + n * n) / settings.stats_every as f64;
+            let inverses = (d * d * d + n * n * n) / settings.update_every as f64;
+            step + stats + inverses
+        })
+        .sum()
+}
+
 /// One measured network at one batch size: medians over the interleaved rounds.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -343,7 +395,15 @@ impl Subject {
         } else {
             0
         };
-        let (per_example, per_batch) = flops(&topology, every && resolved.flags.alpha, check_rows);
+        let (per_example, mut per_batch) =
+            flops(&topology, every && resolved.flags.alpha, check_rows);
+        match resolved.preset.train.optimizer {
+            crate::preset::OptimizerKind::Muon => per_batch += muon_flops(&topology),
+            crate::preset::OptimizerKind::Kfac => {
+                per_batch += kfac_flops(&topology, batch, resolved.preset.train.kfac_settings());
+            }
+            _ => {}
+        }
         let weights = topology.weight_count();
         let network = Network::<f32>::init(topology, 1);
         let mut trainer = Trainer::new(&resolved, Arc::clone(&data), network);

@@ -8,7 +8,7 @@ use ltmlp::data::{self, DataSource};
 use ltmlp::net::{GammaControl, Network, Param};
 use ltmlp::preset::PresetFile;
 use ltmlp::protocol::TransformCause;
-use ltmlp::train::optimizer::Optimizer;
+use ltmlp::train::optimizer::{Optimize, Optimizer};
 use ltmlp::train::{AnyData, Experiment, Trainer};
 
 /// A 16-16 α β γ classifier on the embedded subset, f64, with `control` and `extra` settings.
@@ -30,10 +30,12 @@ fn trainer(control: GammaControl, extra: &[&str]) -> Trainer<f64> {
     Trainer::new(&resolved, Arc::clone(&data), net)
 }
 
+/// The momentum of block W[m][l], under SGD or Muon (both keep it in the weights' coordinates).
 fn velocity(t: &Trainer<f64>, m: usize, l: usize) -> ndarray::Array2<f64> {
     match t.snapshot().optimizer {
         Optimizer::Sgd(sgd) => sgd.velocity.weights[m][l].clone().unwrap(),
-        Optimizer::Adam(_) => panic!("sgd expected"),
+        Optimizer::Muon(muon) => muon.velocity.weights[m][l].clone().unwrap(),
+        other => panic!("a velocity expected, not {:?}", other.kind()),
     }
 }
 
@@ -60,10 +62,16 @@ fn every_control_keeps_each_reestimation_and_switch_exact() {
     }
 }
 
+/// SGD's momentum, and Muon's of a hidden layer's matrix (W[2][1] of the 16-16 network), follow
+/// γ alike.
 #[test]
 fn the_momentum_follows_gammas_rescaling_only_under_momentum_and_step() {
-    for control in GammaControl::ALL {
-        let mut t = trainer(control, &[]);
+    let optimizers: [&[&str]; 2] = [&[], &["train.optimizer=\"muon\""]];
+    for (control, extra) in GammaControl::ALL
+        .into_iter()
+        .flat_map(|c| optimizers.map(|o| (c, o)))
+    {
+        let mut t = trainer(control, extra);
         for _ in 0..10 {
             t.step().unwrap();
         }
@@ -86,7 +94,7 @@ fn the_momentum_follows_gammas_rescaling_only_under_momentum_and_step() {
         let off = (&got - &expected)
             .iter()
             .fold(0.0f64, |a, d| a.max(d.abs()));
-        assert!(off < 1e-12, "{control:?}: velocity off by {off}");
+        assert!(off < 1e-12, "{control:?} {extra:?}: velocity off by {off}");
         assert_eq!(velocity(&t, 1, 0), v_in, "incoming momentum untouched");
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, matmul};
 use super::network::{contiguous_mut, Network, Workspace};
+use super::reparam::{Change, Reparam};
 use crate::real::Real;
 
 /// Which of α, β, γ are active.
@@ -186,11 +187,15 @@ pub enum TransformError {
     )]
     Normalised(&'static str),
     #[error(
-        "α, β, γ cannot be re-estimated under Adam: the compensation mixes weights across \
-         layers and Adam's per-weight second moments cannot follow it; use \
-         train.optimizer = \"sgd\" with ab or abg"
+        "{} cannot be switched on under {optimizer}: the compensation mixes weights across \
+         layers and {optimizer}'s state cannot follow it; use train.optimizer = \"sgd\" with \
+         ab or abg",
+        param.symbol()
     )]
-    WithAdam,
+    CannotFollow {
+        optimizer: &'static str,
+        param: Param,
+    },
 }
 
 /// Data sums of one transformed layer: for every unit, Σ t, Σ x, Σ d, Σ t², Σ x², Σ t·x, Σ d²
@@ -435,14 +440,16 @@ fn gamma_for(m2: f64, d2: f64, settings: &Settings) -> f64 {
 }
 
 impl<T: Real> Network<T> {
-    /// Re-estimates α, β (in layer order), then γ, from `moments`, compensating every change.
-    /// Parameters whose flag is off are set to their neutral value (0, 0, 1).
+    /// Re-estimates α, β (in layer order), then γ, from `moments`, compensating every change;
+    /// returns the record of the changes. Parameters whose flag is off are set to their
+    /// neutral value (0, 0, 1).
     pub fn reestimate(
         &mut self,
         moments: &Moments,
         settings: &Settings,
-    ) -> Result<(), TransformError> {
+    ) -> Result<Reparam<T>, TransformError> {
         self.refuse_if_normalised(settings.flags)?;
+        let mut record = Reparam::new();
         let layers: Vec<usize> = self.topology.transformed_layers().collect();
         for &l in &layers {
             let Some(m) = moments.layers[l].as_ref() else {
@@ -454,7 +461,7 @@ impl<T: Real> Network<T> {
                     (T::of(a), T::of(b))
                 })
                 .unzip();
-            self.set_alpha_beta(l, &Array1::from(alpha), &Array1::from(beta))?;
+            record.extend(self.set_alpha_beta(l, &Array1::from(alpha), &Array1::from(beta))?);
         }
         for &l in &layers {
             let (Some(m), Some(tr)) = (moments.layers[l].as_ref(), self.transforms[l].as_ref())
@@ -480,9 +487,9 @@ impl<T: Real> Network<T> {
                     }
                 })
                 .collect();
-            self.set_gamma(l, &gamma);
+            record.extend(self.set_gamma(l, &gamma));
         }
-        Ok(())
+        Ok(record)
     }
 
     /// α, β, γ assume pre-activations linear in the layers below; a normalised network's are
@@ -497,47 +504,51 @@ impl<T: Real> Network<T> {
     }
 
     /// Sets one parameter of every transformed layer to its neutral value (α = 0, β = 0 or
-    /// γ = 1), compensating the change.
-    pub fn neutralise(&mut self, which: Param) -> Result<(), TransformError> {
+    /// γ = 1), compensating the change; returns the record of the changes.
+    pub fn neutralise(&mut self, which: Param) -> Result<Reparam<T>, TransformError> {
+        let mut record = Reparam::new();
         let layers: Vec<usize> = self.topology.transformed_layers().collect();
         for l in layers {
             let Some(tr) = self.transforms[l].as_ref() else {
                 continue;
             };
             let n = tr.alpha.len();
-            match which {
+            let change = match which {
                 Param::Alpha => {
                     let beta = tr.beta.clone();
-                    self.set_alpha_beta(l, &Array1::zeros(n), &beta)?;
+                    self.set_alpha_beta(l, &Array1::zeros(n), &beta)?
                 }
                 Param::Beta => {
                     let alpha = tr.alpha.clone();
-                    self.set_alpha_beta(l, &alpha, &Array1::zeros(n))?;
+                    self.set_alpha_beta(l, &alpha, &Array1::zeros(n))?
                 }
                 Param::Gamma => self.set_gamma(l, &Array1::ones(n)),
-            }
+            };
+            record.extend(change);
         }
-        Ok(())
+        Ok(record)
     }
 
     /// Replaces α and β of layer l, pushing the linear part of the change onto the biases and
     /// shortcut weights of later layers (docs/method.md):
     /// b_m += W[m][l]·(γ⊙Δα⊙b_l + γ⊙Δβ) and W[m][k] += W[m][l]·diag(γ⊙Δα)·W[l][k].
+    /// Returns the record of the change (empty when nothing changed).
     pub fn set_alpha_beta(
         &mut self,
         l: usize,
         alpha: &Array1<T>,
         beta: &Array1<T>,
-    ) -> Result<(), TransformError> {
+    ) -> Result<Reparam<T>, TransformError> {
+        let mut record = Reparam::new();
         let Some(tr) = self.transforms[l].as_ref() else {
-            return Ok(());
+            return Ok(record);
         };
         let d_alpha: Array1<T> = (&tr.alpha - alpha) * &tr.gamma;
         let d_beta: Array1<T> = (&tr.beta - beta) * &tr.gamma;
         let alpha_changed = d_alpha.iter().any(|v| *v != T::zero());
         let beta_changed = d_beta.iter().any(|v| *v != T::zero());
         if !alpha_changed && !beta_changed {
-            return Ok(());
+            return Ok(record);
         }
         if alpha_changed {
             for m in self.topology.targets(l) {
@@ -598,18 +609,31 @@ impl<T: Real> Network<T> {
             tr.alpha.assign(alpha);
             tr.beta.assign(beta);
         }
-        Ok(())
+        record.push(Change::Shift {
+            layer: l,
+            d_alpha: d_alpha.to_vec(),
+            d_beta: d_beta.to_vec(),
+            bias: self.params.biases[l].to_vec(),
+        });
+        Ok(record)
     }
 
-    /// Replaces γ of layer l, rescaling the columns of every outgoing weight block by γ_old/γ_new.
-    pub fn set_gamma(&mut self, l: usize, gamma: &Array1<T>) {
+    /// Replaces γ of layer l, rescaling the columns of every outgoing weight block by
+    /// γ_old/γ_new; returns the record of the change (empty when γ stayed).
+    pub fn set_gamma(&mut self, l: usize, gamma: &Array1<T>) -> Reparam<T> {
+        let mut record = Reparam::new();
         let Some(tr) = self.transforms[l].as_mut() else {
-            return;
+            return record;
         };
         let ratio: Array1<T> = &tr.gamma / gamma;
         if ratio.iter().all(|&r| r == T::one()) {
-            return;
+            return record;
         }
+        record.push(Change::Rescale {
+            layer: l,
+            before: tr.gamma.to_vec(),
+            after: gamma.to_vec(),
+        });
         tr.gamma.assign(gamma);
         let targets: Vec<usize> = self.topology.targets(l).collect();
         for m in targets {
@@ -621,5 +645,6 @@ impl<T: Real> Network<T> {
                 kernels::scale_columns(w, None, ratio);
             }
         }
+        record
     }
 }

@@ -37,7 +37,9 @@ pub use resolved::Resolved;
 pub use stats::StatsSection;
 pub use sweep::SweepSection;
 pub use table::apply_override;
-pub use train::{AdamSettings, OptimizerKind, Precision, ScheduleKind, TrainSection};
+pub use train::{
+    AdamSettings, KfacSettings, MuonSettings, OptimizerKind, Precision, ScheduleKind, TrainSection,
+};
 pub use transforms::{PolicyKind, TransformSection};
 pub use variant::{UnknownVariant, Variant, PAPER_VARIANTS, VARIANTS};
 
@@ -150,18 +152,28 @@ impl Preset {
 
     /// The rules that join two sections, or a section and the variant.
     fn cross_rules(&self, flags: Flags) -> Result<(), Invalid> {
-        if self.train.optimizer == OptimizerKind::Adam && flags.any() {
+        let optimizer = self.train.optimizer;
+        if !optimizer.can_follow_all(flags) {
             return Invalid::at(
                 "train.optimizer",
                 format!(
-                    "\"adam\" with α/β/γ ({}): the re-estimation's compensation mixes weights \
-                     across layers and Adam's per-weight second moments cannot follow it; use \
-                     optimizer = \"sgd\" with ab/abg, or adam with none, bn or ln",
-                    flags.label()
+                    "\"{}\" with α/β/γ ({}): the re-estimation's compensation mixes weights \
+                     across layers and its state cannot follow it; use optimizer = \"sgd\" \
+                     with ab/abg, or {} with none, bn or ln",
+                    optimizer.name(),
+                    flags.label(),
+                    optimizer.name()
                 ),
             );
         }
         let m = &self.model;
+        if optimizer == OptimizerKind::Muon && m.hidden.is_empty() {
+            return Invalid::at(
+                "train.optimizer",
+                "\"muon\" orthogonalises the weight matrices into hidden layers and this \
+                 network has none; add a hidden layer (model.hidden) or use optimizer = \"sgd\"",
+            );
+        }
         if flags.alpha && m.shortcuts == Shortcuts::Adjacent && !m.hidden.is_empty() {
             return Invalid::at(
                 "model.shortcuts",

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Invalid, Section};
+use crate::net::{Flags, Param};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,6 +107,30 @@ pub struct TrainSection {
     /// Adam: apply `weight_decay` to the weights directly (AdamW) instead of to the gradient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decoupled_weight_decay: bool,
+    /// Muon's rate for the weight matrices into hidden layers (default 0.02); it follows the
+    /// schedule as `learning_rate` does, which the rest of the network takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muon_learning_rate: Option<f64>,
+    /// Muon's momentum of those matrices (default 0.95, constant); the rest take `momentum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muon_momentum: Option<f64>,
+    /// Muon: orthogonalise g + μ·m (Nesterov, the default) instead of m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muon_nesterov: Option<bool>,
+    /// K-FAC's Tikhonov damping λ: each factor gets √λ on its diagonal (default 0.1: with
+    /// 1e-3 and 1e-2 the steps along the pixels' small input variances overshoot, measured in
+    /// docs/second-order.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfac_damping: Option<f64>,
+    /// K-FAC: steps between two refreshes of the factors' running averages (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfac_stats_every: Option<usize>,
+    /// K-FAC: steps between two inversions of the factors (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfac_update_every: Option<usize>,
+    /// K-FAC: weight of the past in the factors' running averages (default 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfac_decay: Option<f64>,
 }
 
 /// Which optimizer trains the network.
@@ -115,11 +140,64 @@ pub enum OptimizerKind {
     #[default]
     Sgd,
     Adam,
+    /// Newton–Schulz orthogonalised momentum on the hidden layers' matrices (Jordan 2024).
+    Muon,
+    /// Kronecker-factored approximate natural gradient (Martens & Grosse 2015).
+    Kfac,
 }
 
 impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 4] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Adam,
+        OptimizerKind::Muon,
+        OptimizerKind::Kfac,
+    ];
+
     fn is_sgd(&self) -> bool {
         *self == OptimizerKind::Sgd
+    }
+
+    /// The preset's name (`train.optimizer`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Muon => "muon",
+            OptimizerKind::Kfac => "kfac",
+        }
+    }
+
+    /// The optimizer's usual written name, for messages and the dashboard.
+    pub fn title(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "SGD",
+            OptimizerKind::Adam => "Adam",
+            OptimizerKind::Muon => "Muon",
+            OptimizerKind::Kfac => "K-FAC",
+        }
+    }
+
+    /// Whether this optimizer's state can follow the compensation of a change of `which`: the
+    /// one rule behind the preset's refusal, the trainer's switches and the dashboard's hint.
+    /// SGD's momentum lives in the weights' coordinates and is carried (or, under the papers'
+    /// rule, left) as the weights are, and so is Muon's; K-FAC's factors are mapped exactly
+    /// through β and γ and refreshed where α changes the errors (src/train/kfac.rs); Adam's
+    /// per-weight second moments have no transformation that matches a compensation mixing
+    /// weights across layers.
+    pub fn can_follow(self, which: Param) -> bool {
+        let _ = which;
+        match self {
+            OptimizerKind::Sgd | OptimizerKind::Muon | OptimizerKind::Kfac => true,
+            OptimizerKind::Adam => false,
+        }
+    }
+
+    /// Whether it can follow every parameter `flags` switches on.
+    pub fn can_follow_all(self, flags: Flags) -> bool {
+        Param::ALL
+            .into_iter()
+            .all(|p| !flags.get(p) || self.can_follow(p))
     }
 }
 
@@ -135,7 +213,91 @@ pub struct AdamSettings {
     pub decoupled: bool,
 }
 
+/// Muon's settings (the preset's `train.muon_*` keys).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MuonSettings {
+    /// Muon's rate over the schedule's base rate: the hidden matrices step at the scheduled
+    /// rate times this.
+    pub rate_ratio: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+}
+
+/// K-FAC's settings (the preset's `train.kfac_*` keys).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KfacSettings {
+    pub damping: f64,
+    pub stats_every: usize,
+    pub update_every: usize,
+    pub decay: f64,
+}
+
 impl TrainSection {
+    /// K-FAC's settings, the defaults filled in.
+    pub fn kfac_settings(&self) -> KfacSettings {
+        KfacSettings {
+            damping: self.kfac_damping.unwrap_or(0.1),
+            stats_every: self.kfac_stats_every.unwrap_or(10),
+            update_every: self.kfac_update_every.unwrap_or(100),
+            decay: self.kfac_decay.unwrap_or(0.95),
+        }
+    }
+
+    /// K-FAC's damping, schedule and decay, where set.
+    fn check_kfac(&self) -> Result<(), Invalid> {
+        if let Some(damping) = self.kfac_damping {
+            if !(damping.is_finite() && damping >= 0.0) {
+                return Invalid::at(
+                    "train.kfac_damping",
+                    format!("{damping} must be zero or positive, e.g. 0.1"),
+                );
+            }
+        }
+        for (key, value) in [
+            ("train.kfac_stats_every", self.kfac_stats_every),
+            ("train.kfac_update_every", self.kfac_update_every),
+        ] {
+            if value == Some(0) {
+                return Invalid::at(key, "must be at least 1 step, e.g. 10 or 100");
+            }
+        }
+        match self.kfac_decay {
+            Some(value) if !is_fraction(value) => Invalid::at(
+                "train.kfac_decay",
+                format!("{value} must be in [0, 1), e.g. 0.95"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Muon's settings, the defaults filled in (0.02, 0.95, Nesterov: Jordan 2024).
+    pub fn muon_settings(&self) -> MuonSettings {
+        MuonSettings {
+            rate_ratio: self.muon_learning_rate.unwrap_or(0.02) / self.learning_rate,
+            momentum: self.muon_momentum.unwrap_or(0.95),
+            nesterov: self.muon_nesterov.unwrap_or(true),
+        }
+    }
+
+    /// Muon's rate and momentum, where set.
+    fn check_muon(&self) -> Result<(), Invalid> {
+        if let Some(rate) = self.muon_learning_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Invalid::at(
+                    "train.muon_learning_rate",
+                    format!("{rate} is not a positive number; use e.g. 0.02"),
+                );
+            }
+        }
+        match self.muon_momentum {
+            Some(value) if !is_fraction(value) => Invalid::at(
+                "train.muon_momentum",
+                format!("{value} must be in [0, 1), e.g. 0.95"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Adam's constants, the defaults filled in.
     pub fn adam_settings(&self) -> AdamSettings {
         AdamSettings {
@@ -273,6 +435,8 @@ impl Section for TrainSection {
     fn rules(&self) -> Result<(), Invalid> {
         self.check_steps()?;
         self.check_adam()?;
+        self.check_muon()?;
+        self.check_kfac()?;
         self.check_schedule()?;
         self.check_run()
     }

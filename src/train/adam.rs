@@ -4,8 +4,9 @@
 use ndarray::Zip;
 use serde::{Deserialize, Serialize};
 
-use super::optimizer::shortcut_scale;
-use crate::net::{Params, Topology};
+use super::optimizer::{clear_unit, shortcut_scale, FollowRules, Optimize, StepSettings};
+use crate::net::{Network, Params, Reparam, Topology, Workspace};
+use crate::preset::OptimizerKind;
 use crate::real::Real;
 
 pub use crate::preset::AdamSettings;
@@ -17,6 +18,68 @@ pub struct Adam<T> {
     pub first: Params<T>,
     pub second: Params<T>,
     pub steps: u64,
+    /// The gradient of the step, made at the first one (not part of the state).
+    #[serde(skip)]
+    grads: Scratch<T>,
+}
+
+/// A buffer reused from step to step whose contents never outlive one: not saved, not
+/// compared, not copied with the state it sits in.
+#[derive(Debug)]
+pub struct Scratch<T>(pub Option<Params<T>>);
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch(None)
+    }
+}
+
+impl<T> Clone for Scratch<T> {
+    fn clone(&self) -> Self {
+        Scratch(None)
+    }
+}
+
+impl<T> PartialEq for Scratch<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T: Real> Optimize<T> for Adam<T> {
+    fn kind(&self) -> OptimizerKind {
+        OptimizerKind::Adam
+    }
+
+    fn step(&mut self, net: &mut Network<T>, ws: &Workspace<T>, settings: &StepSettings) {
+        let mut grads = self
+            .grads
+            .0
+            .take()
+            .unwrap_or_else(|| Params::zeros(&net.topology));
+        net.gradients(ws, &mut grads);
+        let adam = AdamSettings {
+            decay: settings.decay,
+            ..settings.adam
+        };
+        Adam::step(self, &mut net.params, &grads, settings.rate, adam);
+        self.grads.0 = Some(grads);
+    }
+
+    /// Adam cannot follow α β γ (refused before any is switched on: its per-weight second
+    /// moments have no transformation that matches the compensation); a re-initialised unit
+    /// starts without moments.
+    fn follow(&mut self, _net: &Network<T>, reparam: &Reparam<T>, _rules: FollowRules) {
+        let resets: Vec<(usize, usize)> = reparam.resets().collect();
+        self.reset_units(&resets);
+    }
+
+    fn reset_units(&mut self, units: &[(usize, usize)]) {
+        for &unit in units {
+            clear_unit(&mut self.first, unit);
+            clear_unit(&mut self.second, unit);
+        }
+    }
 }
 
 impl<T: Real> Adam<T> {
@@ -25,6 +88,7 @@ impl<T: Real> Adam<T> {
             first: Params::zeros(topology),
             second: Params::zeros(topology),
             steps: 0,
+            grads: Scratch::default(),
         }
     }
 

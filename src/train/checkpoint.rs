@@ -15,8 +15,13 @@ mod v4;
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"LTMLPCKP";
 /// Bumped whenever the payload's layout changes (4: the optimizer enum, normalised layers;
-/// 5: the rollback's watch in the trainer state). Version 4 is still read (`v4`).
-pub const FORMAT_VERSION: u32 = 5;
+/// 5: the rollback's watch in the trainer state; 6: Muon and K-FAC in the optimizer enum, so
+/// that an older ltmlp refuses a file it cannot read). Version 4 is still read (`v4`), and so
+/// is 5: postcard numbers enum variants in order and the new ones came last, so a version-5
+/// payload (SGD or Adam state, here and in the rollback's kept states) is a version-6 one.
+pub const FORMAT_VERSION: u32 = 6;
+/// The version whose payload decodes as today's.
+const SAME_PAYLOAD_AS_CURRENT: u32 = 5;
 /// magic + version + payload length + CRC-32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -80,7 +85,7 @@ pub enum CheckpointError {
     },
     #[error("{path}: not an ltmlp checkpoint (bad magic bytes)")]
     NotACheckpoint { path: PathBuf },
-    #[error("{path}: checkpoint format version {found}, this ltmlp reads versions 4 and {FORMAT_VERSION} only; resume with the ltmlp that wrote it (versions 2 and 3 come from ltmlp before the bn/ln variants and Adam)")]
+    #[error("{path}: checkpoint format version {found}, this ltmlp reads versions 4 to {FORMAT_VERSION}; resume with the ltmlp that wrote it (versions 2 and 3 come from ltmlp before the bn/ln variants and Adam; a later version from a newer ltmlp)")]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: truncated checkpoint: {found} of {expected} bytes")]
     Truncated {
@@ -202,7 +207,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
     let u32_at =
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u32_at(8);
-    if version != FORMAT_VERSION && version != v4::VERSION {
+    if ![FORMAT_VERSION, SAME_PAYLOAD_AS_CURRENT, v4::VERSION].contains(&version) {
         return Err(CheckpointError::Version {
             path,
             found: version,

@@ -3,13 +3,11 @@
 //! switch γ off for that unit, or re-initialise it — every action leaving the network's
 //! function unchanged.
 
-use ndarray::s;
 use rand::Rng;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use super::optimizer::Optimizer;
-use crate::net::{Network, Params};
+use crate::net::{Change, Network, Reparam};
 use crate::real::Real;
 use crate::stats::LayerStats;
 
@@ -63,49 +61,44 @@ pub fn collapsed_units<T: Real>(
     out
 }
 
-/// Applies `mode` to the units of `actions`, keeping the network function unchanged.
+/// Applies `mode` to the units of `actions`, keeping the network function unchanged; returns
+/// the record of what changed (a re-initialised unit is a `Change::Reset`: the optimizer
+/// starts it without momentum or moments).
 pub fn apply_to_network<T: Real>(
     net: &mut Network<T>,
     actions: &[GuardAction],
     mode: GuardMode,
     cap: f64,
     seed: u64,
-) {
+) -> Reparam<T> {
+    let mut record = Reparam::new();
     for a in actions {
         match mode {
             GuardMode::Off | GuardMode::Warn => {}
-            GuardMode::Cap => bound_gamma(net, *a, cap, false),
-            GuardMode::UnitOff => bound_gamma(net, *a, 1.0, true),
-            GuardMode::Reinit => reinitialise(net, *a, seed),
-        }
-    }
-}
-
-/// A re-initialised unit starts without momentum (or Adam moments) from its old weights.
-pub fn clear_optimizer_state<T: Real>(
-    optimizer: &mut Optimizer<T>,
-    actions: &[GuardAction],
-    mode: GuardMode,
-) {
-    if mode != GuardMode::Reinit {
-        return;
-    }
-    for a in actions {
-        match optimizer {
-            Optimizer::Sgd(sgd) => clear_unit(&mut sgd.velocity, *a),
-            Optimizer::Adam(adam) => {
-                clear_unit(&mut adam.first, *a);
-                clear_unit(&mut adam.second, *a);
+            GuardMode::Cap => record.extend(bound_gamma(net, *a, cap, false)),
+            GuardMode::UnitOff => record.extend(bound_gamma(net, *a, 1.0, true)),
+            GuardMode::Reinit => {
+                reinitialise(net, *a, seed);
+                record.push(Change::Reset {
+                    layer: a.layer,
+                    unit: a.unit,
+                });
             }
         }
     }
+    record
 }
 
 /// γ of one unit bounded by `limit` now and at every later re-estimation (`fixed`: held at
 /// `limit` exactly), compensated on the outgoing weights.
-fn bound_gamma<T: Real>(net: &mut Network<T>, a: GuardAction, limit: f64, fixed: bool) {
+fn bound_gamma<T: Real>(
+    net: &mut Network<T>,
+    a: GuardAction,
+    limit: f64,
+    fixed: bool,
+) -> Reparam<T> {
     let Some(tr) = net.transforms[a.layer].as_mut() else {
-        return;
+        return Reparam::new();
     };
     tr.gamma_max[a.unit] = T::of(limit);
     tr.gamma_fixed[a.unit] |= fixed;
@@ -115,7 +108,7 @@ fn bound_gamma<T: Real>(net: &mut Network<T>, a: GuardAction, limit: f64, fixed:
     } else {
         gamma[a.unit].min(T::of(limit))
     };
-    net.set_gamma(a.layer, &gamma);
+    net.set_gamma(a.layer, &gamma)
 }
 
 /// Zeroes the unit's outgoing weights first (from then on nothing downstream sees it), then
@@ -148,20 +141,4 @@ fn reinitialise<T: Real>(net: &mut Network<T>, a: GuardAction, seed: u64) {
         tr.beta[j] = T::zero();
         tr.gamma[j] = T::one();
     }
-}
-
-/// Clears an optimizer buffer's entries of one unit: its incoming row, outgoing column, bias.
-fn clear_unit<T: Real>(p: &mut Params<T>, a: GuardAction) {
-    let (l, j) = (a.layer, a.unit);
-    for (m, row) in p.weights.iter_mut().enumerate() {
-        for (k, w) in row.iter_mut().enumerate() {
-            let Some(w) = w.as_mut() else { continue };
-            if m == l {
-                w.slice_mut(s![j, ..]).fill(T::zero());
-            } else if k == l {
-                w.slice_mut(s![.., j]).fill(T::zero());
-            }
-        }
-    }
-    p.biases[l][j] = T::zero();
 }

@@ -4,6 +4,8 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod guard;
+pub mod kfac;
+pub mod muon;
 pub mod optimizer;
 pub mod policy;
 pub mod rollback;

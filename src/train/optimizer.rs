@@ -1,34 +1,203 @@
-//! The optimizers (one enum, chosen by `train.optimizer`), and heavy-ball SGD as in the
-//! authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut from layer k to layer l
-//! has its step scaled by s = 2^−(l−k−1), biases are decayed too and may have a momentum of
-//! their own (which normalised layers' gains and shifts share, undecayed).
+//! The optimizers behind one interface ([`Optimize`]: a step on the whole network, following a
+//! function-preserving reparametrisation, resetting units, and whether α β γ can be followed
+//! at all), their enum as a run holds it (chosen by `train.optimizer`), and heavy-ball SGD as
+//! in the authors' code: v ← g + λ·w + μ·v, w ← w − η·s·v, where a shortcut from layer k to
+//! layer l has its step scaled by s = 2^−(l−k−1), biases are decayed too and may have a
+//! momentum of their own (which normalised layers' gains and shifts share, undecayed).
 
 use ndarray::{s, Zip};
 use rayon::prelude::*;
 
+use super::adam::{Adam, AdamSettings};
+use super::kfac::{Kfac, KfacSettings};
+use super::muon::{Muon, MuonSettings};
 use crate::net::kernels::{self, matmul};
-use crate::net::{Network, Params, Topology, Workspace};
+use crate::net::{Network, Param, Params, Reparam, Topology, Workspace};
+use crate::preset::OptimizerKind;
 use crate::real::Real;
+
+/// What a step takes from the schedule and the preset besides the network and its gradient.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSettings {
+    pub rate: f64,
+    /// The weights' momentum and the biases'.
+    pub momenta: (f64, f64),
+    pub decay: f64,
+    /// p of `GammaControl::Step`: each unit's outgoing steps are divided by γ^p.
+    pub divide_by_gamma: Option<f64>,
+    pub adam: AdamSettings,
+    pub muon: MuonSettings,
+    pub kfac: KfacSettings,
+}
+
+/// How an optimizer's state carries across a reparametrisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowRules {
+    /// Rescale the momentum of a unit's outgoing weights with them when γ changes
+    /// (`GammaControl::Momentum`, `Step`); otherwise SGD's momentum stays as it was, the
+    /// papers' rule.
+    pub momentum_follows_gamma: bool,
+}
+
+/// One optimizer: what the trainer asks of any of them.
+pub trait Optimize<T: Real> {
+    /// Which optimizer this is (the preset's name for it).
+    fn kind(&self) -> OptimizerKind;
+
+    /// One update of every parameter of `net` from the gradient of the backward pass whose
+    /// errors are in `ws`.
+    fn step(&mut self, net: &mut Network<T>, ws: &Workspace<T>, settings: &StepSettings);
+
+    /// Carries the state across `reparam`, a function-preserving change `net` has just made.
+    fn follow(&mut self, net: &Network<T>, reparam: &Reparam<T>, rules: FollowRules);
+
+    /// Forgets the state of re-initialised units, as (layer, unit): their incoming rows,
+    /// outgoing columns and biases.
+    fn reset_units(&mut self, units: &[(usize, usize)]);
+
+    /// Whether the state can follow changes of `which`: where it cannot, a run refuses that
+    /// parameter (the one rule, [`OptimizerKind::can_follow`]).
+    fn can_follow(&self, which: Param) -> bool {
+        self.kind().can_follow(which)
+    }
+}
 
 /// The optimizer of a run and its state.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(bound = "")]
 pub enum Optimizer<T: Real> {
+    // New optimizers go last: postcard numbers the variants, and a checkpoint of format 5
+    // (SGD or Adam) must decode as it was written.
     Sgd(Sgd<T>),
-    Adam(super::adam::Adam<T>),
+    Adam(Adam<T>),
+    Muon(Muon<T>),
+    Kfac(Kfac<T>),
 }
 
 impl<T: Real> Optimizer<T> {
-    pub fn new(kind: crate::preset::OptimizerKind, topology: &Topology) -> Self {
+    pub fn new(kind: OptimizerKind, topology: &Topology) -> Self {
         match kind {
-            crate::preset::OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(topology)),
-            crate::preset::OptimizerKind::Adam => Optimizer::Adam(super::adam::Adam::new(topology)),
+            OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(topology)),
+            OptimizerKind::Adam => Optimizer::Adam(Adam::new(topology)),
+            OptimizerKind::Muon => Optimizer::Muon(Muon::new(topology)),
+            OptimizerKind::Kfac => Optimizer::Kfac(Kfac::new(topology)),
         }
     }
 
-    pub fn is_adam(&self) -> bool {
-        matches!(self, Optimizer::Adam(_))
+    /// The optimizer as its interface.
+    fn inner(&self) -> &dyn Optimize<T> {
+        match self {
+            Optimizer::Sgd(o) => o,
+            Optimizer::Adam(o) => o,
+            Optimizer::Muon(o) => o,
+            Optimizer::Kfac(o) => o,
+        }
     }
+
+    fn inner_mut(&mut self) -> &mut dyn Optimize<T> {
+        match self {
+            Optimizer::Sgd(o) => o,
+            Optimizer::Adam(o) => o,
+            Optimizer::Muon(o) => o,
+            Optimizer::Kfac(o) => o,
+        }
+    }
+}
+
+impl<T: Real> Optimize<T> for Optimizer<T> {
+    fn kind(&self) -> OptimizerKind {
+        self.inner().kind()
+    }
+
+    fn step(&mut self, net: &mut Network<T>, ws: &Workspace<T>, settings: &StepSettings) {
+        self.inner_mut().step(net, ws, settings)
+    }
+
+    fn follow(&mut self, net: &Network<T>, reparam: &Reparam<T>, rules: FollowRules) {
+        self.inner_mut().follow(net, reparam, rules)
+    }
+
+    fn reset_units(&mut self, units: &[(usize, usize)]) {
+        self.inner_mut().reset_units(units)
+    }
+}
+
+impl<T: Real> Optimize<T> for Sgd<T> {
+    fn kind(&self) -> OptimizerKind {
+        OptimizerKind::Sgd
+    }
+
+    /// The fused step ([`Sgd::step_fused`]): no gradient buffer is formed.
+    fn step(&mut self, net: &mut Network<T>, ws: &Workspace<T>, settings: &StepSettings) {
+        self.step_fused(
+            net,
+            ws,
+            settings.rate,
+            settings.momenta,
+            settings.decay,
+            settings.divide_by_gamma,
+        );
+    }
+
+    /// The papers' SGD leaves its momentum as it was (α β shifts and γ alike); under a γ
+    /// control that asks it to, the momentum of a unit's outgoing weights is rescaled with
+    /// them, by γ before / γ after over the whole change.
+    fn follow(&mut self, net: &Network<T>, reparam: &Reparam<T>, rules: FollowRules) {
+        follow_velocity(&mut self.velocity, net, reparam, rules);
+    }
+
+    fn reset_units(&mut self, units: &[(usize, usize)]) {
+        for &unit in units {
+            clear_unit(&mut self.velocity, unit);
+        }
+    }
+}
+
+/// A velocity in the weights' coordinates (SGD's, Muon's) across `reparam`: left as it was
+/// through α β shifts and, under the papers' rule, γ; under a control that asks it to, the
+/// velocity of a unit's outgoing weights is rescaled with them, by γ before / γ after over the
+/// whole change. Re-initialised units lose theirs.
+pub fn follow_velocity<T: Real>(
+    velocity: &mut Params<T>,
+    net: &Network<T>,
+    reparam: &Reparam<T>,
+    rules: FollowRules,
+) {
+    if rules.momentum_follows_gamma {
+        for (l, before, after) in reparam.rescalings() {
+            let ratio: Vec<T> = before.iter().zip(&after).map(|(&a, &b)| a / b).collect();
+            rescale_outgoing(velocity, &net.topology, l, &ratio);
+        }
+    }
+    for unit in reparam.resets() {
+        clear_unit(velocity, unit);
+    }
+}
+
+/// Rescales the columns of layer l's outgoing blocks of `p` by `ratio` per unit, as
+/// [`Network::set_gamma`] rescales the weights.
+fn rescale_outgoing<T: Real>(p: &mut Params<T>, topology: &Topology, l: usize, ratio: &[T]) {
+    for m in topology.targets(l) {
+        if let Some(v) = p.weights[m][l].as_mut() {
+            kernels::scale_columns(slice_mut(v), None, ratio);
+        }
+    }
+}
+
+/// Clears an optimizer buffer's entries of one unit (layer, unit): its incoming row, outgoing
+/// column and bias.
+pub fn clear_unit<T: Real>(p: &mut Params<T>, (l, j): (usize, usize)) {
+    for (m, row) in p.weights.iter_mut().enumerate() {
+        for (k, w) in row.iter_mut().enumerate() {
+            let Some(w) = w.as_mut() else { continue };
+            if m == l {
+                w.slice_mut(s![j, ..]).fill(T::zero());
+            } else if k == l {
+                w.slice_mut(s![.., j]).fill(T::zero());
+            }
+        }
+    }
+    p.biases[l][j] = T::zero();
 }
 
 /// Momentum buffers, one per parameter.
@@ -214,19 +383,6 @@ fn update_columns<T: Real>(w: &mut [T], v: &mut [T], eta: T, lambda: T, columns:
         for ((w, v), &c) in w.iter_mut().zip(v.iter_mut()).zip(columns) {
             *v += lambda * *w;
             *w -= eta * c * *v;
-        }
-    }
-}
-
-impl<T: Real> Sgd<T> {
-    /// Rescales the momentum of layer l's outgoing weights by `ratio` per unit (column), as
-    /// [`Network::set_gamma`] rescales the weights: the momentum then carries the same step of
-    /// the network function as before γ changed.
-    pub fn follow_gamma(&mut self, topology: &Topology, l: usize, ratio: &[T]) {
-        for m in topology.targets(l) {
-            if let Some(v) = self.velocity.weights[m][l].as_mut() {
-                kernels::scale_columns(slice_mut(v), None, ratio);
-            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -14,13 +14,15 @@ use rand_pcg::Pcg64Mcg;
 
 use super::adam::AdamSettings;
 use super::guard::{self, GuardMode, GuardSection};
-use super::optimizer::Optimizer;
+use super::kfac::KfacSettings;
+use super::muon::MuonSettings;
+use super::optimizer::{FollowRules, Optimize, Optimizer, StepSettings};
 use super::policy::{Policy, UpdateSource};
 use super::rollback::{self, Rollback};
 use super::schedule::{Schedule, When};
 use crate::data::{BatchOrder, Class, Dataset, Targets};
 use crate::net::{
-    BatchLoss, Flags, Moments, Network, Param, Settings, Target, TransformError, Workspace,
+    BatchLoss, Flags, Moments, Network, Param, Reparam, Settings, Target, TransformError, Workspace,
 };
 use crate::preset::{Resolved, Task};
 use crate::protocol::{TransformCause, TransformEvent};
@@ -78,11 +80,11 @@ pub struct Trainer<T: Real> {
     thresholds: Thresholds,
     optimizer: Optimizer<T>,
     adam: AdamSettings,
+    muon: MuonSettings,
+    kfac: KfacSettings,
     guard: GuardSection,
     /// Per layer and unit: collapsed at the guard's last look (warnings go out on a change).
     guard_seen: Vec<Vec<bool>>,
-    /// Adam's gradient, made at its first step (the fused SGD step forms none).
-    grads: Option<crate::net::Params<T>>,
     ws: Workspace<T>,
     /// Large enough for the probes from the start: a forward pass over more rows than a
     /// workspace holds replaces it with a larger one, and the evaluation is cut into chunks of
@@ -234,9 +236,10 @@ impl<T: Real> Trainer<T> {
             },
             optimizer: Optimizer::new(p.train.optimizer, &net.topology),
             adam: p.train.adam_settings(),
+            muon: p.train.muon_settings(),
+            kfac: p.train.kfac_settings(),
             guard: p.guard,
             guard_seen: Vec::new(),
-            grads: None,
             ws: Workspace::new(&net.topology, batch),
             eval_ws: Workspace::new(
                 &net.topology,
@@ -412,6 +415,8 @@ impl<T: Real> Trainer<T> {
         self.schedule = Schedule::new(&p.train);
         self.input_noise = p.train.input_noise;
         self.weight_decay = p.train.weight_decay;
+        self.muon = p.train.muon_settings();
+        self.kfac = p.train.kfac_settings();
         self.policy = Policy::new(&p.transforms);
         self.settings.gamma_form = p.transforms.gamma_form;
         self.settings.gamma_epsilon = p.transforms.gamma_epsilon();
@@ -443,17 +448,17 @@ impl<T: Real> Trainer<T> {
             return Ok(0);
         }
         let seed = self.iteration ^ 0x6a09_e667;
-        let gamma_before = self.gammas_to_follow();
         let change = if mode == GuardMode::Warn {
             0.0
         } else {
-            self.measure_change(|net| {
-                guard::apply_to_network(net, &actions, mode, gamma_cap, seed);
-                Ok(())
-            })?
+            let (change, reparam) = self.measure_change(|net| {
+                Ok(guard::apply_to_network(
+                    net, &actions, mode, gamma_cap, seed,
+                ))
+            })?;
+            self.follow(&reparam);
+            change
         };
-        self.momentum_follows_gamma(gamma_before);
-        guard::clear_optimizer_state(&mut self.optimizer, &actions, mode);
         for a in &actions {
             let cause = TransformCause::Guard {
                 layer: a.layer,
@@ -554,35 +559,18 @@ impl<T: Real> Trainer<T> {
         if !self.ws.deltas_finite() {
             return self.roll_back_or_diverge("the gradient holds NaN or Inf".to_string());
         }
-        let (rate, momentum) = (self.learning_rate(), self.momentum());
-        let momenta = (momentum, self.bias_momentum());
-        match &mut self.optimizer {
-            Optimizer::Adam(adam) => {
-                let topology = &self.net.topology;
-                let grads = self
-                    .grads
-                    .get_or_insert_with(|| crate::net::Params::zeros(topology));
-                self.net.gradients(&self.ws, grads);
-                let settings = AdamSettings {
-                    decay: self.weight_decay,
-                    ..self.adam
-                };
-                adam.step(&mut self.net.params, grads, rate, settings);
-            }
-            Optimizer::Sgd(sgd) => {
-                let divide = (self.settings.flags.gamma
-                    && self.settings.gamma_control.divides_steps())
-                .then_some(self.gamma_step_power);
-                sgd.step_fused(
-                    &mut self.net,
-                    &self.ws,
-                    rate,
-                    momenta,
-                    self.weight_decay,
-                    divide,
-                );
-            }
-        }
+        let settings = StepSettings {
+            rate: self.learning_rate(),
+            momenta: (self.momentum(), self.bias_momentum()),
+            decay: self.weight_decay,
+            divide_by_gamma: (self.settings.flags.gamma
+                && self.settings.gamma_control.divides_steps())
+            .then_some(self.gamma_step_power),
+            adam: self.adam,
+            muon: self.muon,
+            kfac: self.kfac,
+        };
+        self.optimizer.step(&mut self.net, &self.ws, &settings);
         self.net.update_running(&self.ws);
         self.trace_step(&loss, due, rate, momenta);
         self.iteration += 1;
@@ -684,10 +672,9 @@ impl<T: Real> Trainer<T> {
         self.check_before
             .slice_mut(s![..rows, ..])
             .assign(&self.ws.output().slice(s![..rows, ..]));
-        let gamma_before = self.gammas_to_follow();
         let result = self.net.reestimate(&self.moments, &self.settings);
-        self.momentum_follows_gamma(gamma_before);
-        let outcome = result.map(|()| {
+        let outcome = result.map(|reparam| {
+            self.follow(&reparam);
             let change = if rows == 0 {
                 f64::NAN
             } else {
@@ -712,68 +699,37 @@ impl<T: Real> Trainer<T> {
         settings: Settings,
         cause: TransformCause,
     ) -> Result<TransformEvent, TransformError> {
-        let gamma_before = self.gammas_to_follow();
-        let change = self.measure_change(|net| net.reestimate(moments, &settings));
-        self.momentum_follows_gamma(gamma_before);
-        Ok(self.record(cause, change?))
+        let (change, reparam) = self.measure_change(|net| net.reestimate(moments, &settings))?;
+        self.follow(&reparam);
+        Ok(self.record(cause, change))
     }
 
-    /// γ of every transformed layer before a change, under a control that keeps the momentum
-    /// in step with γ (`GammaControl::Momentum`, `Step`); `None` otherwise, so that the other
-    /// controls copy nothing at each re-estimation.
-    fn gammas_to_follow(&self) -> Option<Vec<Option<Array1<T>>>> {
-        self.settings.gamma_control.rescales_momentum().then(|| {
-            self.net
-                .transforms
-                .iter()
-                .map(|tr| tr.as_ref().map(|tr| tr.gamma.clone()))
-                .collect()
-        })
-    }
-
-    /// Under a control that keeps the momentum in step with γ (`GammaControl::Momentum`,
-    /// `Step`), rescales the momentum of the outgoing weights of every unit whose γ changed
-    /// since `before`, by the factor that rescaled the weights: without it, a γ grown k-fold
-    /// leaves a momentum k times too large for the shrunk weights.
-    fn momentum_follows_gamma(&mut self, before: Option<Vec<Option<Array1<T>>>>) {
-        let Some(before) = before else {
-            return;
+    /// The optimizer follows a reparametrisation the network has just made.
+    fn follow(&mut self, reparam: &Reparam<T>) {
+        let rules = FollowRules {
+            momentum_follows_gamma: self.settings.gamma_control.rescales_momentum(),
         };
-        let Optimizer::Sgd(sgd) = &mut self.optimizer else {
-            return;
-        };
-        for (l, (old, tr)) in before.iter().zip(&self.net.transforms).enumerate() {
-            let (Some(old), Some(tr)) = (old, tr) else {
-                continue;
-            };
-            if old == tr.gamma {
-                continue;
-            }
-            let ratio: Vec<T> = old.iter().zip(&tr.gamma).map(|(&a, &b)| a / b).collect();
-            sgd.follow_gamma(&self.net.topology, l, &ratio);
-        }
+        self.optimizer.follow(&self.net, reparam, rules);
     }
 
     /// Runs `change` on the network and returns the largest output change on the check batch
-    /// (NaN when no check batch is configured).
-    fn measure_change(
+    /// (NaN when no check batch is configured) with what `change` returned.
+    fn measure_change<R>(
         &mut self,
-        change: impl FnOnce(&mut Network<T>) -> Result<(), TransformError>,
-    ) -> Result<f64, TransformError> {
+        change: impl FnOnce(&mut Network<T>) -> Result<R, TransformError>,
+    ) -> Result<(f64, R), TransformError> {
         let rows = self.check_rows;
         if rows == 0 {
-            change(&mut self.net)?;
-            return Ok(f64::NAN);
+            let made = change(&mut self.net)?;
+            return Ok((f64::NAN, made));
         }
         let probe = self.probe.slice(s![..rows, ..]);
         self.net.forward(probe, &mut self.eval_ws);
         self.check_before.assign(&self.eval_ws.output());
-        change(&mut self.net)?;
+        let made = change(&mut self.net)?;
         self.net.forward(probe, &mut self.eval_ws);
-        Ok(largest_difference(
-            self.check_before.view(),
-            self.eval_ws.output(),
-        ))
+        let difference = largest_difference(self.check_before.view(), self.eval_ws.output());
+        Ok((difference, made))
     }
 
     fn record(&mut self, cause: TransformCause, change: f64) -> TransformEvent {
@@ -840,21 +796,22 @@ impl<T: Real> Trainer<T> {
     /// Switches one of α, β, γ; the network function is preserved. On failure nothing changes.
     pub fn toggle(&mut self, which: Param) -> Result<TransformEvent, TransformError> {
         let on = !self.settings.flags.get(which);
-        if on && self.optimizer.is_adam() {
-            return Err(TransformError::WithAdam);
+        if on && !self.optimizer.can_follow(which) {
+            return Err(TransformError::CannotFollow {
+                optimizer: self.optimizer.kind().title(),
+                param: which,
+            });
         }
         let mut settings = self.settings;
         settings.flags.set(which, on);
         let cause = TransformCause::Switch { param: which, on };
-        let gamma_before = self.gammas_to_follow();
-        let change = if on {
+        let (change, reparam) = if on {
             let moments = self.moments_from(self.policy.on_demand_source());
-            self.measure_change(|net| net.reestimate(&moments, &settings))
+            self.measure_change(|net| net.reestimate(&moments, &settings))?
         } else {
-            self.measure_change(|net| net.neutralise(which))
+            self.measure_change(|net| net.neutralise(which))?
         };
-        self.momentum_follows_gamma(gamma_before);
-        let change = change?;
+        self.follow(&reparam);
         self.settings = settings;
         Ok(self.record(cause, change))
     }

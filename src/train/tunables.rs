@@ -25,6 +25,18 @@ pub const LIVE_KEYS: &[LiveKey] = &[
         about: "momentum (the final one of a ramp)",
     },
     LiveKey {
+        key: "train.muon_learning_rate",
+        about: "Muon's rate for the hidden layers' matrices (follows the schedule)",
+    },
+    LiveKey {
+        key: "train.muon_momentum",
+        about: "Muon's momentum of the hidden layers' matrices",
+    },
+    LiveKey {
+        key: "train.kfac_damping",
+        about: "K-FAC's Tikhonov damping (the factors are inverted again at the next step)",
+    },
+    LiveKey {
         key: "train.input_noise",
         about: "std of the Gaussian noise added to each minibatch's inputs",
     },

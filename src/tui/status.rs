@@ -73,15 +73,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 p.epoch.min(epochs)
             };
-            // Adam has no momentum; its moments are its own.
-            let adam = app
+            // SGD shows its momentum; another optimizer its name (Adam has no momentum, and
+            // Muon's for the hidden matrices is its own).
+            let kind = app
                 .info
                 .as_ref()
-                .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
-            let optimizer = if adam {
-                ("opt", "adam".to_string())
-            } else {
+                .map_or_else(Default::default, |i| i.optimizer);
+            let optimizer = if kind == crate::preset::OptimizerKind::Sgd {
                 ("mom", num(p.momentum, 2))
+            } else {
+                ("opt", kind.name().to_string())
             };
             // In display order, each with the rank it keeps when the line is too narrow
             // (the lowest goes first): epoch and ETA stay longest.

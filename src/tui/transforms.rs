@@ -20,11 +20,11 @@ fn idle_hint(app: &App) -> &'static str {
         .info
         .as_ref()
         .and_then(|i| Variant::from_name(&i.variant));
-    let adam = app
+    let cannot_follow = app
         .info
         .as_ref()
-        .is_some_and(|i| i.optimizer == crate::preset::OptimizerKind::Adam);
-    match (variant, adam) {
+        .is_some_and(|i| !Param::ALL.into_iter().any(|p| i.optimizer.can_follow(p)));
+    match (variant, cannot_follow) {
         (Some(Variant::Bn), _) => "not on bn runs",
         (Some(Variant::Ln), _) => "not on ln runs",
         (_, true) => "not under Adam",
