@@ -572,7 +572,7 @@ impl<T: Real> Trainer<T> {
         };
         self.optimizer.step(&mut self.net, &self.ws, &settings);
         self.net.update_running(&self.ws);
-        self.trace_step(&loss, due, rate, momenta);
+        self.trace_step(&loss, due, settings.rate, settings.momenta);
         self.iteration += 1;
         if self.watches_for_blow_up() {
             self.watch_for_blow_up(loss.mean());
