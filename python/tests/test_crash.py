@@ -21,8 +21,10 @@ def test_a_script_that_raises_leaves_a_complete_folder_marked_stopped_with_the_r
     assert end["state"] == "stopped"
     assert "RuntimeError: the data loader broke" in end["reason"], end["reason"]
     assert [r["epoch"] for r in records(run_dir)] == [1]
-    for name in ("run.json", "config.toml", "metrics.csv", "actions.jsonl", "units.jsonl"):
+    for name in ("run.json", "metrics.csv", "actions.jsonl", "units.jsonl"):
         assert (run_dir / name).exists(), name
+    # A foreign run has no config.toml: run.json describes it (docs/protocol.md).
+    assert not (run_dir / "config.toml").exists()
     assert json.loads((run_dir / "run.json").read_text())["state"] == "stopped"
     listed = ltmlp("ls", str(run_dir))
     assert "stopped" in listed.stdout and "RuntimeError" in listed.stdout, listed.stdout
