@@ -70,6 +70,17 @@ def transformable(model: nn.Module) -> Optional[nn.Module]:
     return None
 
 
+def flags(model: nn.Module) -> Optional[Dict[str, bool]]:
+    """Which transformations are on (`{"alpha": bool, "beta": bool, "gamma": bool}`, the
+    protocol's `flags`), read from the model's `transforms_on()`; None for a model without
+    transformations."""
+    owner = transformable(model)
+    if owner is None:
+        return None
+    on = owner.transforms_on()
+    return {name: bool(on.get(name, False)) for name in ("alpha", "beta", "gamma")}
+
+
 def reestimator(model: nn.Module) -> Optional[nn.Module]:
     """The model, or its first submodule, with `reestimate(x)`."""
     for module in model.modules():

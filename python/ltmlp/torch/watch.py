@@ -165,6 +165,10 @@ class Run:
         self._loss_sum: Union[float, torch.Tensor] = 0.0
         self._loss_count = 0
         self._examples_since = 0
+        self._examples_total = 0
+        # The examples and training seconds at the last evaluation, for the epoch's examples/s.
+        self._epoch_start: Tuple[int, float] = (0, 0.0)
+        self._rate: Optional[float] = None
         self._train_seconds = 0.0
         self._clock = time.monotonic()
         self._last_progress = self._clock
@@ -221,6 +225,10 @@ class Run:
             "torch.probe_examples": int(probe.shape[0]) if isinstance(probe, torch.Tensor) else 0,
             "torch.optimizer": type(self.optimizer).__name__ if self.optimizer is not None else None,
         }
+        on = steering.flags(self.model)
+        for name, value in (on or {}).items():
+            # The switches at the start, shown with the run (`run.json`).
+            config[f"transforms.{name}"] = value
         for key, value in (settings or {}).items():
             config[str(key)] = value if isinstance(value, (int, float, str, bool, list)) or value is None else str(value)
         transformable = steering.transformable(self.model)
@@ -293,15 +301,18 @@ class Run:
     def step(self, loss: Union[None, float, torch.Tensor] = None, examples: Optional[int] = None) -> bool:
         """Call once per minibatch, after the optimizer's step: counts it, measures the probe
         batch every `every` steps, reports progress, and carries out the viewers' commands
-        (a pause waits here until resume). Returns False once the run is stopped (`stop`,
-        or the host lost with `on_host_loss="stop"`): leave the loop then."""
+        (a pause waits here until resume). `examples`: the minibatch's size (default:
+        `watch`'s `batch_size`), for examples/s. Returns False once the run is stopped
+        (`stop`, or the host lost with `on_host_loss="stop"`): leave the loop then."""
         if self._closed:
             return False
         now = time.monotonic()
         self._train_seconds += now - self._clock
         self._clock = now
         self.iteration += 1
-        self._examples_since += examples if examples is not None else self.batch_size
+        counted = examples if examples is not None else self.batch_size
+        self._examples_since += counted
+        self._examples_total += counted
         if loss is not None:
             # Kept on the device: no synchronisation until progress is sent.
             self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
@@ -317,13 +328,15 @@ class Run:
     def _progress(self, now: float) -> None:
         span = now - self._last_progress
         loss = float(self._loss_sum) / self._loss_count if self._loss_count else None
+        if self._examples_since and span > 0:
+            self._rate = self._examples_since / span
         self._send({"progress": {
             "epoch": self.epochs_done,
             "iteration": self.iteration,
             "batch_loss": loss,
             "learning_rate": steering.learning_rate(self.optimizer),
             "momentum": steering.momentum(self.optimizer),
-            "examples_per_second": self._examples_since / span if self._examples_since and span > 0 else None,
+            "examples_per_second": self._rate,
             "elapsed_seconds": self._train_seconds,
         }})
         self._loss_sum, self._loss_count, self._examples_since = 0.0, 0, 0
@@ -339,6 +352,8 @@ class Run:
         test_loss, test_error = _figures("test", test)
         self.measure()
         self.epochs_done += 1
+        examples, seconds = self._examples_total - self._epoch_start[0], self._train_seconds - self._epoch_start[1]
+        self._epoch_start = (self._examples_total, self._train_seconds)
         event = {"epoch": {
             "epoch": self.epochs_done,
             "iteration": self.iteration,
@@ -350,7 +365,9 @@ class Run:
             "test_error": test_error,
             "learning_rate": steering.learning_rate(self.optimizer),
             "momentum": steering.momentum(self.optimizer),
+            "examples_per_second": examples / seconds if examples and seconds > 0 else None,
             "elapsed_seconds": self._train_seconds,
+            "flags": steering.flags(self.model),
         }}
         self._epoch_events.append((self._latest_layers, event))
         self._send(event)
@@ -381,17 +398,27 @@ class Run:
                     return
                 continue
             ok, message = self._carry_out(command["command"])
-            self._send({"ack": {"id": command["id"], "ok": ok, "message": message, "iteration": self.iteration}})
+            ack: Dict[str, Any] = {"id": command["id"], "ok": ok, "message": message, "iteration": self.iteration}
+            on = steering.flags(self.model)
+            if on is not None:
+                # The switches after the command: viewers and `ctl status` show them at once.
+                ack["flags"] = on
+            self._send({"ack": ack})
             if ok:
-                # A position report: viewers see the new rate and momentum while paused too.
-                self._send({"progress": {
-                    "epoch": self.epochs_done,
-                    "iteration": self.iteration,
-                    "batch_loss": None,
-                    "learning_rate": steering.learning_rate(self.optimizer),
-                    "momentum": steering.momentum(self.optimizer),
-                    "elapsed_seconds": self._train_seconds,
-                }})
+                self._position()
+
+    def _position(self) -> None:
+        """A progress event without a loss: viewers see the rate, momentum and examples/s of
+        now (while paused too, and as the run's last word for its summary)."""
+        self._send({"progress": {
+            "epoch": self.epochs_done,
+            "iteration": self.iteration,
+            "batch_loss": None,
+            "learning_rate": steering.learning_rate(self.optimizer),
+            "momentum": steering.momentum(self.optimizer),
+            "examples_per_second": self._rate,
+            "elapsed_seconds": self._train_seconds,
+        }})
 
     def _carry_out(self, body: Any) -> Tuple[bool, str]:
         """One command: (ok, what was done or why not)."""
@@ -535,6 +562,10 @@ class Run:
         if not self.link.alive:
             # Either way the folder is completed: a new host records the end.
             self._restart()
+        if self._examples_total and self._train_seconds > 0:
+            # The summary's examples/s is the last progress event's: the whole run's average.
+            self._rate = self._examples_total / self._train_seconds
+            self._position()
         self._closed = True
         atexit.unregister(self._at_exit)
         return self.link.finish({

@@ -22,7 +22,7 @@ use self::messages::{
     check_value, clip, command_name, Ack, Declaration, HostCommand, TrainerEvent, TrainerFinished,
 };
 use self::wiring::Wiring;
-use crate::protocol::ForeignTrainer;
+use crate::protocol::{ForeignTrainer, TransformCause, TransformEvent};
 use crate::sink::SummaryBase;
 use crate::stats::LayerStats;
 use crate::train::{Command, Event, Progress, RunInfo, RunState, Steer, Summary, Tunable};
@@ -508,6 +508,22 @@ impl Host {
             (true, true) => "done".into(),
             (false, true) => "refused by the trainer".into(),
         };
+        if let (true, Some(flags)) = (ack.ok, ack.flags) {
+            // The switches as they are now, for viewers and `ctl status` at once.
+            let cause = match pending.command {
+                Command::Toggle(param) => TransformCause::Switch {
+                    param,
+                    on: flags.get(param),
+                },
+                _ => TransformCause::Manual,
+            };
+            self.send(Event::Transform(TransformEvent {
+                iteration: ack.iteration.unwrap_or(self.iteration),
+                cause,
+                flags,
+                max_output_change: f64::NAN,
+            }));
+        }
         if ack.ok {
             if let Command::Set { key, value } = &pending.command {
                 if let Some(t) = self.tunables.iter_mut().find(|t| &t.key == key) {
