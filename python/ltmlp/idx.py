@@ -66,7 +66,7 @@ def find(folder, stem):
         path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
-    raise IdxError(f"{folder}: neither {stem} nor {stem}.gz is there; point data.source at an MNIST-format IDX folder")
+    raise IdxError(f"{folder}: neither {stem} nor {stem}.gz is there; give an MNIST-format IDX folder (data.source in a preset)")
 
 
 def read_split(folder, split):
