@@ -63,7 +63,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     with torch.no_grad():
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y).item()
-        error = (logits.argmax(1) != y).float().mean().item() * 100
+        error = 100.0 * int((logits.argmax(1) != y).sum()) / len(y)
     model.train()
     return loss, error
 
@@ -80,6 +80,8 @@ def train(name: str, model: nn.Module, data, args) -> None:
                            data=f"MNIST IDX from {args.data}, {len(x)} train, {len(vx)} validation",
                            settings={"train.seed": args.seed, "train.batch_size": batch}) as run:
         for epoch in range(run.epochs_done, args.epochs):
+            if run.stopped:
+                break  # a stop that came while the last epoch was recorded
             order = torch.randperm(len(x))
             for i in range(steps):
                 pick = order[i * batch:(i + 1) * batch]

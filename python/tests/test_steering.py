@@ -88,7 +88,8 @@ def test_a_transformed_mlp_takes_toggles_and_reports_its_flags(ltmlp, start_trai
     status = ltmlp.status(run_dir)
     assert "toggle" in status["commands"] and "reestimate" in status["commands"]
     declared = json.loads((run_dir / "run.json").read_text())
-    assert '"transforms.alpha": true' in json.dumps(declared)  # the switches at the start
+    assert declared["trainer"]["config"]["transforms.alpha"] is True  # the switches at the start
+    assert declared["producer"]["name"] == "torch-TransformedMLP"
     wait_until("the first epoch", lambda: len(records(run_dir)) >= 1)
     assert records(run_dir)[0]["flags"] == {"alpha": True, "beta": True, "gamma": False}
 

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -162,6 +162,8 @@ class Run:
         self._next_restart = 0.0
         self._epoch_events: List[Tuple[Optional[Dict[str, Any]], Dict[str, Any]]] = []
         self._latest_layers: Optional[Dict[str, Any]] = None
+        # What a toggle or re-estimation adds to its answer (`_transform`).
+        self._transformed: Dict[str, Any] = {}
         self._loss_sum: Union[float, torch.Tensor] = 0.0
         self._loss_count = 0
         self._examples_since = 0
@@ -226,9 +228,9 @@ class Run:
             "torch.optimizer": type(self.optimizer).__name__ if self.optimizer is not None else None,
         }
         on = steering.flags(self.model)
-        for name, value in (on or {}).items():
+        for param, value in (on or {}).items():
             # The switches at the start, shown with the run (`run.json`).
-            config[f"transforms.{name}"] = value
+            config[f"transforms.{param}"] = value
         for key, value in (settings or {}).items():
             config[str(key)] = value if isinstance(value, (int, float, str, bool, list)) or value is None else str(value)
         transformable = steering.transformable(self.model)
@@ -398,12 +400,9 @@ class Run:
                     return
                 continue
             ok, message = self._carry_out(command["command"])
-            ack: Dict[str, Any] = {"id": command["id"], "ok": ok, "message": message, "iteration": self.iteration}
-            on = steering.flags(self.model)
-            if on is not None:
-                # The switches after the command: viewers and `ctl status` show them at once.
-                ack["flags"] = on
-            self._send({"ack": ack})
+            self._send({"ack": dict(self._transformed, id=command["id"], ok=ok, message=message,
+                                    iteration=self.iteration)})
+            self._transformed = {}
             if ok:
                 self._position()
 
@@ -432,11 +431,13 @@ class Run:
         if body == "pause":
             if not self.paused:
                 self.paused = True
+                self._position()  # the state change dated where it happened
                 self._send({"state": "paused"})
             return True, f"paused at iteration {self.iteration}"
         if body == "resume":
             if self.paused:
                 self.paused = False
+                self._position()
                 self._send({"state": "running"})
             return True, "running"
         if body == "step":
@@ -449,11 +450,11 @@ class Run:
         if body == "checkpoint":
             return True, self.save_checkpoint()
         if body == "reestimate":
-            return steering.reestimate(self.model, self.probe_batch)
+            return self._transform(lambda: steering.reestimate(self.model, self.probe_batch))
         if isinstance(body, dict) and len(body) == 1:
             (key, value), = body.items()
             if key == "toggle":
-                return steering.toggle(self.model, str(value))
+                return self._transform(lambda: steering.toggle(self.model, str(value)))
             if optimizer is not None and key == "set_learning_rate":
                 steering.set_learning_rate(optimizer, float(value))
                 return True, f"learning rate → {float(value):g}"
@@ -472,6 +473,19 @@ class Run:
                     return self._apply({"set_momentum": float(text)})
                 return False, f"ltmlp.torch has no live setting {setting}"
         return False, f"ltmlp.torch does not carry out {json.dumps(body)}"
+
+    def _transform(self, change: Callable[[], Tuple[bool, str]]) -> Tuple[bool, str]:
+        """A toggle or re-estimation, with what its answer tells the viewers: the switches
+        after it and the largest change of any output on the probe batch (function-preserving
+        means about 1e-6 in f32, 1e-12 in f64)."""
+        before, _ = self._probe_pass()
+        ok, message = change()
+        if ok:
+            after, _ = self._probe_pass()
+            self._transformed = {"flags": steering.flags(self.model)}
+            if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and before.shape == after.shape:
+                self._transformed["max_output_change"] = float((after - before).abs().max())
+        return ok, message
 
     def save_checkpoint(self, path: Optional[str] = None) -> str:
         """`torch.save` of the model's and the optimizer's state, the epochs done and the

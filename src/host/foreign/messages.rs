@@ -223,9 +223,12 @@ pub struct Ack {
     /// Minibatches done when the command took effect (default: the latest the host heard of).
     #[serde(default)]
     pub iteration: Option<u64>,
-    /// Which transformations are on after the command (a toggle's or re-estimation's answer).
+    /// Which transformations are on after a toggle or re-estimation, and the largest change
+    /// of any network output it made (on the trainer's probe batch).
     #[serde(default)]
     pub flags: Option<Flags>,
+    #[serde(default)]
+    pub max_output_change: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

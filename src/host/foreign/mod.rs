@@ -508,20 +508,24 @@ impl Host {
             (true, true) => "done".into(),
             (false, true) => "refused by the trainer".into(),
         };
-        if let (true, Some(flags)) = (ack.ok, ack.flags) {
-            // The switches as they are now, for viewers and `ctl status` at once.
-            let cause = match pending.command {
-                Command::Toggle(param) => TransformCause::Switch {
-                    param,
-                    on: flags.get(param),
-                },
-                _ => TransformCause::Manual,
-            };
+        // A toggle's or re-estimation's switches, for viewers and `ctl status` at once.
+        let cause = match pending.command {
+            Command::Toggle(param) => ack.flags.map(|f| TransformCause::Switch {
+                param,
+                on: f.get(param),
+            }),
+            Command::Reestimate => Some(TransformCause::Manual),
+            _ => None,
+        };
+        if let (true, Some(cause), Some(flags)) = (ack.ok, cause, ack.flags) {
             self.send(Event::Transform(TransformEvent {
                 iteration: ack.iteration.unwrap_or(self.iteration),
                 cause,
                 flags,
-                max_output_change: f64::NAN,
+                max_output_change: ack
+                    .max_output_change
+                    .filter(|x| x.is_finite())
+                    .unwrap_or(f64::NAN),
             }));
         }
         if ack.ok {
