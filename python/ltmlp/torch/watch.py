@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 import warnings
+from types import FrameType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -41,7 +42,7 @@ def _user_level() -> int:
     """The `stacklevel` that names the user's line (their `run.step`) rather than this
     package's, for the frame that calls `warnings.warn`."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame = sys._getframe(2)
+    frame: Optional[FrameType] = sys._getframe(2)
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back
