@@ -8,7 +8,8 @@ constant rate 0.1, momentum 0.9, input noise 0.3, 50 epochs.
     PYTHONPATH=python python3 python/examples/mnist.py --device cuda --data /path/to/mnist
     PYTHONPATH=python python3 python/examples/mnist.py --watch runs/torch-mnist   # then: ltmlp attach runs/torch-mnist
 
---watch hosts the run through ltmlp.torch.watch when that part of the package is installed.
+--watch hosts the run through ltmlp.torch.watch: `ltmlp attach DIR` shows it, and its a b g keys
+switch the transformations between two minibatches.
 """
 
 import argparse
@@ -21,8 +22,7 @@ import torch
 # The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from ltmlp.idx import IdxError, prepare  # noqa: E402
-from ltmlp.torch.sgd import SGD  # noqa: E402
-from ltmlp.torch.transformed import TransformedMLP  # noqa: E402
+from ltmlp.torch import SGD, TransformedMLP, watch  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The default preset's rate per variant.
@@ -63,10 +63,6 @@ def main():
 
     run = None
     if args.watch:
-        try:
-            from ltmlp.torch import watch
-        except ImportError as e:
-            sys.exit(f"--watch: ltmlp.torch.watch is not available ({e}); install the package with `pip install ./python`")
         run = watch(model, args.watch, probe=x_valid[:500], epochs=args.epochs, optimizer=opt,
                     name="torch-mnist", variant=args.variant, batch_size=args.batch,
                     iterations_per_epoch=(len(x_train) + args.batch - 1) // args.batch,
