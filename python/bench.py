@@ -29,8 +29,7 @@ import torch
 
 # The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from ltmlp.torch.sgd import SGD  # noqa: E402
-from ltmlp.torch.transformed import TransformedMLP  # noqa: E402
+from ltmlp.torch import SGD, TransformedMLP  # noqa: E402
 
 #: Examples per epoch of the paper's MNIST demo (the amortised epoch-end re-estimation).
 TRAIN_SET = 60_000

@@ -8,7 +8,8 @@ constant rate 0.1, momentum 0.9, input noise 0.3, 50 epochs.
     PYTHONPATH=python python3 python/examples/mnist.py --device cuda --data /path/to/mnist
     PYTHONPATH=python python3 python/examples/mnist.py --watch runs/torch-mnist   # then: ltmlp attach runs/torch-mnist
 
---watch hosts the run through ltmlp.torch.watch when that part of the package is installed.
+--watch hosts the run through ltmlp.torch.watch: `ltmlp attach DIR` shows it, and its a b g keys
+switch the transformations between two minibatches.
 """
 
 import argparse
@@ -21,8 +22,7 @@ import torch
 # The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from ltmlp.idx import IdxError, prepare  # noqa: E402
-from ltmlp.torch.sgd import SGD  # noqa: E402
-from ltmlp.torch.transformed import TransformedMLP  # noqa: E402
+from ltmlp.torch import SGD, TransformedMLP, watch  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The default preset's rate per variant.
@@ -63,25 +63,26 @@ def main():
 
     run = None
     if args.watch:
-        try:
-            from ltmlp.torch import watch
-        except ImportError as e:
-            sys.exit(f"--watch: ltmlp.torch.watch is not available ({e}); install the package with `pip install ./python`")
         run = watch(model, args.watch, probe=x_valid[:500], epochs=args.epochs, optimizer=opt,
-                    variant=args.variant, batch_size=args.batch, settings={"lr": opt.base_lr, "noise": args.noise})
+                    name="torch-mnist", variant=args.variant, batch_size=args.batch,
+                    iterations_per_epoch=(len(x_train) + args.batch - 1) // args.batch,
+                    data=f"IDX {args.data}", settings={"train.learning_rate": opt.base_lr,
+                                                       "data.noise": args.noise, "train.seed": args.seed})
 
     def evaluate(x, y):
         model.eval()
         with torch.no_grad():
             z = model(x)
             loss = torch.nn.functional.cross_entropy(z, y).item()
-            error = 100.0 * (z.argmax(1) != y).float().mean().item()
+            error = 100.0 * int((z.argmax(1) != y).sum()) / len(y)  # exact, not a float32 mean
         model.train()
         return loss, error
 
     n, position, stopped = len(x_train), 0, False
     per_epoch = (n + args.batch - 1) // args.batch
     for epoch in range(1, args.epochs + 1):
+        if run is not None and run.stopped:
+            break  # a stop that came while the last epoch was recorded
         started = time.perf_counter()
         for _ in range(per_epoch):
             # Sequential minibatches through the training set, wrapping around (data.shuffle = false).
@@ -98,14 +99,15 @@ def main():
             if run is not None and not run.step(loss):
                 stopped = True  # a viewer's stop
                 break
+        if stopped:
+            print(f"stopped in epoch {epoch} by a viewer; the run ends after epoch {epoch - 1}")
+            break  # a part of an epoch is not an evaluation
         opt.end_epoch()
         train, valid, test = evaluate(x_train, y_train), evaluate(x_valid, y_valid), evaluate(x_test, y_test)
         seconds = time.perf_counter() - started
         print(f"epoch {epoch:3}  train {train[0]:.4f} / {train[1]:5.2f}%  validation {valid[1]:5.2f}%  test {test[1]:5.2f}%  ({per_epoch * args.batch / seconds:,.0f} ex/s)")
         if run is not None:
             run.epoch(train=train, valid=valid, test=test)
-        if stopped:
-            break
     if run is not None:
         run.close()
 

@@ -2,7 +2,7 @@
 small conv net on MNIST (IDX files, gzipped or not), a few seconds each on a CPU.
 
     cargo build --release && export LTMLP_BIN=$PWD/target/release/ltmlp
-    python python/examples/watch_any_model.py [--data ../shared/data/mnist-mini] [--model both]
+    python python/examples/watch_any_model.py [--data assets/mnist-mini] [--model both]
 
 While one trains, from another terminal (or over SSH):
 
@@ -16,49 +16,36 @@ While one trains, from another terminal (or over SSH):
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import struct
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-import ltmlp.torch
+# The checkout's package when ltmlp is not installed (an installed one, or PYTHONPATH, wins).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+import ltmlp.torch  # noqa: E402
+from ltmlp.idx import IdxError, prepare  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def read_idx(folder: Path, stem: str) -> np.ndarray:
-    """An unsigned-byte IDX file, `stem` or `stem.gz` in `folder`."""
-    for path in (folder / stem, folder / (stem + ".gz")):
-        if path.exists():
-            data = path.read_bytes()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            dims = data[3]
-            if data[2] != 0x08 or dims not in (1, 3):
-                sys.exit(f"{path}: not an unsigned-byte IDX file of images or labels")
-            shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-            return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-    sys.exit(f"{folder}: neither {stem} nor {stem}.gz is there; give --data an MNIST IDX folder")
+def load(folder: str, limit: int):
+    """(train, validation, test) as image tensors [n, 1, 28, 28] in [0, 1] with class indices:
+    the first `limit` training images, the last sixth of them held out (ltmlp.idx, the Rust
+    side's preparation)."""
+    try:
+        data = prepare(folder, train_limit=limit)
+    except IdxError as e:
+        sys.exit(f"--data: {e}")
 
+    def tensors(split):
+        x, y = split
+        return torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28), torch.tensor(y, dtype=torch.long)
 
-def load(folder: Path, limit: int):
-    train_x = read_idx(folder, "train-images-idx3-ubyte")[:limit]
-    train_y = read_idx(folder, "train-labels-idx1-ubyte")[:limit]
-    test_x = read_idx(folder, "t10k-images-idx3-ubyte")
-    test_y = read_idx(folder, "t10k-labels-idx1-ubyte")
-
-    def tensors(x, y):
-        return torch.tensor(x, dtype=torch.float32).unsqueeze(1) / 255.0, torch.tensor(y, dtype=torch.long)
-
-    x, y = tensors(train_x, train_y)
-    cut = len(x) * 5 // 6  # the last sixth validates
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:]), tensors(test_x, test_y)
+    return tensors(data.train), tensors(data.validation), tensors(data.test)
 
 
 def relu_mlp() -> nn.Module:
@@ -76,7 +63,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     with torch.no_grad():
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y).item()
-        error = (logits.argmax(1) != y).float().mean().item() * 100
+        error = 100.0 * int((logits.argmax(1) != y).sum()) / len(y)
     model.train()
     return loss, error
 
@@ -93,6 +80,8 @@ def train(name: str, model: nn.Module, data, args) -> None:
                            data=f"MNIST IDX from {args.data}, {len(x)} train, {len(vx)} validation",
                            settings={"train.seed": args.seed, "train.batch_size": batch}) as run:
         for epoch in range(run.epochs_done, args.epochs):
+            if run.stopped:
+                break  # a stop that came while the last epoch was recorded
             order = torch.randperm(len(x))
             for i in range(steps):
                 pick = order[i * batch:(i + 1) * batch]
@@ -114,7 +103,8 @@ def train(name: str, model: nn.Module, data, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist-mini"))
+    parser.add_argument("--data", default=str(REPO / "assets" / "mnist-mini"),
+                        help="an MNIST IDX folder (default: the repository's MNIST subset)")
     parser.add_argument("--model", choices=["mlp", "conv", "both"], default="both")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=1500, help="training examples read")
@@ -124,7 +114,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    data = load(Path(args.data), args.limit)
+    data = load(args.data, args.limit)
     if args.model in ("mlp", "both"):
         train("relu-mlp", relu_mlp(), data, args)
     if args.model in ("conv", "both"):

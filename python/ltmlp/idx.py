@@ -10,8 +10,12 @@ import gzip
 import os
 import struct
 import zlib
+from typing import Any, List, Mapping, Optional, Tuple
 
 import numpy as np
+
+#: A split: (inputs [n, d] float64, class indices [n] int64).
+Split = Tuple[np.ndarray, np.ndarray]
 
 #: IDX magic numbers of unsigned-byte images (3 dimensions) and labels (1 dimension).
 IMAGES_MAGIC = 0x00000803
@@ -29,7 +33,7 @@ class IdxError(ValueError):
     """A file that is not a usable IDX file, or options that do not fit the data."""
 
 
-def read_idx(path, magic):
+def read_idx(path: str, magic: int) -> np.ndarray:
     """The array of an unsigned-byte IDX file (gzipped or not) with the given magic number."""
     try:
         with open(path, "rb") as f:
@@ -60,16 +64,16 @@ def read_idx(path, magic):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def find(folder, stem):
+def find(folder: str, stem: str) -> str:
     """folder/stem or folder/stem.gz."""
     for name in (stem, stem + ".gz"):
         path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
-    raise IdxError(f"{folder}: neither {stem} nor {stem}.gz is there; point data.source at an MNIST-format IDX folder")
+    raise IdxError(f"{folder}: neither {stem} nor {stem}.gz is there; give an MNIST-format IDX folder (data.source in a preset)")
 
 
-def read_split(folder, split):
+def read_split(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     """(images [n, rows, cols] uint8, labels [n] uint8) of the folder's train or test split."""
     images_path, labels_path = (find(folder, s) for s in STEMS[split])
     images = read_idx(images_path, IMAGES_MAGIC)
@@ -79,7 +83,7 @@ def read_split(folder, split):
     return images, labels
 
 
-def decode(images, downsample=1):
+def decode(images: np.ndarray, downsample: int = 1) -> np.ndarray:
     """Pixels / 255, average-pooled by `downsample` in each direction, flattened in C order
     (float64)."""
     n, rows, cols = images.shape
@@ -100,13 +104,15 @@ def decode(images, downsample=1):
 class Prepared:
     """The three splits (inputs float64, class indices int64) and the statistics used."""
 
-    def __init__(self, train, validation, test, classes, mean, std):
+    def __init__(self, train: Split, validation: Split, test: Split, classes: List[int],
+                 mean: np.ndarray, std: np.ndarray) -> None:
         self.train, self.validation, self.test = train, validation, test
         self.classes, self.mean, self.std = classes, mean, std
 
 
-def prepare(folder, downsample=1, train_limit=None, validation_size=None, test_limit=None,
-            zero_mean=False, standardize=False, monitor_test=False):
+def prepare(folder: str, downsample: int = 1, train_limit: Optional[int] = None,
+            validation_size: Optional[int] = None, test_limit: Optional[int] = None,
+            zero_mean: bool = False, standardize: bool = False, monitor_test: bool = False) -> Prepared:
     """The splits as the Rust side prepares an IDX folder (see the module's doc)."""
     train_images, train_labels = read_split(folder, "train")
     test_images, test_labels = read_split(folder, "test")
@@ -114,7 +120,10 @@ def prepare(folder, downsample=1, train_limit=None, validation_size=None, test_l
     n_test = len(test_images) if test_limit is None else min(int(test_limit), len(test_images))
     classes = sorted(set(int(c) for c in train_labels[:n_all]))
     index = {c: i for i, c in enumerate(classes)}
-    to_index = lambda labels: np.array([index.get(int(c), -1) for c in labels], dtype=np.int64)
+
+    def to_index(labels: np.ndarray) -> np.ndarray:
+        return np.array([index.get(int(c), -1) for c in labels], dtype=np.int64)
+
     x_all = decode(train_images[:n_all], downsample)
     y_all = to_index(train_labels[:n_all])
     x_test = decode(test_images[:n_test], downsample)
@@ -152,7 +161,7 @@ def prepare(folder, downsample=1, train_limit=None, validation_size=None, test_l
     return Prepared(train, valid, test, classes, mean, std)
 
 
-def prepare_from_config(config, repo_root):
+def prepare_from_config(config: Mapping[str, Any], repo_root: str) -> Prepared:
     """`prepare` for a preset's [data] section (a dict, e.g. from a run's config.toml);
     source "embedded" is the repository's assets/mnist-mini."""
     data = config["data"]

@@ -6,7 +6,14 @@ and updates, so that the losses and alpha, beta, gamma can be compared step by s
 import json
 import math
 import os
-import tomllib
+from typing import Any, Dict, List, Optional
+
+from .idx import Prepared
+
+try:
+    import tomllib
+except ImportError:  # Python before 3.11: the same parser as a package
+    tomllib = None  # type: ignore[assignment]
 
 TRACE_FORMAT = "ltmlp-trace-1"
 #: Probabilities are clamped here before the log, as the Rust side does.
@@ -21,7 +28,7 @@ class Trace:
     """A trace's header (with its preset as `config`), its step lines, and where its initial
     network is."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         try:
             with open(path, encoding="utf-8") as f:
@@ -38,7 +45,7 @@ class Trace:
         # A step taken again replaces its earlier line and every line after it: the trainer
         # begins an epoch on an assumed decision of the paper rule while the last one is still
         # being evaluated, and retakes it from the epoch's end when the evaluation contradicts it.
-        self.steps = []
+        self.steps: List[Dict[str, Any]] = []
         for line in steps:
             del self.steps[line["step"] :]
             if len(self.steps) != line["step"]:
@@ -46,6 +53,8 @@ class Trace:
             self.steps.append(line)
         if self.header.get("format") != TRACE_FORMAT:
             raise TraceError(f"{path}: format {self.header.get('format')!r}, expected {TRACE_FORMAT!r}")
+        if tomllib is None:
+            raise TraceError(f"{path}: reading a trace needs Python 3.11 or later (tomllib)")
         self.config = tomllib.loads(self.header["config"])
         self.init = os.path.join(os.path.dirname(path), self.header["init"])
         self.flags = {name for name, on in self.header["flags"].items() if on}
@@ -55,7 +64,7 @@ class Retrace:
     """Trains a TransformedMLP (float64) as the traced run did: call `step(line)` with each
     step line; `evaluate()` gives an epoch's metrics as metrics.jsonl has them."""
 
-    def __init__(self, trace, data, device="cpu"):
+    def __init__(self, trace: Trace, data: Prepared, device: str = "cpu") -> None:
         import torch
 
         from ltmlp.torch.sgd import SGD
@@ -76,7 +85,10 @@ class Retrace:
             raise TraceError(f"{trace.path}: transforms.gamma_control = {transforms.get('gamma_control')!r}: retraced is the papers' rule only; run with --set transforms.gamma_control=off")
         if train.get("optimizer", "sgd") != "sgd" or train.get("schedule") not in ("constant", "paper"):
             raise TraceError(f"{trace.path}: retraced are SGD with the constant and paper schedules")
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)
+
+        def as_tensor(a: Any) -> Any:
+            return torch.as_tensor(a, dtype=torch.float64, device=device)
+
         self.x = {name: as_tensor(split[0]) for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))}
         self.y = {name: torch.as_tensor(split[1], device=device) for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))}
         self.monitor_test = c["data"].get("monitor", "validation") == "test"
@@ -102,15 +114,15 @@ class Retrace:
         self.epoch = 0
         self.batch_size = int(train["batch_size"])
         self.iterations_per_epoch = trace.header["iterations_per_epoch"]
-        self.validation_error = None
+        self.validation_error: Optional[float] = None
         #: Each completed epoch's `evaluate()`, taken before its epoch-end update.
-        self.evaluations = []
+        self.evaluations: List[Dict[str, Any]] = []
 
-    def paper_every_batch(self):
+    def paper_every_batch(self) -> bool:
         """Whether the paper rule re-estimates on every minibatch (src/train/policy.rs)."""
         return self.epoch == 0 or self.validation_error is None or self.validation_error > self.paper_threshold
 
-    def due(self):
+    def due(self) -> Optional[str]:
         """Where this step's re-estimation takes its data, if it has one (src/train/policy.rs)."""
         if not self.model.flags or self.policy == "never":
             return None
@@ -120,7 +132,7 @@ class Retrace:
             return None
         return "sample" if self.policy == "sample" else "batch"
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         """The epoch's evaluation, then the paper rule's epoch-end update: a re-estimation on
         the whole training set (noise off) once the validation error is at most the threshold."""
         evaluation = self.evaluate()
@@ -131,7 +143,7 @@ class Retrace:
         self.epoch += 1
         self.optimizer.end_epoch()
 
-    def step(self, line):
+    def step(self, line: Dict[str, Any]) -> Dict[str, Any]:
         """One minibatch of the traced run; returns what the trace line records."""
         torch, model = self.torch, self.model
         model.train()
@@ -140,6 +152,7 @@ class Retrace:
         due = self.due()
         rate, momentum = self.optimizer.learning_rate(), self.optimizer.momentum()
         if due == "sample":
+            assert self.sample is not None  # the sample policy's trace names its sample
             model.reestimate(self.sample, keep_for_step=False)
         elif due == "batch":
             model.reestimate(x)
@@ -163,21 +176,21 @@ class Retrace:
             **transforms,
         }
 
-    def transforms(self):
+    def transforms(self) -> Dict[str, List[Any]]:
         """alpha, beta, gamma of every transformed layer, as lists."""
-        out = {"alpha": [], "beta": [], "gamma": []}
+        out: Dict[str, List[Any]] = {"alpha": [], "beta": [], "gamma": []}
         for l in self.model.transformed_layers():
             u = self.model.unit(l)
             for name in out:
                 out[name].append(getattr(u, name).tolist())
         return out
 
-    def evaluate(self):
+    def evaluate(self) -> Dict[str, Any]:
         """An epoch's losses and error rates (percent) and the alpha, beta, gamma ranges per
         layer, under metrics.jsonl's names."""
         torch, model = self.torch, self.model
         model.eval()
-        out = {}
+        out: Dict[str, Any] = {}
         splits = [("train", self.train_eval_size), ("validation", None)]
         if not self.monitor_test:
             splits.append(("test", None))
@@ -197,10 +210,10 @@ class Retrace:
         return out
 
 
-def relative_gap(a, b):
+def relative_gap(a: Any, b: Any) -> float:
     """|a - b| / max(|a|, |b|, tiny) for numbers, the largest over nested lists."""
     if isinstance(a, list):
         return max((relative_gap(u, v) for u, v in zip(a, b)), default=0.0)
     if a is None or b is None:
         return 0.0 if a is b else math.inf
-    return abs(a - b) / max(abs(a), abs(b), 1e-300)
+    return float(abs(a - b) / max(abs(a), abs(b), 1e-300))

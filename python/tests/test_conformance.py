@@ -7,12 +7,11 @@ with re-estimation on every minibatch and with the paper rule (its epoch-end upd
 training set), with the preset's plain SGD and with the authors' whole recipe (momentum, the
 paper schedule, bias momentum, weight decay), and on CUDA in float64 where there is a GPU.
 
-The binary: $LTMLP_BIN, else <repo>/target/release/ltmlp (`cargo build --release`); the test is
-skipped, saying so, without it.
+The binary: conftest's `ltmlp_bin` ($LTMLP_BIN, else <repo>/target/release/ltmlp); the test
+is skipped, saying so, without it.
 """
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -23,18 +22,12 @@ torch = pytest.importorskip("torch")
 from ltmlp.idx import prepare_from_config  # noqa: E402
 from ltmlp.trace import Retrace, Trace, relative_gap  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import REPO  # noqa: E402
+
 STEPS = 100
 STEP_BOUND = 1e-9
 METRICS_BOUND = 1e-6
 METRICS_EPOCHS = 3
-
-
-def binary():
-    path = os.environ.get("LTMLP_BIN") or os.path.join(REPO, "target", "release", "ltmlp")
-    if not os.path.exists(path):
-        pytest.skip(f"no ltmlp binary at {path}: run `cargo build --release` or set LTMLP_BIN")
-    return path
 
 
 #: The authors' recipe beyond the tiny preset's plain SGD: momentum with its ramp and the rate's
@@ -50,11 +43,11 @@ RECIPE = [
 PAPER = ["transforms.paper_threshold=50"]
 
 
-def native_run(tmp_path, variant, policy, settings=()):
+def native_run(binary, tmp_path, variant, policy, settings=()):
     """A traced run of the tiny preset: 10 epochs of 10 minibatches."""
     out, trace = tmp_path / "run", tmp_path / "trace.jsonl"
     command = [
-        binary(), "run", os.path.join(REPO, "presets", "tiny.toml"), "--variant", variant,
+        binary, "run", str(REPO / "presets" / "tiny.toml"), "--variant", variant,
         "--out", str(out), "--trace", str(trace), "--set", "train.epochs=10",
         "--set", f"transforms.policy={policy}",
     ]
@@ -98,9 +91,9 @@ NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
     ],
     ids=lambda v: "recipe" if v is RECIPE else "threshold50" if v is PAPER else None,
 )
-def test_retrace_matches_the_native_run(tmp_path, variant, policy, device, settings):
-    trace, metrics = native_run(tmp_path, variant, policy, settings)
-    data = prepare_from_config(trace.config, REPO)
+def test_retrace_matches_the_native_run(ltmlp_bin, tmp_path, variant, policy, device, settings):
+    trace, metrics = native_run(ltmlp_bin, tmp_path, variant, policy, settings)
+    data = prepare_from_config(trace.config, str(REPO))
     # The same training inputs as the native run's.
     x = data.train[0]
     assert x.shape == (trace.header["data"]["train"], trace.header["data"]["input_dim"])
@@ -140,4 +133,4 @@ def test_bad_idx_files_are_refused_naming_the_file(tmp_path):
     with pytest.raises(IdxError, match="neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz is there"):
         prepare(str(tmp_path))
     with pytest.raises(IdxError, match="data.downsample = 5 does not divide the 28x28 images"):
-        prepare(os.path.join(REPO, "assets", "mnist-mini"), downsample=5)
+        prepare(str(REPO / "assets" / "mnist-mini"), downsample=5)

@@ -4,7 +4,8 @@
 scripts/check_export.py and scripts/check_export_torch.py accept. Bad files get one-line
 errors that name the file.
 
-The binary: $LTMLP_BIN, else <repo>/target/release/ltmlp; skipped, saying so, without it.
+The binary: conftest's `ltmlp_bin` ($LTMLP_BIN, else <repo>/target/release/ltmlp); skipped,
+saying so, without it.
 """
 
 import os
@@ -19,21 +20,14 @@ torch = pytest.importorskip("torch")
 from ltmlp.torch.export import ExportError, read_safetensors, write_safetensors  # noqa: E402
 from ltmlp.torch.transformed import TransformedMLP  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def binary():
-    path = os.environ.get("LTMLP_BIN") or os.path.join(REPO, "target", "release", "ltmlp")
-    if not os.path.exists(path):
-        pytest.skip(f"no ltmlp binary at {path}: run `cargo build --release` or set LTMLP_BIN")
-    return path
+from conftest import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(ltmlp_bin, tmp_path_factory):
     """(model.safetensors, outputs.npz) of a tiny abg run trained for one epoch."""
     run = tmp_path_factory.mktemp("export") / "run"
-    ltmlp = binary()
+    ltmlp = ltmlp_bin
     subprocess.run(
         [ltmlp, "run", os.path.join(REPO, "presets", "tiny.toml"), "--variant", "abg",
          "--set", "train.epochs=1", "--out", str(run)],

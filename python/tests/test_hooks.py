@@ -13,7 +13,7 @@ from torch import nn
 from ltmlp.torch import probe
 from ltmlp.torch.hooks import Hooks
 from ltmlp.torch.stats import COLLAPSED_STD, SATURATED_SLOPE
-from standin import TransformedTanh
+from ltmlp.torch.transformed import TransformedTanh
 
 
 def expected(x: torch.Tensor, y: torch.Tensor, slope: torch.Tensor) -> dict:
@@ -113,7 +113,12 @@ def test_saturated_and_collapsed_units_follow_the_documented_thresholds():
 def test_a_transformed_unit_has_its_slope_and_alpha_beta_gamma():
     torch.manual_seed(3)
     linear = nn.Linear(3, 4).double()
-    unit = TransformedTanh(4).double()
+    unit = TransformedTanh(4, dtype=torch.float64)
+    with torch.no_grad():
+        # Values away from the neutral 0, 0, 1, as re-estimation leaves them.
+        unit.alpha.copy_(torch.linspace(-0.5, 0.25, 4))
+        unit.beta.copy_(torch.linspace(0.0, 0.3, 4))
+        unit.gamma.copy_(torch.linspace(1.0, 2.0, 4))
     model = nn.Sequential(linear, unit)
     x = torch.randn(30, 3, dtype=torch.float64)
     pre = linear(x).detach()

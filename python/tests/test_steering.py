@@ -81,23 +81,37 @@ def test_a_plain_model_is_paused_steered_checkpointed_and_stopped(ltmlp, start_t
     assert "`run`: stopped after epoch" in report.stdout and "(stopped on request)" in report.stdout, report.stdout
 
 
-def test_a_model_with_transformations_takes_toggles_and_reestimation(ltmlp, start_trainer, tmp_path):
+def test_a_transformed_mlp_takes_toggles_and_reports_its_flags(ltmlp, start_trainer, tmp_path):
     run_dir, result = tmp_path / "run", tmp_path / "result.json"
-    trainer = start_trainer(str(run_dir), "--model", "switchable", "--epochs", "200", "--result", str(result))
+    trainer = start_trainer(str(run_dir), "--model", "transformed", "--epochs", "200", "--result", str(result))
     wait_until("the watched run to answer", lambda: answers(ltmlp, run_dir))
     status = ltmlp.status(run_dir)
     assert "toggle" in status["commands"] and "reestimate" in status["commands"]
+    declared = json.loads((run_dir / "run.json").read_text())
+    assert declared["trainer"]["config"]["transforms.alpha"] is True  # the switches at the start
+    assert declared["producer"]["name"] == "torch-TransformedMLP"
+    wait_until("the first epoch", lambda: len(records(run_dir)) >= 1)
+    assert records(run_dir)[0]["flags"] == {"alpha": True, "beta": True, "gamma": False}
+
     assert ok(ltmlp("ctl", str(run_dir), "toggle", "a")) == "alpha off"
-    refused(ltmlp("ctl", str(run_dir), "toggle", "g"), "switches alpha, beta, not gamma")
+    # ctl status has the switches as the toggle left them, before any evaluation.
+    assert ltmlp.status(run_dir)["flags"] == {"alpha": False, "beta": True, "gamma": False}
+    assert ok(ltmlp("ctl", str(run_dir), "toggle", "g")) == "gamma on"
+    assert ltmlp.status(run_dir)["flags"] == {"alpha": False, "beta": True, "gamma": True}
     assert "re-estimated" in ok(ltmlp("ctl", str(run_dir), "reestimate"))
-    wait_until("an epoch", lambda: len(records(run_dir)) >= 1)
+    kept = len(records(run_dir))
+    wait_until("an epoch after the toggles", lambda: len(records(run_dir)) > kept)
     ok(ltmlp("ctl", str(run_dir), "stop"))
     assert trainer.wait(timeout=60) == 0, stderr_of(trainer)
-    calls = json.loads(result.read_text())["calls"]
-    assert calls[0] == ["switch", "alpha", "False"]
-    assert calls[1] == ["reestimate", "(50, 4)"]
-    # The transformed layer's gamma range reaches the record (the stand-in's gamma: 1 to 2).
-    layer = records(run_dir)[0]["layers"][0]
-    assert layer["gamma"]["min"] == 1.0 and abs(layer["gamma"]["max"] - 2.0) < 1e-6
-    units = records(run_dir, "units.jsonl")[0]["layers"][0]["units"]
-    assert len(units["gamma"]) == 6
+
+    assert json.loads(result.read_text())["flags"] == {"alpha": False, "beta": True, "gamma": True}
+    last = records(run_dir)[-1]
+    assert last["flags"] == {"alpha": False, "beta": True, "gamma": True}
+    # Alpha off is alpha zero in every unit; gamma on is re-estimated away from 1.
+    layer = last["layers"][0]
+    assert layer["alpha"]["min"] == layer["alpha"]["max"] == 0.0
+    assert layer["gamma"]["min"] != 1.0 or layer["gamma"]["max"] != 1.0
+    assert len(records(run_dir, "units.jsonl")[-1]["layers"][0]["units"]["gamma"]) == 6
+    # The summary's examples/s: the run's average (batch_size=20 declared), a number.
+    rate = summary(run_dir)["examples_per_second"]
+    assert isinstance(rate, float) and rate > 0, rate

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import ltmlp.torch as lt
-from standin import Switchable
+from ltmlp.torch import TransformedMLP
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sleep", type=float, default=0.02)
     parser.add_argument("--every", type=int, default=5)
-    parser.add_argument("--model", choices=["plain", "switchable"], default="plain")
+    parser.add_argument("--model", choices=["plain", "transformed"], default="plain")
     parser.add_argument("--raise-at", type=int, default=0, help="raise at this step")
     parser.add_argument("--resume", default="", help="true, or the epoch to continue after")
     parser.add_argument("--on-host-loss", default="restart")
@@ -35,7 +35,8 @@ def main() -> None:
     if args.model == "plain":
         model: nn.Module = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2))
     else:
-        model = Switchable()
+        # The engine's network: every shortcut, alpha and beta on, re-estimated every step.
+        model = TransformedMLP([4, 6, 2], variant="ab", seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
     x = torch.randn(200, 4)
     y = (x[:, 0] + x[:, 1] > 0).long()
@@ -51,6 +52,8 @@ def main() -> None:
         for epoch in range(run.epochs_done, args.epochs):
             for i in range(args.steps):
                 batch = slice((i * 20) % 200, (i * 20) % 200 + 20)
+                if isinstance(model, TransformedMLP) and model.flags:
+                    model.reestimate(x[batch])
                 loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
                 optimizer.zero_grad()
                 loss.backward()
@@ -77,7 +80,7 @@ def main() -> None:
                 "iteration": run.iteration,
                 "stopped": run.stopped,
                 "pid": os.getpid(),
-                "calls": getattr(model, "calls", []),
+                "flags": model.transforms_on() if isinstance(model, TransformedMLP) else None,
             }, f)
 
 

@@ -8,7 +8,9 @@ Names: `layer{l}.bias` [n_l], `layer{l}.from{k}.weight` [n_l, n_k] (connections 
 """
 
 import json
+import os
 import struct
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,6 +25,8 @@ DTYPES = {
     "I32": np.int32,
     "U8": np.uint8,
 }
+#: A path as `open` takes it.
+Path = Union[str, "os.PathLike[str]"]
 #: A header larger than this is not a safetensors file (the format's own limit is 100 MB).
 MAX_HEADER = 100_000_000
 
@@ -31,7 +35,7 @@ class ExportError(ValueError):
     """A file that is not a usable `ltmlp export`."""
 
 
-def read_safetensors(path):
+def read_safetensors(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     """(tensors as numpy arrays by name, metadata dict of strings)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -46,11 +50,11 @@ def read_safetensors(path):
         raise ExportError(f"{path}: the safetensors header is not JSON ({e})") from None
     meta = header.pop("__metadata__", {}) or {}
     body = memoryview(data)[8 + n :]
-    tensors = {}
+    tensors: Dict[str, np.ndarray] = {}
     if not isinstance(header, dict):
         raise ExportError(f"{path}: the safetensors header is not a JSON object")
     for name, info in header.items():
-        dtype = DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
+        dtype = DTYPES.get(str(info.get("dtype"))) if isinstance(info, dict) else None
         if dtype is None:
             found = info.get("dtype") if isinstance(info, dict) else info
             raise ExportError(f"{path}: tensor {name}: dtype {found!r} is not one of {', '.join(DTYPES)}")
@@ -66,9 +70,10 @@ def read_safetensors(path):
     return tensors, meta
 
 
-def write_safetensors(path, tensors, metadata=None):
+def write_safetensors(path: Path, tensors: Mapping[str, np.ndarray], metadata: Optional[Mapping[str, Any]] = None) -> None:
     """Writes float64/float32 numpy arrays (name -> array) and string metadata."""
-    header, chunks, offset = {}, [], 0
+    header: Dict[str, Any] = {}
+    chunks, offset = [], 0
     codes = {np.dtype(v): k for k, v in DTYPES.items()}
     for name, array in tensors.items():
         array = np.ascontiguousarray(array)
@@ -90,7 +95,7 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(raw)
 
 
-def load_network(cls, path, dtype=torch.float64, device=None):
+def load_network(cls: Any, path: Path, dtype: torch.dtype = torch.float64, device: Any = None) -> Any:
     """A TransformedMLP (cls) holding the export's weights, biases, alpha, beta, gamma and
     preprocessing; its flags follow the metadata's variant."""
     tensors, meta = read_safetensors(path)
@@ -113,7 +118,7 @@ def load_network(cls, path, dtype=torch.float64, device=None):
     net.flags = set(VARIANT_FLAGS.get(variant, ()))
     net.variant = variant if variant in VARIANT_FLAGS else "none"
 
-    def take(name, shape):
+    def take(name: str, shape: Sequence[int]) -> torch.Tensor:
         if name not in tensors:
             raise ExportError(f"{path}: tensor {name} is missing (expected shape {list(shape)})")
         value = tensors[name]
@@ -142,10 +147,13 @@ def load_network(cls, path, dtype=torch.float64, device=None):
     return net
 
 
-def network_tensors(net):
+def network_tensors(net: Any) -> Dict[str, np.ndarray]:
     """The export's tensors of a TransformedMLP, in the Rust export's order."""
-    out = {}
-    as_np = lambda t: t.detach().to("cpu", torch.float64).numpy()
+    out: Dict[str, np.ndarray] = {}
+
+    def as_np(t: torch.Tensor) -> np.ndarray:
+        return t.detach().to("cpu", torch.float64).numpy()
+
     for l in range(1, net.depth + 1):
         out[f"layer{l}.bias"] = as_np(net.bias(l))
         for k in net.sources(l):
@@ -162,17 +170,20 @@ def network_tensors(net):
 
 
 #: The variants by the flags they have on (src/preset/variant.rs).
-VARIANT_FLAGS = {"none": (), "ab": ("alpha", "beta"), "abg": ("alpha", "beta", "gamma")}
+VARIANT_FLAGS: Dict[str, Tuple[str, ...]] = {"none": (), "ab": ("alpha", "beta"), "abg": ("alpha", "beta", "gamma")}
 
 
-def save_network(net, path, metadata=None):
+def save_network(net: Any, path: Path, metadata: Optional[Mapping[str, Any]] = None) -> None:
     """Writes `net` as `ltmlp export` does (float64), with its metadata."""
     task = "classify" if net.kinds[-1] == "softmax" else "regress"
-    compact = lambda v: json.dumps(v, separators=(",", ":"))
-    flags = getattr(net, "flags", set())
+
+    def compact(v: Any) -> str:
+        return json.dumps(v, separators=(",", ":"))
+
+    flags: Set[str] = getattr(net, "flags", set())
     variant = next((name for name, on in VARIANT_FLAGS.items() if set(on) == flags), getattr(net, "variant", "none"))
     # A network read from an export keeps that file's description of its origin.
-    origin = getattr(net, "export_metadata", {})
+    origin: Dict[str, str] = getattr(net, "export_metadata", {})
     meta = {
         "format": EXPORT_FORMAT,
         "sizes": compact(net.sizes),

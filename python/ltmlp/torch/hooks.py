@@ -46,7 +46,8 @@ def module_slope(module: nn.Module, kind: str, x: torch.Tensor, y: torch.Tensor)
     without one, gamma * (1 - tanh(x)^2 + alpha)."""
     own = getattr(module, "ltmlp_slope", None)
     if callable(own):
-        return own(x, y)
+        slope: torch.Tensor = own(x, y)
+        return slope
     if kind == "transformed_tanh":
         t = transforms_of(module) or {}
         t_x = torch.tanh(x)

@@ -7,6 +7,8 @@ s = 2^-(l-k-1); biases are decayed too and may have a momentum of their own. Sch
 burn_in_epochs, then eta is multiplied by rate_decay after every epoch).
 """
 
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
 import torch
 
 SCHEDULES = ("constant", "paper")
@@ -25,24 +27,25 @@ class SGD(torch.optim.Optimizer):
 
     def __init__(
         self,
-        model_or_params,
-        lr,
-        momentum=0.0,
+        model_or_params: Union[torch.nn.Module, Iterable[Any]],
+        lr: float,
+        momentum: float = 0.0,
         *,
-        bias_momentum=None,
-        weight_decay=0.0,
-        schedule="constant",
-        momentum_initial=0.5,
-        burn_in_epochs=50,
-        rate_decay=0.9,
-        momentum_reset_after_burn_in=False,
-    ):
+        bias_momentum: Optional[float] = None,
+        weight_decay: float = 0.0,
+        schedule: str = "constant",
+        momentum_initial: float = 0.5,
+        burn_in_epochs: int = 50,
+        rate_decay: float = 0.9,
+        momentum_reset_after_burn_in: bool = False,
+    ) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule = {schedule!r}: use one of {', '.join(SCHEDULES)}")
         for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
             if not (value >= 0.0 and value == value):
                 raise ValueError(f"{name} = {value}: it must be a number >= 0")
-        groups = model_or_params.sgd_groups() if hasattr(model_or_params, "sgd_groups") else model_or_params
+        own_groups = getattr(model_or_params, "sgd_groups", None)
+        groups: Iterable[Any] = own_groups() if callable(own_groups) else model_or_params  # type: ignore[assignment]
         super().__init__(groups, {"lr": float(lr), "step_scale": 1.0, "is_bias": False})
         self.base_lr = float(lr)
         self.base_momentum = float(momentum)
@@ -53,11 +56,11 @@ class SGD(torch.optim.Optimizer):
         self.burn_in_epochs = int(burn_in_epochs)
         self.rate_decay = float(rate_decay)
         self.momentum_reset_after_burn_in = bool(momentum_reset_after_burn_in)
-        self.momentum_override = None
+        self.momentum_override: Optional[float] = None
         self.epoch = 0
         self._publish()
 
-    def set_learning_rate(self, lr):
+    def set_learning_rate(self, lr: float) -> None:
         """The rate is lr from now on, and the schedule's later decay multiplies it (the Rust
         trainer's rule): the base rate becomes lr over the schedule's present factor, so that
         each group's "lr" shows lr (times its step scale) and scaling it scales the rate."""
@@ -67,25 +70,25 @@ class SGD(torch.optim.Optimizer):
         self.base_lr = float(lr) / factor if factor > 0.0 else float(lr)
         self._publish()
 
-    def set_momentum(self, momentum):
+    def set_momentum(self, momentum: float) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum {momentum}: it must be in [0, 1)")
         self.momentum_override = float(momentum)
         self._publish()
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         """One more completed epoch (the paper schedule's clock)."""
         self.epoch += 1
         self._publish()
 
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """eta_t: the base rate after the schedule (before the step scales)."""
         if self.schedule == "paper":
             decays = max(0, self.epoch + 1 - self.burn_in_epochs)
             return self.base_lr * self.rate_decay**decays
         return self.base_lr
 
-    def momentum(self):
+    def momentum(self) -> float:
         """mu_t of the weights."""
         if self.momentum_override is not None:
             return self.momentum_override
@@ -96,7 +99,7 @@ class SGD(torch.optim.Optimizer):
             return self.momentum_initial + (self.base_momentum - self.momentum_initial) * progress
         return self.base_momentum
 
-    def _publish(self):
+    def _publish(self) -> None:
         """Each group's effective "lr" and "momentum", for whoever reads the groups."""
         eta, mu = self.learning_rate(), self.momentum()
         for g in self.param_groups:
@@ -104,7 +107,7 @@ class SGD(torch.optim.Optimizer):
             g["momentum"] = self.bias_momentum if g.get("is_bias") and self.bias_momentum is not None else mu
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -112,7 +115,7 @@ class SGD(torch.optim.Optimizer):
         eta, mu = self.learning_rate(), self.momentum()
         # One pass of multi-tensor (foreach) operations per momentum: on a GPU a launch per
         # operation, not per parameter.
-        by_momentum = {}
+        by_momentum: Dict[float, Tuple[List[Any], List[Any], List[Any], List[Any]]] = {}
         for group in self.param_groups:
             is_bias = group.get("is_bias", False)
             group_mu = self.bias_momentum if is_bias and self.bias_momentum is not None else mu
@@ -137,7 +140,7 @@ class SGD(torch.optim.Optimizer):
             torch._foreach_add_(params, torch._foreach_mul(velocities, steps))
         return loss
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()
         state["ltmlp"] = {
             "base_lr": self.base_lr,
@@ -147,7 +150,7 @@ class SGD(torch.optim.Optimizer):
         }
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         extra = state_dict.pop("ltmlp", None)
         super().load_state_dict(state_dict)

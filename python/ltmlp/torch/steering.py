@@ -6,7 +6,7 @@ the others before they reach Python."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -61,20 +61,47 @@ def set_momentum(optimizer: torch.optim.Optimizer, value: float) -> None:
             group["betas"] = (value, group["betas"][1])
 
 
-def transformable(model: nn.Module) -> Optional[nn.Module]:
+class Transformable(Protocol):
+    """What a model needs for the `toggle` command (TransformedMLP has it)."""
+
+    def transform_toggles(self) -> Sequence[str]: ...
+
+    def transforms_on(self) -> Mapping[str, bool]: ...
+
+    def switch(self, name: str, on: bool) -> None: ...
+
+
+class Reestimator(Protocol):
+    """What a model needs for the `reestimate` command."""
+
+    def reestimate(self, x: Any) -> None: ...
+
+
+def transformable(model: nn.Module) -> Optional[Transformable]:
     """The model, or its first submodule, that switches transformations (`transform_toggles`,
     `switch`, `transforms_on`); None when there is none."""
     for module in model.modules():
         if all(callable(getattr(module, m, None)) for m in ("transform_toggles", "switch", "transforms_on")):
-            return module
+            return cast(Transformable, module)
     return None
 
 
-def reestimator(model: nn.Module) -> Optional[nn.Module]:
+def flags(model: nn.Module) -> Optional[Dict[str, bool]]:
+    """Which transformations are on (`{"alpha": bool, "beta": bool, "gamma": bool}`, the
+    protocol's `flags`), read from the model's `transforms_on()`; None for a model without
+    transformations."""
+    owner = transformable(model)
+    if owner is None:
+        return None
+    on = owner.transforms_on()
+    return {name: bool(on.get(name, False)) for name in ("alpha", "beta", "gamma")}
+
+
+def reestimator(model: nn.Module) -> Optional[Reestimator]:
     """The model, or its first submodule, with `reestimate(x)`."""
     for module in model.modules():
         if callable(getattr(module, "reestimate", None)):
-            return module
+            return cast(Reestimator, module)
     return None
 
 

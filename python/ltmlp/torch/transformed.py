@@ -7,6 +7,7 @@ biases, exactly as src/net/transform.rs does it.
 """
 
 import math
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -30,22 +31,26 @@ class TransformedTanh(nn.Module):
     """y = gamma * (tanh x + alpha x + beta), per unit; alpha, beta, gamma are buffers (not
     learned by gradient descent: re-estimated and compensated by TransformedMLP)."""
 
-    def __init__(self, units, dtype=None, device=None):
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    gamma: torch.Tensor
+
+    def __init__(self, units: int, dtype: Optional[torch.dtype] = None, device: Any = None) -> None:
         super().__init__()
-        kw = {"dtype": dtype, "device": device}
+        kw: Dict[str, Any] = {"dtype": dtype, "device": device}
         self.register_buffer("alpha", torch.zeros(units, **kw))
         self.register_buffer("beta", torch.zeros(units, **kw))
         self.register_buffer("gamma", torch.ones(units, **kw))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.gamma * (torch.tanh(x) + self.alpha * x + self.beta)
 
-    def ltmlp_slope(self, input, output=None):
+    def ltmlp_slope(self, input: torch.Tensor, output: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The per-element slope f'(x) = gamma * (1 - tanh^2 x + alpha)."""
         t = torch.tanh(input)
         return self.gamma * (1.0 - t * t + self.alpha)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.alpha.numel()} units"
 
 
@@ -53,12 +58,15 @@ class _Moments:
     """Per-unit sums over a batch of x, t = tanh x and d = 1 - t^2 (always float64): enough for
     every closed form, for any alpha and beta (compensation never changes a pre-activation)."""
 
-    def __init__(self, x, t):
+    def __init__(self, x: torch.Tensor, t: torch.Tensor) -> None:
         """Sums of the pre-activations x and their tanh values t (one example per row), in
         the network's precision (torch's pairwise sums; float64 sums of a float32 batch would
         copy it whole, a fifth of a step), kept in float64 from there on."""
         f64 = torch.float64
-        total = lambda v: v.sum(0).to(f64)
+
+        def total(v: torch.Tensor) -> torch.Tensor:
+            return v.sum(0).to(f64)
+
         self.count = float(x.shape[0])
         self.t, self.x = total(t), total(x)
         tt = t * t
@@ -69,18 +77,18 @@ class _Moments:
         self.tx = total(t * x)
         self.dd = total(d.mul_(d))
 
-    def add(self, other):
+    def add(self, other: "_Moments") -> None:
         self.count += other.count
         for name in ("t", "x", "d", "tt", "xx", "tx", "dd"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def alpha_beta(self, flags):
+    def alpha_beta(self, flags: Set[str]) -> Tuple[torch.Tensor, torch.Tensor]:
         n = max(self.count, 1.0)
         alpha = -self.d / n if "alpha" in flags else torch.zeros_like(self.d)
         beta = -(self.t + alpha * self.x) / n if "beta" in flags else torch.zeros_like(self.d)
         return alpha, beta
 
-    def output_and_slope_power(self, alpha, beta):
+    def output_and_slope_power(self, alpha: torch.Tensor, beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """E[g^2] and E[g'^2] for g = tanh x + alpha x + beta, before gamma."""
         n = max(self.count, 1.0)
         et, ex, ed = self.t / n, self.x / n, self.d / n
@@ -100,11 +108,11 @@ class _FullPrecisionProducts:
     """Within it, float32 matrix products are computed in float32 even where TF32 is allowed
     (its 10-bit mantissa would make the compensation inexact by ~1e-3 of each change)."""
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.saved = torch.get_float32_matmul_precision()
         torch.set_float32_matmul_precision("highest")
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         torch.set_float32_matmul_precision(self.saved)
 
 
@@ -115,14 +123,14 @@ class _CachedPreActivation(torch.autograd.Function):
     pass, as in the Rust trainer."""
 
     @staticmethod
-    def forward(ctx, cached, bias, *pairs):
+    def forward(ctx: Any, cached: torch.Tensor, bias: torch.Tensor, *pairs: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(*pairs)
         return cached.clone()
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
         pairs = ctx.saved_tensors
-        grads = [None, grad.sum(0) if ctx.needs_input_grad[1] else None]
+        grads: List[Optional[torch.Tensor]] = [None, grad.sum(0) if ctx.needs_input_grad[1] else None]
         for i in range(0, len(pairs), 2):
             w, y = pairs[i], pairs[i + 1]
             grads.append(grad.t() @ y if ctx.needs_input_grad[2 + i] else None)
@@ -144,20 +152,24 @@ class TransformedMLP(nn.Module):
     zero, biases uniform in +-0.5, alpha = beta = 0, gamma = 1 (from `seed` when given).
     """
 
+    flags: Set[str]
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
     def __init__(
         self,
-        sizes,
-        shortcuts="all",
-        variant="none",
+        sizes: Sequence[int],
+        shortcuts: str = "all",
+        variant: str = "none",
         *,
-        output="softmax",
-        bottleneck=None,
-        gamma_form="product",
-        gamma_epsilon=None,
-        dtype=torch.float32,
-        device=None,
-        seed=None,
-    ):
+        output: str = "softmax",
+        bottleneck: Optional[int] = None,
+        gamma_form: str = "product",
+        gamma_epsilon: Optional[float] = None,
+        dtype: torch.dtype = torch.float32,
+        device: Any = None,
+        seed: Optional[int] = None,
+    ) -> None:
         super().__init__()
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -192,10 +204,11 @@ class TransformedMLP(nn.Module):
         if "alpha" in self.flags:
             self._check_alpha_possible()
 
-    def _build(self, sizes, kinds, connections, dtype, device):
+    def _build(self, sizes: Sequence[int], kinds: Sequence[str], connections: Sequence[Tuple[int, int]],
+               dtype: torch.dtype, device: Any) -> None:
         self.sizes, self.kinds = list(sizes), list(kinds)
         self.connections = sorted(connections)
-        kw = {"dtype": dtype, "device": device}
+        kw: Dict[str, Any] = {"dtype": dtype, "device": device}
         self.biases = nn.ParameterList(
             [nn.Parameter(torch.zeros(sizes[l], **kw)) for l in range(1, len(sizes))]
         )
@@ -207,40 +220,47 @@ class TransformedMLP(nn.Module):
         )
         self.register_buffer("input_mean", torch.zeros(sizes[0], **kw))
         self.register_buffer("input_std", torch.ones(sizes[0], **kw))
-        self.classes = None
+        self.classes: Optional[List[int]] = None
         # No transformation active, the product form of gamma, nothing kept for a step.
-        self.flags, self.variant = set(), "none"
+        self.flags = set()
+        self.variant = "none"
         self.gamma_form, self.gamma_epsilon = "product", GAMMA_EPSILON["product"]
-        self._cache = None
-        self._last_batch = None
+        self._cache: Optional[Tuple[torch.Tensor, int, List[torch.Tensor], Tuple[int, ...]]] = None
+        self._last_batch: Optional[torch.Tensor] = None
 
     # ---- structure -------------------------------------------------------------------------
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         return len(self.sizes) - 1
 
-    def weight(self, l, k):
-        """W[l][k] (n_l x n_k), or None where layer k does not feed layer l."""
-        return self.weights[f"{l}_{k}"] if f"{l}_{k}" in self.weights else None
+    def weight(self, l: int, k: int) -> torch.Tensor:
+        """W[l][k] (n_l x n_k); a KeyError where layer k does not feed layer l."""
+        if f"{l}_{k}" not in self.weights:
+            raise KeyError(f"layer {k} does not feed layer {l} in this network")
+        weight: torch.Tensor = self.weights[f"{l}_{k}"]
+        return weight
 
-    def bias(self, l):
-        return self.biases[l - 1]
+    def bias(self, l: int) -> torch.Tensor:
+        bias: torch.Tensor = self.biases[l - 1]
+        return bias
 
-    def sources(self, l):
+    def sources(self, l: int) -> List[int]:
         return [k for (m, k) in self.connections if m == l]
 
-    def targets(self, l):
+    def targets(self, l: int) -> List[int]:
         return [m for (m, k) in self.connections if k == l]
 
-    def transformed_layers(self):
+    def transformed_layers(self) -> List[int]:
         return [int(l) for l in self.units]
 
-    def unit(self, l):
+    def unit(self, l: int) -> TransformedTanh:
         """Layer l's TransformedTanh (hidden tanh layers only)."""
-        return self.units[str(l)]
+        unit = self.units[str(l)]
+        assert isinstance(unit, TransformedTanh)
+        return unit
 
-    def initialise(self, seed=None):
+    def initialise(self, seed: Optional[int] = None) -> None:
         """Glorot-uniform adjacent weights, zero shortcuts, biases uniform in +-0.5, plain tanh."""
         gen = torch.Generator(device="cpu")
         if seed is None:
@@ -258,14 +278,15 @@ class TransformedMLP(nn.Module):
                     w.zero_()
             for b in self.biases:
                 b.copy_((torch.rand(b.shape, generator=gen, dtype=torch.float64) * 2 - 1) * BIAS_INIT_SCALE)
-            for u in self.units.values():
+            for l in self.transformed_layers():
+                u = self.unit(l)
                 u.alpha.zero_()
                 u.beta.zero_()
                 u.gamma.fill_(1.0)
 
     # ---- forward ---------------------------------------------------------------------------
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The output layer's pre-activations x_L (logits for softmax, the output for linear),
         for inputs already preprocessed ((raw - input_mean) / input_std, see `preprocess`)."""
         cached = self._take_cache(x)
@@ -273,10 +294,10 @@ class TransformedMLP(nn.Module):
         for l in range(1, self.depth + 1):
             sources = self.sources(l)
             if cached is not None:
-                pairs = []
+                pairs: List[torch.Tensor] = []
                 for k in sources:
                     pairs += [self.weight(l, k), ys[k]]
-                pre = _CachedPreActivation.apply(cached[l], self.bias(l), *pairs)
+                pre: torch.Tensor = _CachedPreActivation.apply(cached[l], self.bias(l), *pairs)
             else:
                 pre = self.bias(l)
                 for k in sources:
@@ -286,20 +307,20 @@ class TransformedMLP(nn.Module):
             self._last_batch = x.detach()
         return ys[-1]
 
-    def _activate(self, l, pre):
+    def _activate(self, l: int, pre: torch.Tensor) -> torch.Tensor:
         return self.unit(l)(pre) if str(l) in self.units else pre
 
-    def outputs(self, x):
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """y_L: softmax probabilities or the linear output."""
-        z = self(x)
+        z: torch.Tensor = self(x)
         return torch.softmax(z, dim=1) if self.kinds[-1] == "softmax" else z
 
-    def preprocess(self, raw):
+    def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
         """(raw - input_mean) / input_std: the inputs the network was trained on."""
         return (raw - self.input_mean) / self.input_std
 
     @torch.no_grad()
-    def pre_activations(self, x, moments=None):
+    def pre_activations(self, x: torch.Tensor, moments: Optional[Dict[int, "_Moments"]] = None) -> List[torch.Tensor]:
         """x_l of every layer 1..L for a batch (index 0: the input), without autograd; with a
         dict `moments`, also each transformed layer's moment sums, from the same tanh values
         that the pass computes."""
@@ -323,7 +344,7 @@ class TransformedMLP(nn.Module):
 
     # ---- the transformations ---------------------------------------------------------------
 
-    def transform_toggles(self):
+    def transform_toggles(self) -> Tuple[str, ...]:
         """The parameters this network can switch: alpha needs the shortcuts around every
         transformed layer; none without transformed layers."""
         if not self.units:
@@ -333,10 +354,10 @@ class TransformedMLP(nn.Module):
             allowed.insert(0, "alpha")
         return tuple(p for p in PARAMS if p in allowed)
 
-    def transforms_on(self):
+    def transforms_on(self) -> Dict[str, bool]:
         return {p: p in self.flags for p in PARAMS}
 
-    def switch(self, name, on, batch=None):
+    def switch(self, name: str, on: bool, batch: Optional[torch.Tensor] = None) -> None:
         """Switches alpha, beta or gamma on or off, keeping the network function: off sets the
         parameter to its neutral value (0, 0, 1) with compensation; on re-estimates from `batch`
         (default: the last training batch seen), or, with none seen yet, at the next
@@ -346,7 +367,9 @@ class TransformedMLP(nn.Module):
         if name not in self.transform_toggles():
             if not self.units:
                 raise TransformError(f"{name} cannot be switched: this network has no transformed units")
-            l, k, m = self._missing_shortcut()
+            missing = self._missing_shortcut()
+            assert missing is not None  # alpha is refused for exactly this reason
+            l, k, m = missing
             raise TransformError(
                 f"alpha on layer {l} needs a shortcut from layer {k} to layer {m} to keep the "
                 'network function unchanged; use shortcuts="all" or leave alpha off'
@@ -362,24 +385,25 @@ class TransformedMLP(nn.Module):
             self._neutralise(name)
 
     @torch.no_grad()
-    def moments(self, x, chunk=None):
+    def moments(self, x: torch.Tensor, chunk: Optional[int] = None) -> Tuple[Dict[int, "_Moments"], Optional[List[torch.Tensor]]]:
         """Per-layer moment sums of a batch (in chunks of `chunk` rows), and its pre-activations
         when taken in one chunk."""
         rows = x.shape[0]
         chunk = rows if chunk is None else max(1, int(chunk))
-        total, xs = None, None
+        total: Optional[Dict[int, _Moments]] = None
+        xs: Optional[List[torch.Tensor]] = None
         for start in range(0, rows, chunk):
-            part = {}
+            part: Dict[int, _Moments] = {}
             xs = self.pre_activations(x[start : start + chunk], part)
             if total is None:
                 total = part
             else:
                 for l in total:
                     total[l].add(part[l])
-        return total, (xs if chunk >= rows else None)
+        return total or {}, (xs if chunk >= rows else None)
 
     @torch.no_grad()
-    def reestimate(self, x, keep_for_step=True, chunk=None):
+    def reestimate(self, x: torch.Tensor, keep_for_step: bool = True, chunk: Optional[int] = None) -> None:
         """Re-estimates the active transformations from the batch x (alpha, beta layer by layer,
         then gamma), compensating every change so that the network function stays the same;
         inactive ones are set to their neutral values. With `keep_for_step`, the next training
@@ -392,7 +416,7 @@ class TransformedMLP(nn.Module):
         self._last_batch = x.detach()
 
     @torch.no_grad()
-    def apply_moments(self, moments):
+    def apply_moments(self, moments: Dict[int, "_Moments"]) -> None:
         """The closed forms (docs/method.md) from per-layer moments, with compensation."""
         layers = self.transformed_layers()
         for l in layers:
@@ -414,7 +438,7 @@ class TransformedMLP(nn.Module):
             self.set_gamma(l, gamma)
 
     @torch.no_grad()
-    def set_alpha_beta(self, l, alpha, beta):
+    def set_alpha_beta(self, l: int, alpha: torch.Tensor, beta: torch.Tensor) -> None:
         """Replaces alpha and beta of layer l, pushing the linear part of the change onto the
         later layers: b_m += W[m][l] (gamma dalpha b_l + gamma dbeta) and
         W[m][k] += W[m][l] diag(gamma dalpha) W[l][k]."""
@@ -447,7 +471,7 @@ class TransformedMLP(nn.Module):
         u.beta.copy_(beta)
 
     @torch.no_grad()
-    def set_gamma(self, l, gamma):
+    def set_gamma(self, l: int, gamma: torch.Tensor) -> None:
         """Replaces gamma of layer l, rescaling every outgoing weight column by old/new."""
         u = self.unit(l)
         gamma = gamma.to(u.gamma.dtype)
@@ -458,7 +482,7 @@ class TransformedMLP(nn.Module):
         for m in self.targets(l):
             self.weight(m, l).mul_(ratio)
 
-    def _neutralise(self, name):
+    def _neutralise(self, name: str) -> None:
         for l in self.transformed_layers():
             u = self.unit(l)
             if name == "alpha":
@@ -468,7 +492,7 @@ class TransformedMLP(nn.Module):
             else:
                 self.set_gamma(l, torch.ones_like(u.gamma))
 
-    def _missing_shortcut(self, layers=None):
+    def _missing_shortcut(self, layers: Optional[Sequence[int]] = None) -> Optional[Tuple[int, int, int]]:
         """(l, k, m): the first transformed layer l with a target m that layer k < l feeding l
         does not reach, or None (alpha's compensation writes into W[m][k])."""
         for l in self.transformed_layers() if layers is None else layers:
@@ -478,7 +502,7 @@ class TransformedMLP(nn.Module):
                         return l, k, m
         return None
 
-    def _check_alpha_possible(self):
+    def _check_alpha_possible(self) -> None:
         missing = self._missing_shortcut()
         if missing is not None:
             l, k, m = missing
@@ -487,20 +511,20 @@ class TransformedMLP(nn.Module):
                 'use shortcuts="all" or variant="none"'
             )
 
-    def get_extra_state(self):
+    def get_extra_state(self) -> Dict[str, Any]:
         """What `state_dict` (and so `torch.save`) keeps besides the tensors: the active
         transformations and the gamma form."""
         return {"flags": sorted(self.flags), "gamma_form": self.gamma_form, "gamma_epsilon": self.gamma_epsilon}
 
-    def set_extra_state(self, state):
+    def set_extra_state(self, state: Dict[str, Any]) -> None:
         self.flags = set(state["flags"])
         self.gamma_form = state["gamma_form"]
         self.gamma_epsilon = state["gamma_epsilon"]
 
-    def _versions(self):
+    def _versions(self) -> Tuple[int, ...]:
         return tuple(p._version for p in self.parameters())
 
-    def _take_cache(self, x):
+    def _take_cache(self, x: torch.Tensor) -> Optional[List[torch.Tensor]]:
         """The kept pre-activations if x is the batch just re-estimated on and nothing changed
         since (the cache is used once)."""
         cache, self._cache = self._cache, None
@@ -513,10 +537,10 @@ class TransformedMLP(nn.Module):
 
     # ---- optimizer groups and export -------------------------------------------------------
 
-    def sgd_groups(self):
+    def sgd_groups(self) -> List[Dict[str, Any]]:
         """Parameter groups for ltmlp.torch.SGD: one per weight block with its shortcut step
         scale 2^-(l-k-1), and the biases (their own momentum, if set)."""
-        groups = [
+        groups: List[Dict[str, Any]] = [
             {"params": [self.weight(l, k)], "step_scale": 0.5 ** (l - k - 1), "is_bias": False, "block": (l, k)}
             for l, k in self.connections
         ]
@@ -524,13 +548,14 @@ class TransformedMLP(nn.Module):
         return groups
 
     @classmethod
-    def from_export(cls, path, dtype=torch.float64, device=None):
+    def from_export(cls, path: str, dtype: torch.dtype = torch.float64, device: Any = None) -> "TransformedMLP":
         """The network of an `ltmlp export` safetensors file (see ltmlp.torch.export)."""
         from .export import load_network
 
-        return load_network(cls, path, dtype=dtype, device=device)
+        net: TransformedMLP = load_network(cls, path, dtype=dtype, device=device)
+        return net
 
-    def export(self, path, metadata=None):
+    def export(self, path: str, metadata: Optional[Dict[str, Any]] = None) -> None:
         """Writes the network in the `ltmlp export` format (safetensors, float64)."""
         from .export import save_network
 

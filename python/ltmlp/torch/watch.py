@@ -15,7 +15,8 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from types import FrameType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ def _user_level() -> int:
     """The `stacklevel` that names the user's line (their `run.step`) rather than this
     package's, for the frame that calls `warnings.warn`."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame = sys._getframe(2)
+    frame: Optional[FrameType] = sys._getframe(2)
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back
@@ -162,9 +163,15 @@ class Run:
         self._next_restart = 0.0
         self._epoch_events: List[Tuple[Optional[Dict[str, Any]], Dict[str, Any]]] = []
         self._latest_layers: Optional[Dict[str, Any]] = None
+        # What a toggle or re-estimation adds to its answer (`_transform`).
+        self._transformed: Dict[str, Any] = {}
         self._loss_sum: Union[float, torch.Tensor] = 0.0
         self._loss_count = 0
         self._examples_since = 0
+        self._examples_total = 0
+        # The examples and training seconds at the last evaluation, for the epoch's examples/s.
+        self._epoch_start: Tuple[int, float] = (0, 0.0)
+        self._rate: Optional[float] = None
         self._train_seconds = 0.0
         self._clock = time.monotonic()
         self._last_progress = self._clock
@@ -221,6 +228,10 @@ class Run:
             "torch.probe_examples": int(probe.shape[0]) if isinstance(probe, torch.Tensor) else 0,
             "torch.optimizer": type(self.optimizer).__name__ if self.optimizer is not None else None,
         }
+        on = steering.flags(self.model)
+        for param, value in (on or {}).items():
+            # The switches at the start, shown with the run (`run.json`).
+            config[f"transforms.{param}"] = value
         for key, value in (settings or {}).items():
             config[str(key)] = value if isinstance(value, (int, float, str, bool, list)) or value is None else str(value)
         transformable = steering.transformable(self.model)
@@ -293,15 +304,18 @@ class Run:
     def step(self, loss: Union[None, float, torch.Tensor] = None, examples: Optional[int] = None) -> bool:
         """Call once per minibatch, after the optimizer's step: counts it, measures the probe
         batch every `every` steps, reports progress, and carries out the viewers' commands
-        (a pause waits here until resume). Returns False once the run is stopped (`stop`,
-        or the host lost with `on_host_loss="stop"`): leave the loop then."""
+        (a pause waits here until resume). `examples`: the minibatch's size (default:
+        `watch`'s `batch_size`), for examples/s. Returns False once the run is stopped
+        (`stop`, or the host lost with `on_host_loss="stop"`): leave the loop then."""
         if self._closed:
             return False
         now = time.monotonic()
         self._train_seconds += now - self._clock
         self._clock = now
         self.iteration += 1
-        self._examples_since += examples if examples is not None else self.batch_size
+        counted = examples if examples is not None else self.batch_size
+        self._examples_since += counted
+        self._examples_total += counted
         if loss is not None:
             # Kept on the device: no synchronisation until progress is sent.
             self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
@@ -317,13 +331,15 @@ class Run:
     def _progress(self, now: float) -> None:
         span = now - self._last_progress
         loss = float(self._loss_sum) / self._loss_count if self._loss_count else None
+        if self._examples_since and span > 0:
+            self._rate = self._examples_since / span
         self._send({"progress": {
             "epoch": self.epochs_done,
             "iteration": self.iteration,
             "batch_loss": loss,
             "learning_rate": steering.learning_rate(self.optimizer),
             "momentum": steering.momentum(self.optimizer),
-            "examples_per_second": self._examples_since / span if self._examples_since and span > 0 else None,
+            "examples_per_second": self._rate,
             "elapsed_seconds": self._train_seconds,
         }})
         self._loss_sum, self._loss_count, self._examples_since = 0.0, 0, 0
@@ -339,6 +355,8 @@ class Run:
         test_loss, test_error = _figures("test", test)
         self.measure()
         self.epochs_done += 1
+        examples, seconds = self._examples_total - self._epoch_start[0], self._train_seconds - self._epoch_start[1]
+        self._epoch_start = (self._examples_total, self._train_seconds)
         event = {"epoch": {
             "epoch": self.epochs_done,
             "iteration": self.iteration,
@@ -350,7 +368,9 @@ class Run:
             "test_error": test_error,
             "learning_rate": steering.learning_rate(self.optimizer),
             "momentum": steering.momentum(self.optimizer),
+            "examples_per_second": examples / seconds if examples and seconds > 0 else None,
             "elapsed_seconds": self._train_seconds,
+            "flags": steering.flags(self.model),
         }}
         self._epoch_events.append((self._latest_layers, event))
         self._send(event)
@@ -381,17 +401,24 @@ class Run:
                     return
                 continue
             ok, message = self._carry_out(command["command"])
-            self._send({"ack": {"id": command["id"], "ok": ok, "message": message, "iteration": self.iteration}})
+            self._send({"ack": dict(self._transformed, id=command["id"], ok=ok, message=message,
+                                    iteration=self.iteration)})
+            self._transformed = {}
             if ok:
-                # A position report: viewers see the new rate and momentum while paused too.
-                self._send({"progress": {
-                    "epoch": self.epochs_done,
-                    "iteration": self.iteration,
-                    "batch_loss": None,
-                    "learning_rate": steering.learning_rate(self.optimizer),
-                    "momentum": steering.momentum(self.optimizer),
-                    "elapsed_seconds": self._train_seconds,
-                }})
+                self._position()
+
+    def _position(self) -> None:
+        """A progress event without a loss: viewers see the rate, momentum and examples/s of
+        now (while paused too, and as the run's last word for its summary)."""
+        self._send({"progress": {
+            "epoch": self.epochs_done,
+            "iteration": self.iteration,
+            "batch_loss": None,
+            "learning_rate": steering.learning_rate(self.optimizer),
+            "momentum": steering.momentum(self.optimizer),
+            "examples_per_second": self._rate,
+            "elapsed_seconds": self._train_seconds,
+        }})
 
     def _carry_out(self, body: Any) -> Tuple[bool, str]:
         """One command: (ok, what was done or why not)."""
@@ -405,11 +432,13 @@ class Run:
         if body == "pause":
             if not self.paused:
                 self.paused = True
+                self._position()  # the state change dated where it happened
                 self._send({"state": "paused"})
             return True, f"paused at iteration {self.iteration}"
         if body == "resume":
             if self.paused:
                 self.paused = False
+                self._position()
                 self._send({"state": "running"})
             return True, "running"
         if body == "step":
@@ -422,11 +451,11 @@ class Run:
         if body == "checkpoint":
             return True, self.save_checkpoint()
         if body == "reestimate":
-            return steering.reestimate(self.model, self.probe_batch)
+            return self._transform(lambda: steering.reestimate(self.model, self.probe_batch))
         if isinstance(body, dict) and len(body) == 1:
             (key, value), = body.items()
             if key == "toggle":
-                return steering.toggle(self.model, str(value))
+                return self._transform(lambda: steering.toggle(self.model, str(value)))
             if optimizer is not None and key == "set_learning_rate":
                 steering.set_learning_rate(optimizer, float(value))
                 return True, f"learning rate → {float(value):g}"
@@ -445,6 +474,19 @@ class Run:
                     return self._apply({"set_momentum": float(text)})
                 return False, f"ltmlp.torch has no live setting {setting}"
         return False, f"ltmlp.torch does not carry out {json.dumps(body)}"
+
+    def _transform(self, change: Callable[[], Tuple[bool, str]]) -> Tuple[bool, str]:
+        """A toggle or re-estimation, with what its answer tells the viewers: the switches
+        after it and the largest change of any output on the probe batch (function-preserving
+        means about 1e-6 in f32, 1e-12 in f64)."""
+        before, _ = self._probe_pass()
+        ok, message = change()
+        if ok:
+            after, _ = self._probe_pass()
+            self._transformed = {"flags": steering.flags(self.model)}
+            if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and before.shape == after.shape:
+                self._transformed["max_output_change"] = float((after - before).abs().max())
+        return ok, message
 
     def save_checkpoint(self, path: Optional[str] = None) -> str:
         """`torch.save` of the model's and the optimizer's state, the epochs done and the
@@ -535,6 +577,10 @@ class Run:
         if not self.link.alive:
             # Either way the folder is completed: a new host records the end.
             self._restart()
+        if self._examples_total and self._train_seconds > 0:
+            # The summary's examples/s is the last progress event's: the whole run's average.
+            self._rate = self._examples_total / self._train_seconds
+            self._position()
         self._closed = True
         atexit.unregister(self._at_exit)
         return self.link.finish({

@@ -153,6 +153,9 @@ pub struct TrainerEpoch {
     pub examples_per_second: Option<f64>,
     #[serde(default)]
     pub elapsed_seconds: Option<f64>,
+    /// Which transformations are on (default: none).
+    #[serde(default)]
+    pub flags: Option<Flags>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -220,6 +223,12 @@ pub struct Ack {
     /// Minibatches done when the command took effect (default: the latest the host heard of).
     #[serde(default)]
     pub iteration: Option<u64>,
+    /// Which transformations are on after a toggle or re-estimation, and the largest change
+    /// of any network output it made (on the trainer's probe batch).
+    #[serde(default)]
+    pub flags: Option<Flags>,
+    #[serde(default)]
+    pub max_output_change: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -500,7 +509,7 @@ impl TrainerEpoch {
             learning_rate: measured("learning_rate", self.learning_rate)?,
             momentum: measured("momentum", self.momentum)?,
             examples_per_second: measured("examples_per_second", self.examples_per_second)?,
-            flags: Flags::NONE,
+            flags: self.flags.unwrap_or(Flags::NONE),
             layers,
             transform_events: Vec::new(),
             r2: None,

@@ -23,7 +23,7 @@ use self::messages::{
 };
 use self::wiring::Wiring;
 use crate::protocol::summary::SummaryBase;
-use crate::protocol::ForeignTrainer;
+use crate::protocol::{ForeignTrainer, TransformCause, TransformEvent};
 use crate::stats::LayerStats;
 use crate::train::{Command, Event, Progress, RunInfo, RunState, Steer, Summary, Tunable};
 
@@ -481,6 +481,26 @@ impl Host {
             (true, true) => "done".into(),
             (false, true) => "refused by the trainer".into(),
         };
+        // A toggle's or re-estimation's switches, for viewers and `ctl status` at once.
+        let cause = match pending.command {
+            Command::Toggle(param) => ack.flags.map(|f| TransformCause::Switch {
+                param,
+                on: f.get(param),
+            }),
+            Command::Reestimate => Some(TransformCause::Manual),
+            _ => None,
+        };
+        if let (true, Some(cause), Some(flags)) = (ack.ok, cause, ack.flags) {
+            self.send(Event::Transform(TransformEvent {
+                iteration: ack.iteration.unwrap_or(self.iteration),
+                cause,
+                flags,
+                max_output_change: ack
+                    .max_output_change
+                    .filter(|x| x.is_finite())
+                    .unwrap_or(f64::NAN),
+            }));
+        }
         if ack.ok {
             if let Command::Set { key, value } = &pending.command {
                 if let Some(t) = self.tunables.iter_mut().find(|t| &t.key == key) {
