@@ -113,6 +113,8 @@ pub struct Trainer<T: Real> {
     pub sample_indices: Vec<usize>,
     /// `ltmlp run --trace FILE`: a line per step (src/train/trace.rs).
     pub trace: Option<super::trace::Trace>,
+    /// Why the trace stopped, for the session to log (the trainer has no event channel).
+    pub trace_failure: Option<String>,
     check_rows: usize,
     check_before: Array2<T>,
     probe_rows: usize,
@@ -260,6 +262,7 @@ impl<T: Real> Trainer<T> {
             sample,
             sample_indices: sample_idx,
             trace: None,
+            trace_failure: None,
             check_rows,
             check_before: Array2::zeros((check_rows, output_dim)),
             probe_rows,
@@ -608,7 +611,7 @@ impl<T: Real> Trainer<T> {
             net: &self.net,
         };
         if let Err(e) = trace.step(step) {
-            crate::headless::warn(&format!("{e}; the trace stops here"));
+            self.trace_failure = Some(format!("{e}; the trace stops here"));
             self.trace = None;
         }
     }

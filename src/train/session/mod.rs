@@ -182,9 +182,11 @@ impl<T: StateKind> Driver<T> {
         let net = Network::<T>::init(exp.topology.clone(), p.train.seed);
         let mut trainer = Trainer::new(&exp.resolved, data, net);
         if let Some(path) = &options.trace {
-            trainer.trace = crate::train::trace::Trace::start_for(path, &exp.resolved, &trainer)
-                .map_err(|e| crate::headless::warn(&format!("{e}; no trace is written")))
-                .ok();
+            // Logged after the first step, once the run has announced itself.
+            match crate::train::trace::Trace::start_for(path, &exp.resolved, &trainer) {
+                Ok(trace) => trainer.trace = Some(trace),
+                Err(e) => trainer.trace_failure = Some(format!("{e}; no trace is written")),
+            }
         }
         let mut early_stop = EarlyStop::new(p.train.patience.or(p.compare.patience));
         let mut clock_seconds = 0.0;
@@ -396,7 +398,12 @@ impl<T: StateKind> Driver<T> {
             self.clock.set_running(true);
         }
         match self.trainer.step() {
-            Ok(loss) => report.add(loss.mean()),
+            Ok(loss) => {
+                report.add(loss.mean());
+                if let Some(failure) = self.trainer.trace_failure.take() {
+                    self.send(Event::Log(failure));
+                }
+            }
             Err(div) => {
                 // The last epoch's record comes first (and may send the run back).
                 if let Some(turn) = self.settled() {
