@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let mut spans = Vec::new();
         let mut used = 0;
         if !app.training() {
-            let text = "training over: q quits ";
+            let text = "training over ";
             used += text.chars().count();
             spans.push(Span::styled(text, Style::default().fg(Color::Cyan)));
         }
