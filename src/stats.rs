@@ -39,7 +39,8 @@ pub struct Range {
 }
 
 impl Range {
-    fn of(values: impl Iterator<Item = f64>) -> Range {
+    /// The smallest and largest of `values` (±∞ inverted when there are none).
+    pub fn of(values: impl Iterator<Item = f64>) -> Range {
         values.fold(
             Range {
                 min: f64::INFINITY,

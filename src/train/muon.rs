@@ -14,7 +14,9 @@ use ndarray::{s, Array2, ArrayView2, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::adam::Scratch;
-use super::optimizer::{follow_velocity, shortcut_scale, FollowRules, Optimize, StepSettings};
+use super::optimizer::{
+    follow_velocity, shortcut_scale, step_vectors, FollowRules, Optimize, StepSettings,
+};
 use crate::net::kernels::matmul;
 use crate::net::{Network, Params, Reparam, Topology, Workspace};
 use crate::preset::OptimizerKind;
@@ -165,21 +167,14 @@ impl<T: Real> Optimize<T> for Muon<T> {
                 *w -= eta * *v;
             });
         }
-        let (eta, mu) = (T::of(settings.rate), T::of(settings.momenta.1));
-        let biases = grads.biases.len();
-        for (i, ((b, v), g)) in net
-            .params
-            .vectors_mut()
-            .zip(self.velocity.vectors_mut())
-            .zip(grads.vectors())
-            .enumerate()
-        {
-            let lambda = if i < biases { lambda } else { T::zero() };
-            Zip::from(b).and(v).and(g).for_each(|b, v, &g| {
-                *v = g + lambda * *b + mu * *v;
-                *b -= eta * *v;
-            });
-        }
+        step_vectors(
+            &mut net.params,
+            &mut self.velocity,
+            &grads,
+            settings.rate,
+            settings.momenta.1,
+            settings.decay,
+        );
         self.grads.0 = Some(grads);
     }
 

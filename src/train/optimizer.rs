@@ -200,6 +200,33 @@ pub fn clear_unit<T: Real>(p: &mut Params<T>, (l, j): (usize, usize)) {
     p.biases[l][j] = T::zero();
 }
 
+/// Heavy-ball SGD on every per-unit vector (the biases, with weight decay, then the
+/// normalised layers' gains and shifts, without): v ← g + λ·b + μ·v, b −= η·v. Shared by
+/// SGD and by Muon, which orthogonalises only the hidden weight matrices.
+pub fn step_vectors<T: Real>(
+    params: &mut Params<T>,
+    velocity: &mut Params<T>,
+    grads: &Params<T>,
+    rate: f64,
+    bias_momentum: f64,
+    decay: f64,
+) {
+    let (eta, mu, decay) = (T::of(rate), T::of(bias_momentum), T::of(decay));
+    let biases = grads.biases.len();
+    for (i, ((b, v), g)) in params
+        .vectors_mut()
+        .zip(velocity.vectors_mut())
+        .zip(grads.vectors())
+        .enumerate()
+    {
+        let lambda = if i < biases { decay } else { T::zero() };
+        Zip::from(b).and(v).and(g).for_each(|b, v, &g| {
+            *v = g + lambda * *b + mu * *v;
+            *b -= eta * *v;
+        });
+    }
+}
+
 /// Momentum buffers, one per parameter.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sgd<T> {
@@ -238,20 +265,14 @@ impl<T: Real> Sgd<T> {
                 *w -= eta * *v;
             });
         }
-        let (eta, mu) = (T::of(rate), T::of(bias_momentum));
-        let biases = grads.biases.len();
-        for (i, ((b, v), g)) in params
-            .vectors_mut()
-            .zip(self.velocity.vectors_mut())
-            .zip(grads.vectors())
-            .enumerate()
-        {
-            let lambda = if i < biases { lambda } else { T::zero() };
-            Zip::from(b).and(v).and(g).for_each(|b, v, &g| {
-                *v = g + lambda * *b + mu * *v;
-                *b -= eta * *v;
-            });
-        }
+        step_vectors(
+            params,
+            &mut self.velocity,
+            grads,
+            rate,
+            bias_momentum,
+            decay,
+        );
     }
 
     /// The same update as [`Sgd::step`] with the gradient formed inside it: after

@@ -422,21 +422,10 @@ pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
     }
 }
 
-/// A float the trainer may leave out (`null`: not measured, NaN) but not send as infinite.
 /// The smallest and largest measured value of a per-unit parameter; `neutral` for a layer
 /// with none measured (an untransformed unit's value).
 fn range_of(values: &[f64], neutral: f64) -> Range {
-    let finite = values.iter().copied().filter(|v| v.is_finite());
-    let range = finite.fold(
-        Range {
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        },
-        |r, v| Range {
-            min: r.min.min(v),
-            max: r.max.max(v),
-        },
-    );
+    let range = Range::of(values.iter().copied().filter(|v| v.is_finite()));
     if range.min.is_finite() {
         range
     } else {
@@ -447,6 +436,7 @@ fn range_of(values: &[f64], neutral: f64) -> Range {
     }
 }
 
+/// A float the trainer may leave out (`null`: not measured, NaN) but not send as infinite.
 fn measured(name: &str, value: Option<f64>) -> Result<f64, String> {
     match value {
         None => Ok(f64::NAN),
